@@ -1,0 +1,47 @@
+# Steward: two commands on a fresh machine with only python3 (3.11+).
+#   make run    install what is needed, upgrade the database, open the console on :8501
+#   make test   install what is needed, then lint, type-check, check layering and run pytest
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.steward-installed
+BENCH_STAMP := $(VENV)/.steward-bench-installed
+PORT   ?= 8501
+
+.PHONY: run test lint typecheck pytest bench worker clean
+
+# The virtual environment is rebuilt only when pyproject.toml changes, so a second call with
+# nothing changed starts in seconds.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	@touch $@
+
+run: $(STAMP)
+	$(BIN)/steward db upgrade
+	$(BIN)/streamlit run console/app.py --server.port $(PORT) --server.headless true
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --config pyproject.toml
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

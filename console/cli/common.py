@@ -1,0 +1,27 @@
+"""Helpers every sub-command shares: opening the configured database, printing JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from storage.engine import check_connection, create_engine
+
+
+class CommandError(Exception):
+    """A one-line error for the person at the terminal (exit status 2)."""
+
+
+def open_engine() -> Engine:
+    """The engine for ``STEWARD_DATABASE_URL``, checked to be reachable."""
+    engine = create_engine()
+    check_connection(engine)
+    return engine
+
+
+def print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, indent=2, sort_keys=True, default=str)
+    sys.stdout.write("\n")

@@ -1,0 +1,134 @@
+"""The audit log as a hash chain: append events, and verify that none was altered or removed.
+
+Each event stores ``prev_hash`` (the previous event's hash) and ``hash``, the SHA-256 of its own
+canonical JSON, which includes ``seq`` and ``prev_hash``. Editing a row breaks its own hash;
+deleting or reordering rows breaks the link to the next one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from storage.models import AuditEvent
+from storage.types import utcnow
+
+GENESIS_HASH = "0" * 64
+_CHAIN_LOCK_KEY = 0x5354455741524401  # PostgreSQL advisory lock that serializes appends
+
+
+def canonical_json(value: Any) -> str:
+    """Deterministic JSON: sorted keys, no spaces, UTF-8 kept as is."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def event_hash(event: AuditEvent) -> str:
+    at = event.at.astimezone(UTC).isoformat(timespec="microseconds")
+    body = {
+        "seq": event.seq,
+        "at": at,
+        "actor": event.actor,
+        "action": event.action,
+        "target_type": event.target_type,
+        "target_id": event.target_id,
+        "payload": event.payload,
+        "prev_hash": event.prev_hash,
+    }
+    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+
+def append_event(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    target_type: str = "",
+    target_id: str | int = "",
+    payload: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> AuditEvent:
+    """Append one event to the chain inside the caller's transaction.
+
+    Appends are serialized (an advisory lock on PostgreSQL; the write transaction's own lock on
+    SQLite), so two workers never link to the same predecessor.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock(_CHAIN_LOCK_KEY)))
+    last = session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(1)).first()
+    # Round-trip the payload through JSON so the stored form is exactly what gets hashed.
+    stored_payload = json.loads(canonical_json(payload or {}))
+    moment = (at or utcnow()).astimezone(UTC)
+    event = AuditEvent(
+        seq=(last.seq + 1) if last else 1,
+        at=moment,
+        actor=actor,
+        action=action,
+        target_type=target_type,
+        target_id=str(target_id),
+        payload=stored_payload,
+        prev_hash=last.hash if last else GENESIS_HASH,
+        hash="",
+    )
+    event.hash = event_hash(event)
+    session.add(event)
+    session.flush()
+    return event
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """Result of verifying the chain: ``ok`` with the count, or the first bad event and why."""
+
+    count: int
+    first_bad_seq: int | None = None
+    first_bad_id: int | None = None
+    problem: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.first_bad_seq is None
+
+
+def verify_chain(session: Session, *, batch_size: int = 5000) -> ChainReport:
+    """Recompute the whole chain in ``seq`` order and report the first broken link."""
+    expected_prev = GENESIS_HASH
+    expected_seq = 1
+    count = 0
+    last_seq = 0
+    while True:
+        batch = session.exec(
+            select(AuditEvent)
+            .where(col(AuditEvent.seq) > last_seq)
+            .order_by(col(AuditEvent.seq))
+            .limit(batch_size)
+        ).all()
+        if not batch:
+            return ChainReport(count=count)
+        for event in batch:
+            problem = ""
+            if event.seq != expected_seq:
+                problem = (
+                    f"expected sequence number {expected_seq}, found {event.seq} "
+                    "(events were deleted)"
+                )
+            elif event.prev_hash != expected_prev:
+                problem = (
+                    "its previous-hash does not match the event before it (deleted or reordered)"
+                )
+            elif event_hash(event) != event.hash:
+                problem = "its content does not match its hash (altered)"
+            if problem:
+                return ChainReport(
+                    count=count, first_bad_seq=event.seq, first_bad_id=event.id, problem=problem
+                )
+            count += 1
+            expected_prev = event.hash
+            expected_seq += 1
+            last_seq = event.seq
+        session.expunge_all()

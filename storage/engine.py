@@ -1,0 +1,162 @@
+"""Engines and transactions: the database URL, per-engine SQLite PRAGMAs, PostgreSQL pooling.
+
+Two kinds of transaction are offered. ``read_session`` is an ordinary deferred transaction.
+``write_session`` is for read-modify-write work: on SQLite it starts with ``BEGIN IMMEDIATE``
+so that two writers queue on the busy timeout instead of one failing with a stale snapshot; on
+PostgreSQL row locks (``FOR UPDATE [SKIP LOCKED]``) do that job.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlmodel import Session
+
+from storage.errors import DatabaseConfigError, DatabaseUnavailableError
+
+URL_VARIABLE = "STEWARD_DATABASE_URL"
+DEFAULT_URL = "sqlite:///data/steward.db"
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+_IMMEDIATE = "steward_immediate"
+
+
+def database_url(environ: dict[str, str] | None = None) -> URL:
+    """The configured database URL, parsed and checked, with SQLite's folder created.
+
+    Raises:
+        DatabaseConfigError: the variable is malformed or names an unsupported database.
+        DatabaseUnavailableError: the SQLite file's folder cannot be created.
+    """
+    env = os.environ if environ is None else environ
+    raw = env.get(URL_VARIABLE, "").strip() or DEFAULT_URL
+    url = parse_url(raw)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        folder = Path(url.database).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseUnavailableError(
+                f"{URL_VARIABLE}: cannot create the folder {str(folder)!r} for the SQLite "
+                f"database ({exc.strerror or exc})."
+            ) from exc
+    return url
+
+
+def parse_url(raw: str) -> URL:
+    """Parse a database URL, mapping PostgreSQL URLs onto the psycopg 3 driver."""
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise DatabaseConfigError(
+            f"{URL_VARIABLE} is not a database URL: {mask_url(raw)!r} "
+            "(expected e.g. sqlite:///data/steward.db or postgresql://user@host/db)."
+        ) from None
+    backend = url.get_backend_name()
+    if backend == "postgresql":
+        if url.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
+            url = url.set(drivername="postgresql+psycopg")
+        if not url.database:
+            raise DatabaseConfigError(f"{URL_VARIABLE} names no PostgreSQL database: {url!r}.")
+    elif backend != "sqlite":
+        raise DatabaseConfigError(
+            f"{URL_VARIABLE} uses {backend!r}; Steward supports sqlite and postgresql."
+        )
+    return url
+
+
+def mask_url(url: URL | str) -> str:
+    """The URL with any password hidden, safe to show or log."""
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable URL>"
+
+
+def create_engine(url: URL | str | None = None, **kwargs: Any) -> Engine:
+    """An engine for ``url`` (default: the configured URL) with Steward's connection settings."""
+    if url is None:
+        url = database_url()
+    elif isinstance(url, str):
+        url = parse_url(url)
+    if url.get_backend_name() == "sqlite":
+        engine = sa.create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
+        )
+        _configure_sqlite(engine)
+    else:
+        options: dict[str, Any] = {
+            "pool_size": 10,
+            "max_overflow": 10,
+            "pool_pre_ping": True,
+            "pool_recycle": 1800,
+            "connect_args": {"connect_timeout": 5, "application_name": "steward"},
+        }
+        options.update(kwargs)
+        engine = sa.create_engine(url, **options)
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """Set PRAGMAs on every connection of *this* engine and take over BEGIN handling."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # pysqlite's own transaction handling would issue BEGIN lazily and defeat both the
+        # PRAGMAs below and BEGIN IMMEDIATE; SQLAlchemy's documented recipe turns it off.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        immediate = connection.get_execution_options().get(_IMMEDIATE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def check_connection(engine: Engine) -> None:
+    """Open one connection, or raise a one-line ``DatabaseUnavailableError``."""
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise DatabaseUnavailableError(
+            f"{URL_VARIABLE}: cannot connect to {mask_url(engine.url)} ({reason})."
+        ) from exc
+
+
+@contextmanager
+def read_session(engine: Engine) -> Iterator[Session]:
+    """A session for reading; rolled back at the end (nothing it does is kept)."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+        finally:
+            session.rollback()
+
+
+@contextmanager
+def write_session(engine: Engine) -> Iterator[Session]:
+    """A session whose work commits together at the end, or not at all on an exception."""
+    bind = engine.execution_options(**{_IMMEDIATE: True})
+    with Session(bind, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise

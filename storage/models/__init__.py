@@ -1,0 +1,48 @@
+"""Steward's schema: one module per area, all tables registered on ``SQLModel.metadata``.
+
+Naming conventions are fixed here so that Alembic (and its SQLite batch mode) can address every
+constraint by a stable name.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import SQLModel
+
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+from storage.models.agents import Agent, AgentVersion, Deployment  # noqa: E402
+from storage.models.audit import AuditEvent  # noqa: E402
+from storage.models.evals import EvalCase, EvalResult, EvalRun, EvalSuite  # noqa: E402
+from storage.models.operations import CircuitBreaker, Worker  # noqa: E402
+from storage.models.people import User  # noqa: E402
+from storage.models.reviews import Review, ReviewDecision  # noqa: E402
+from storage.models.work import Run, Step, Task, ToolCall  # noqa: E402
+
+metadata = SQLModel.metadata
+
+__all__ = [
+    "Agent",
+    "AgentVersion",
+    "AuditEvent",
+    "CircuitBreaker",
+    "Deployment",
+    "EvalCase",
+    "EvalResult",
+    "EvalRun",
+    "EvalSuite",
+    "Review",
+    "ReviewDecision",
+    "Run",
+    "Step",
+    "Task",
+    "ToolCall",
+    "User",
+    "Worker",
+    "metadata",
+]

@@ -1,0 +1,38 @@
+"""Operational state shared by all workers: their heartbeats and each tool's circuit breaker."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel
+
+from storage.enums import CircuitState, ErrorClass
+from storage.types import UTCDateTime, enum_type, utcnow
+
+
+class Worker(SQLModel, table=True):
+    __tablename__ = "workers"
+
+    id: str = Field(primary_key=True, max_length=128)
+    hostname: str = Field(max_length=255)
+    pid: int
+    concurrency: int = Field(default=1)
+    embedded: bool = Field(default=False)
+    runs_processed: int = Field(default=0)
+    started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    heartbeat_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    stopped_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class CircuitBreaker(SQLModel, table=True):
+    """A tool's breaker, stored so every worker fails fast on the same open circuit."""
+
+    __tablename__ = "circuit_breakers"
+
+    tool: str = Field(primary_key=True, max_length=128)
+    state: CircuitState = Field(default=CircuitState.CLOSED, sa_type=enum_type(CircuitState))
+    consecutive_failures: int = Field(default=0)
+    opened_count: int = Field(default=0)
+    opened_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_error_class: ErrorClass | None = Field(default=None, sa_type=enum_type(ErrorClass))
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,0 +1,1 @@
+"""Read queries: each takes the session keyword-only and returns read models or DataFrames."""

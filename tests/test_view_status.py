@@ -1,0 +1,68 @@
+"""The status view: masked URL, schema revision, row counts and worker heartbeats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import URL
+from streamlit.testing.v1 import AppTest
+
+from storage import migrate
+from storage.audit import append_event
+from storage.engine import create_engine, write_session
+from storage.models import Worker
+
+APP = str(Path(__file__).resolve().parents[1] / "console" / "app.py")
+
+
+def _app(monkeypatch: pytest.MonkeyPatch, url: str) -> AppTest:
+    monkeypatch.setenv("STEWARD_DATABASE_URL", url)
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def test_status_of_a_migrated_database(db_url: URL, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = create_engine(db_url)
+    migrate.upgrade(engine)
+    with write_session(engine) as session:
+        for i in range(3):
+            append_event(session, actor="admin", action="user.add", target_id=i)
+        session.add(Worker(id="host:1:abc", hostname="host", pid=1, embedded=True))
+    engine.dispose()
+
+    url = db_url.render_as_string(hide_password=False)
+    if db_url.get_backend_name() == "postgresql":  # trust auth accepts any password
+        url = db_url.set(password="s3cret-pw").render_as_string(hide_password=False)
+    at = _app(monkeypatch, url)
+
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Schema revision"] == migrate.head_revision()
+    assert metrics["Database"] == db_url.get_backend_name()
+    assert not at.warning
+    frames = {next(iter(df.value.columns)): df.value for df in at.dataframe}
+    tables = frames["table"].set_index("table")["rows"].to_dict()
+    assert tables["audit_events"] == 3
+    assert tables["runs"] == 0
+    workers = frames["worker"]
+    assert list(workers["worker"]) == ["host:1:abc"]
+    caption = " ".join(c.value for c in at.caption)
+    assert "s3cret-pw" not in caption
+    if db_url.get_backend_name() == "postgresql":
+        assert "***" in caption
+
+
+def test_status_warns_when_schema_is_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _app(monkeypatch, f"sqlite:///{tmp_path / 'empty.db'}")
+    assert "steward db upgrade" in at.warning[0].value
+    assert at.info[0].value == "No worker has reported a heartbeat."
+
+
+def test_status_explains_a_bad_url_in_one_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
+    at = _app(monkeypatch, "oracle://x@y/z")
+    assert len(at.error) == 1
+    assert "STEWARD_DATABASE_URL" in at.error[0].value
