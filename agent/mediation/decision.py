@@ -1,0 +1,83 @@
+"""The outcome of one mediation stage or of the whole gate, built by named constructors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from storage.enums import ErrorClass
+
+
+class Effect(StrEnum):
+    """Policy effects, ordered from least to most restrictive."""
+
+    ALLOW = "allow"
+    ESCALATE = "escalate"
+    DENY = "deny"
+
+    @property
+    def severity(self) -> int:
+        return _SEVERITY[self]
+
+
+_SEVERITY = {Effect.ALLOW: 0, Effect.ESCALATE: 1, Effect.DENY: 2}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """allow | escalate | deny, with the rule that decided, its reason and what follows.
+
+    ``error_class`` classifies a deny (``out_of_scope``, ``invalid_arguments``,
+    ``policy_denied``, ``rate_limited``, ``circuit_open``). ``override_roles`` names who may
+    override a policy deny (empty: absolute). ``sla_minutes`` and ``on_expiry`` govern the review
+    an escalation creates.
+    """
+
+    effect: Effect
+    rule_id: str | None = None
+    reason: str = ""
+    error_class: ErrorClass | None = None
+    override_roles: tuple[str, ...] = ()
+    sla_minutes: float | None = None
+    on_expiry: str = "reject"
+    max_tier: int = 1
+    stage: str = "policy"
+    details: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def allow(cls, rule_id: str | None = None, reason: str = "", *, stage: str = "policy") -> Decision:
+        return cls(Effect.ALLOW, rule_id, reason, stage=stage)
+
+    @classmethod
+    def escalate(
+        cls,
+        rule_id: str,
+        reason: str,
+        *,
+        sla_minutes: float | None = None,
+        on_expiry: str = "reject",
+        max_tier: int = 1,
+    ) -> Decision:
+        return cls(
+            Effect.ESCALATE, rule_id, reason, sla_minutes=sla_minutes, on_expiry=on_expiry,
+            max_tier=max_tier,
+        )
+
+    @classmethod
+    def deny(
+        cls,
+        rule_id: str | None,
+        reason: str,
+        *,
+        error_class: ErrorClass = ErrorClass.POLICY_DENIED,
+        override_roles: tuple[str, ...] = (),
+        stage: str = "policy",
+    ) -> Decision:
+        return cls(
+            Effect.DENY, rule_id, reason, error_class=error_class, override_roles=override_roles,
+            stage=stage,
+        )
+
+    @property
+    def allowed(self) -> bool:
+        return self.effect is Effect.ALLOW

@@ -1,0 +1,336 @@
+"""An agent version as code: the JSON Schema of its YAML document and the typed model of it.
+
+``agent.versions`` loads YAML (with line numbers for errors), validates it against
+``VERSION_SCHEMA``, compiles its policy, and stores it; everything else reads a ``VersionSpec``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.mediation.decision import Effect
+from storage.enums import SideEffect
+
+_EFFECTS = [e.value for e in Effect]
+_ROLES = ["operator", "manager", "engineer", "admin"]
+_NAME = {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_.-]{0,127}$"}
+
+VERSION_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "Steward agent version",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["planner", "tools", "policy"],
+    "properties": {
+        "description": {"type": "string"},
+        "planner": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["kind"],
+            "properties": {
+                "kind": {"enum": ["playbook", "scripted", "chat"]},
+                "model": {"type": "string"},
+                "prompt": {"type": "string"},
+                "system_prompt": {"type": "string"},
+                "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+                "seed": {"type": "integer"},
+                "noise": {"type": "number", "minimum": 0, "maximum": 1},
+                "max_tokens": {"type": "integer", "minimum": 1},
+                "base_url": {"type": "string"},
+                "api_key_env": {"type": "string", "pattern": "^[A-Z_][A-Z0-9_]*$"},
+                "playbooks": {"type": "array", "items": {"type": "object"}},
+                "script": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+        "tools": {"type": "array", "items": _NAME, "uniqueItems": True},
+        "http_tools": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name", "method", "url", "args_schema"],
+                "properties": {
+                    "name": _NAME,
+                    "description": {"type": "string"},
+                    "method": {"enum": ["GET", "POST", "PUT", "PATCH", "DELETE"]},
+                    "url": {"type": "string", "minLength": 1},
+                    "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "query": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "body": {"enum": ["args", "none"]},
+                    "timeout_s": {"type": "number", "exclusiveMinimum": 0},
+                    "args_schema": {"type": "object"},
+                    "result_schema": {"type": "object"},
+                    "side_effect": {"enum": [s.value for s in SideEffect]},
+                    "idempotent": {"type": "boolean"},
+                    "data_sources": {"type": "array", "items": {"type": "string"}},
+                    "compensating_tool": {"type": "string"},
+                },
+            },
+        },
+        "data_sources": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
+        "policy": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["default"],
+            "properties": {
+                "default": {"enum": _EFFECTS},
+                "facts": {"type": "array", "items": _NAME, "uniqueItems": True},
+                "rules": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["id", "effect", "reason"],
+                        "properties": {
+                            "id": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
+                            "tool": {"type": "string", "minLength": 1},
+                            "when": {"type": "string", "minLength": 1},
+                            "effect": {"enum": _EFFECTS},
+                            "reason": {"type": "string", "minLength": 1},
+                            "sla_minutes": {"type": "number", "exclusiveMinimum": 0},
+                            "on_expiry": {"enum": ["reject", "escalate"]},
+                            "max_tier": {"type": "integer", "minimum": 1, "maximum": 5},
+                            "override_roles": {
+                                "type": "array", "items": {"enum": _ROLES}, "uniqueItems": True,
+                            },
+                        },
+                    },
+                },
+            },
+        },
+        "rate_limits": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["tool", "limit"],
+                "properties": {
+                    "tool": {"type": "string", "minLength": 1},
+                    "limit": {"type": "string", "minLength": 3},
+                },
+            },
+        },
+        "budgets": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "max_steps": {"type": "integer", "minimum": 1},
+                "max_planner_turns": {"type": "integer", "minimum": 1},
+                "run_deadline_s": {"type": "number", "exclusiveMinimum": 0},
+                "call_timeout_s": {"type": "number", "exclusiveMinimum": 0},
+                "max_denials": {"type": "integer", "minimum": 0},
+                "max_rejections": {"type": "integer", "minimum": 0},
+                "max_consecutive_failures": {"type": "integer", "minimum": 1},
+            },
+        },
+        "retries": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "max_attempts": {"type": "integer", "minimum": 1, "maximum": 10},
+                "initial_backoff_s": {"type": "number", "minimum": 0},
+                "max_backoff_s": {"type": "number", "minimum": 0},
+                "jitter_s": {"type": "number", "minimum": 0},
+            },
+        },
+        "circuit_breaker": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "failure_threshold": {"type": "integer", "minimum": 1},
+                "reset_after_s": {"type": "number", "exclusiveMinimum": 0},
+            },
+        },
+        "output": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "schema": {"type": "object"},
+                "checks": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["id", "expr", "message"],
+                        "properties": {
+                            "id": {"type": "string"},
+                            "expr": {"type": "string"},
+                            "message": {"type": "string"},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+@dataclass(frozen=True)
+class PlannerSpec:
+    kind: str
+    model: str = ""
+    prompt: str = ""
+    system_prompt: str = ""
+    temperature: float = 0.0
+    seed: int = 0
+    noise: float = 0.0
+    max_tokens: int | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    playbooks: tuple[Mapping[str, Any], ...] = ()
+    script: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class PolicyRuleSpec:
+    id: str
+    effect: Effect
+    reason: str
+    tool: str = "*"
+    when: str = "true"
+    sla_minutes: float | None = None
+    on_expiry: str = "reject"
+    max_tier: int = 1
+    override_roles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    default: Effect
+    rules: tuple[PolicyRuleSpec, ...] = ()
+    facts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RateLimitSpec:
+    tool: str
+    limit: str
+
+
+@dataclass(frozen=True)
+class BudgetSpec:
+    max_steps: int = 60
+    max_planner_turns: int = 20
+    run_deadline_s: float = 300.0
+    call_timeout_s: float = 10.0
+    max_denials: int = 3
+    max_rejections: int = 3
+    max_consecutive_failures: int = 3
+
+
+@dataclass(frozen=True)
+class RetrySpec:
+    max_attempts: int = 3
+    initial_backoff_s: float = 0.05
+    max_backoff_s: float = 2.0
+    jitter_s: float = 0.05
+
+
+@dataclass(frozen=True)
+class CircuitSpec:
+    failure_threshold: int = 5
+    reset_after_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class OutputCheck:
+    id: str
+    expr: str
+    message: str
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "object"})
+    checks: tuple[OutputCheck, ...] = ()
+
+
+@dataclass(frozen=True)
+class HttpToolDef:
+    name: str
+    method: str
+    url: str
+    args_schema: Mapping[str, Any]
+    description: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] = field(default_factory=dict)
+    body: str | None = None
+    timeout_s: float | None = None
+    result_schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "object"})
+    side_effect: SideEffect = SideEffect.READ
+    idempotent: bool = True
+    data_sources: tuple[str, ...] = ()
+    compensating_tool: str | None = None
+
+
+@dataclass(frozen=True)
+class VersionSpec:
+    """A validated version document. Build it with ``VersionSpec.from_document``."""
+
+    planner: PlannerSpec
+    tools: tuple[str, ...]
+    policy: PolicySpec
+    description: str = ""
+    http_tools: tuple[HttpToolDef, ...] = ()
+    data_sources: tuple[str, ...] = ()
+    rate_limits: tuple[RateLimitSpec, ...] = ()
+    budgets: BudgetSpec = field(default_factory=BudgetSpec)
+    retries: RetrySpec = field(default_factory=RetrySpec)
+    circuit_breaker: CircuitSpec = field(default_factory=CircuitSpec)
+    output: OutputSpec = field(default_factory=OutputSpec)
+
+    @property
+    def tool_names(self) -> tuple[str, ...]:
+        """Every tool in scope: registered ones and this version's own HTTP tools."""
+        return self.tools + tuple(t.name for t in self.http_tools if t.name not in self.tools)
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> VersionSpec:
+        """Build from a document that already passed ``VERSION_SCHEMA``."""
+        planner = dict(doc["planner"])
+        policy = doc["policy"]
+        output = doc.get("output", {})
+        return cls(
+            description=doc.get("description", ""),
+            planner=PlannerSpec(
+                **{k: v for k, v in planner.items() if k not in ("playbooks", "script")},
+                playbooks=tuple(planner.get("playbooks", ())),
+                script=tuple(planner.get("script", ())),
+            ),
+            tools=tuple(doc["tools"]),
+            http_tools=tuple(
+                HttpToolDef(
+                    **{
+                        **t,
+                        "side_effect": SideEffect(t.get("side_effect", "read")),
+                        "data_sources": tuple(t.get("data_sources", ())),
+                    }
+                )
+                for t in doc.get("http_tools", ())
+            ),
+            data_sources=tuple(doc.get("data_sources", ())),
+            policy=PolicySpec(
+                default=Effect(policy["default"]),
+                facts=tuple(policy.get("facts", ())),
+                rules=tuple(
+                    PolicyRuleSpec(
+                        **{
+                            **r,
+                            "effect": Effect(r["effect"]),
+                            "override_roles": tuple(r.get("override_roles", ())),
+                        }
+                    )
+                    for r in policy.get("rules", ())
+                ),
+            ),
+            rate_limits=tuple(RateLimitSpec(**r) for r in doc.get("rate_limits", ())),
+            budgets=BudgetSpec(**doc.get("budgets", {})),
+            retries=RetrySpec(**doc.get("retries", {})),
+            circuit_breaker=CircuitSpec(**doc.get("circuit_breaker", {})),
+            output=OutputSpec(
+                schema=output.get("schema", {"type": "object"}),
+                checks=tuple(OutputCheck(**c) for c in output.get("checks", ())),
+            ),
+        )

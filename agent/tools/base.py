@@ -1,0 +1,74 @@
+"""The one tool interface shared by Python tools and declarative HTTP tools.
+
+A tool is a ``ToolSpec`` (what the mediation layer needs to govern it) plus ``call``. Tools
+never see policy: by the time ``call`` runs, the call was scoped, validated and authorized.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from sqlalchemy.engine import Engine
+
+from storage.enums import SideEffect
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """What a tool is, for the planner (description, argument schema) and for governance."""
+
+    name: str
+    description: str
+    args_schema: Mapping[str, Any]
+    result_schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "object"})
+    side_effect: SideEffect = SideEffect.READ
+    idempotent: bool = True
+    data_sources: tuple[str, ...] = ()
+    compensating_tool: str | None = None
+
+    @property
+    def has_side_effects(self) -> bool:
+        return self.side_effect is not SideEffect.READ
+
+    def function_definition(self) -> dict[str, Any]:
+        """The OpenAI-style function definition a chat planner sends to a model."""
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": dict(self.args_schema),
+            },
+        }
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """What the executor hands a tool for one attempt of one call.
+
+    Attributes:
+        run_id: the run the call belongs to.
+        idempotency_key: stable across retries and restarts; side-effecting tools that claim to
+            be idempotent must use it to make a repeated call a no-op.
+        timeout_s: the time bound for this attempt.
+        engine: the database, for tools backed by a system of record in it.
+        attempt: 1 for the first attempt, 2 for the first retry, ...
+    """
+
+    run_id: int
+    idempotency_key: str
+    timeout_s: float
+    engine: Engine
+    attempt: int = 1
+
+
+@runtime_checkable
+class Tool(Protocol):
+    """A callable capability. Raise ``agent.errors.ToolError`` (or ``ToolTimeout``) to fail."""
+
+    @property
+    def spec(self) -> ToolSpec: ...
+
+    def call(self, args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]: ...
