@@ -141,12 +141,10 @@ def check_connection(engine: Engine) -> None:
 
 @contextmanager
 def read_session(engine: Engine) -> Iterator[Session]:
-    """A session for reading; rolled back at the end (nothing it does is kept)."""
+    """A session for reading. Closing it ends the transaction without keeping anything and
+    detaches the loaded rows with their values intact (a rollback would expire them)."""
     with Session(engine, expire_on_commit=False) as session:
-        try:
-            yield session
-        finally:
-            session.rollback()
+        yield session
 
 
 @contextmanager

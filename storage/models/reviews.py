@@ -34,6 +34,7 @@ class Review(SQLModel, table=True):
     step_id: int | None = Field(default=None, foreign_key="steps.id")
     kind: ReviewKind = Field(sa_type=enum_type(ReviewKind))
     status: ReviewStatus = Field(sa_type=enum_type(ReviewStatus))
+    call_id: str | None = Field(default=None, max_length=64)
     tool: str | None = Field(default=None, max_length=128)
     args: dict[str, Any] | None = Field(default=None, sa_type=JSONDoc)
     args_hash: str | None = Field(default=None, max_length=64)

@@ -1,0 +1,148 @@
+"""The execution layer: one call of one tool, time-bounded, retried only when that is safe.
+
+A call is retried (with exponential backoff and jitter, by tenacity) only when the error is
+retryable *and* a repeat cannot do harm: the tool reads, or it is idempotent (it receives the
+same idempotency key on every attempt). Each attempt is reported for the trace.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from agent.errors import ToolError, ToolTimeout
+from agent.spec import RetrySpec
+from agent.tools.base import Tool, ToolContext
+from storage.enums import ErrorClass
+
+# Python tools cannot be interrupted; a call that outlives its timeout keeps its thread until it
+# returns. The pool is large so that a few hung calls do not starve the others; tools should
+# bound their own waits (HTTP tools do, through httpx timeouts).
+_POOL_SIZE = 64
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+
+
+def _executor_pool() -> ThreadPoolExecutor:
+    global _pool  # noqa: PLW0603 - one lazily created pool per process
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=_POOL_SIZE, thread_name_prefix="steward-tool")
+        return _pool
+
+
+@dataclass(frozen=True)
+class Attempt:
+    number: int
+    started_at: float  # time.time()
+    duration_ms: float
+    error_class: ErrorClass | None = None
+    error: str | None = None
+
+
+@dataclass
+class Execution:
+    """The outcome of a call after all attempts: a result, or the last classified error."""
+
+    result: dict[str, Any] | None = None
+    error_class: ErrorClass | None = None
+    error: str | None = None
+    retryable: bool = False
+    attempts: list[Attempt] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error_class is None
+
+    @property
+    def duration_ms(self) -> float:
+        return sum(a.duration_ms for a in self.attempts)
+
+
+def call_with_timeout(
+    tool: Tool, args: Mapping[str, Any], ctx: ToolContext, *, inline: bool = False
+) -> dict[str, Any]:
+    """One attempt. ``inline`` runs in this thread (for tools that bound their own time)."""
+    if inline:
+        return tool.call(args, ctx)
+    future = _executor_pool().submit(tool.call, args, ctx)
+    try:
+        return future.result(timeout=ctx.timeout_s)
+    except FutureTimeout:
+        future.cancel()
+        raise ToolTimeout(
+            f"{tool.spec.name} did not answer within {ctx.timeout_s:g} s"
+        ) from None
+
+
+def execute(
+    tool: Tool,
+    args: Mapping[str, Any],
+    *,
+    run_id: int,
+    idempotency_key: str,
+    timeout_s: float,
+    retries: RetrySpec,
+    engine: Engine,
+    inline: bool = False,
+) -> Execution:
+    """Run ``tool`` with retries where safe; never raises for tool failures."""
+    execution = Execution()
+    can_repeat = tool.spec.idempotent or not tool.spec.has_side_effects
+
+    def attempt_once(state: RetryCallState | None = None) -> dict[str, Any]:
+        number = len(execution.attempts) + 1
+        ctx = ToolContext(run_id=run_id, idempotency_key=idempotency_key, timeout_s=timeout_s,
+                          engine=engine, attempt=number)
+        started = time.time()
+        clock = time.perf_counter()
+        try:
+            result = call_with_timeout(tool, args, ctx, inline=inline)
+        except ToolError as exc:
+            execution.attempts.append(Attempt(number, started, _ms(clock), exc.error_class,
+                                              str(exc)))
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug in a tool is a classified tool_error
+            execution.attempts.append(Attempt(number, started, _ms(clock), ErrorClass.TOOL_ERROR,
+                                              f"{type(exc).__name__}: {exc}"))
+            raise ToolError(f"{tool.spec.name} raised {type(exc).__name__}: {exc}") from exc
+        if not isinstance(result, dict):
+            execution.attempts.append(Attempt(number, started, _ms(clock), ErrorClass.TOOL_ERROR,
+                                              "result is not an object"))
+            raise ToolError(f"{tool.spec.name} returned {type(result).__name__}, not an object")
+        execution.attempts.append(Attempt(number, started, _ms(clock)))
+        return result
+
+    retrying = Retrying(
+        stop=stop_after_attempt(retries.max_attempts if can_repeat else 1),
+        wait=wait_exponential_jitter(
+            multiplier=retries.initial_backoff_s, max=retries.max_backoff_s, jitter=retries.jitter_s
+        ),
+        retry=retry_if_exception(lambda exc: isinstance(exc, ToolError) and exc.retryable),
+        reraise=True,
+    )
+    try:
+        execution.result = retrying(attempt_once)
+    except ToolError as exc:
+        execution.error_class = exc.error_class
+        execution.error = str(exc)
+        execution.retryable = exc.retryable
+    return execution
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0

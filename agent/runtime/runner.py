@@ -1,0 +1,354 @@
+"""The run loop of DESIGN.md: plan, mediate, execute or escalate, observe, until a final answer.
+
+``RunProcessor.process`` works on one claimed run until it finishes, parks for a person, or
+loses its lease. Everything it does is a step in the trace and every write is fenced by the
+lease, so a worker killed at any instant loses nothing: another one picks the run up.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from agent.errors import LeaseLost
+from agent.mediation.decision import Effect
+from agent.planning.base import Observation, Proposal, ProposedCall, RunContext, Turn
+from agent.runtime import calls
+from agent.runtime.bundle import VersionBundle, load_bundle
+from agent.runtime.records import proposal_to_json, rebuild_history, redact
+from agent.runtime.state import Claim, RunSession, RunState
+from agent.tools.registry import ToolRegistry
+from storage.engine import read_session
+from storage.enums import (
+    ErrorClass,
+    ReviewKind,
+    ReviewStatus,
+    RunStatus,
+    StepKind,
+    StepStatus,
+    TaskStatus,
+    ToolCallStatus,
+)
+from storage.models import Review, Run, Step, Task, ToolCall
+from storage.types import utcnow
+
+log = logging.getLogger(__name__)
+
+_TASK_STATUS = {
+    RunStatus.SUCCEEDED: TaskStatus.SUCCEEDED,
+    RunStatus.FAILED: TaskStatus.FAILED,
+    RunStatus.ESCALATED: TaskStatus.ESCALATED,
+    RunStatus.CANCELLED: TaskStatus.CANCELLED,
+    RunStatus.WAITING_REVIEW: TaskStatus.WAITING_REVIEW,
+}
+
+
+class RunProcessor:
+    """Drives claimed runs. One instance may serve many threads; state lives per call."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        registry: ToolRegistry | None = None,
+        lease_s: float = 30.0,
+        inline_tools: bool = False,
+    ) -> None:
+        self.engine = engine
+        self.registry = registry
+        self.lease_s = lease_s
+        self.inline_tools = inline_tools
+
+    def process(self, claim: Claim) -> RunStatus:
+        """Advance the run until it finishes or waits; returns the status it was left in."""
+        try:
+            state = self._load(claim)
+            bundle = load_bundle(self.engine, state.version_id, self.registry)
+            run = RunSession(self.engine, state, self.lease_s)
+            return _Loop(self, bundle, run).drive()
+        except LeaseLost as exc:
+            log.warning("%s", exc)
+            return RunStatus.RUNNING
+
+    def _load(self, claim: Claim) -> RunState:
+        with read_session(self.engine) as session:
+            row = session.get(Run, claim.run_id)
+            if row is None or row.lease_owner != claim.owner or row.claims != claim.claim_no:
+                raise LeaseLost(f"run {claim.run_id} is not held by {claim.owner}")
+            task = session.get(Task, row.task_id)
+            steps = session.exec(
+                select(Step).where(col(Step.run_id) == claim.run_id).order_by(col(Step.seq))
+            ).all()
+            succeeded = session.exec(
+                select(ToolCall)
+                .where(col(ToolCall.run_id) == claim.run_id)
+                .where(col(ToolCall.status) == ToolCallStatus.SUCCEEDED)
+            ).all()
+        state = RunState(
+            claim=claim, task_id=row.task_id, agent_id=row.agent_id, version_id=row.version_id,
+            task=dict(task.input) if task else {}, step_count=row.step_count,
+            planner_turns=row.planner_turns, denial_count=row.denial_count,
+            rejection_count=row.rejection_count, consecutive_failures=row.consecutive_failures,
+            agent_time_ms=row.agent_time_ms, tokens_in=row.tokens_in, tokens_out=row.tokens_out,
+            cost_usd=row.cost_usd,
+            root_step_id=next((s.id for s in steps if s.kind is StepKind.INVOKE_AGENT), None),
+            history=rebuild_history(steps),
+        )
+        for ledger in succeeded:
+            state.count_success(ledger.tool, ledger.args)
+        return state
+
+
+class _Loop:
+    def __init__(self, processor: RunProcessor, bundle: VersionBundle, run: RunSession) -> None:
+        self.p = processor
+        self.bundle = bundle
+        self.run = run
+        self.state = run.state
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def drive(self) -> RunStatus:
+        if self.state.root_step_id is None:
+            self._start()
+        stopped = calls.recover_in_flight(self) or calls.apply_decisions(self)
+        if stopped is not None:
+            return stopped
+        while True:
+            if self._has_open_reviews():
+                return self.park()
+            exhausted = self._exhausted_budget()
+            if exhausted:
+                return self.finish(RunStatus.ESCALATED, ErrorClass.BUDGET_EXHAUSTED, exhausted)
+            pending = self._unobserved_calls()
+            if pending:
+                for call in pending:
+                    calls.process_call(self, call)
+                continue
+            proposal = self._plan()
+            if proposal.final_answer is not None:
+                return self._finalize(dict(proposal.final_answer))
+            for call in proposal.calls:
+                calls.process_call(self, call)
+
+    def _start(self) -> None:
+        now = utcnow()
+        root = self.run.step(
+            StepKind.INVOKE_AGENT, self.bundle.agent_name, StepStatus.RUNNING,
+            input=redact({"task": self.state.task}),
+            attributes={"agent": self.bundle.agent_name, "version": self.bundle.version_number,
+                        "version_id": self.bundle.version_id},
+        )
+        self.run.commit(started_at=now)
+        self.state.root_step_id = root.id
+
+    def _has_open_reviews(self) -> bool:
+        with read_session(self.p.engine) as session:
+            return session.exec(
+                select(Review.id)
+                .where(col(Review.run_id) == self.state.run_id)
+                .where(col(Review.status).in_([ReviewStatus.PENDING, ReviewStatus.BLOCKED]))
+                .limit(1)
+            ).first() is not None
+
+    def _exhausted_budget(self) -> str | None:
+        budgets = self.bundle.spec.budgets
+        s = self.state
+        if s.step_count >= budgets.max_steps:
+            return f"the run used its {budgets.max_steps} steps"
+        if s.planner_turns >= budgets.max_planner_turns:
+            return f"the planner used its {budgets.max_planner_turns} turns"
+        if s.elapsed_agent_ms() > budgets.run_deadline_s * 1000:
+            return f"the run passed its {budgets.run_deadline_s:g} s deadline"
+        if s.denial_count > budgets.max_denials:
+            return f"{s.denial_count} calls were denied (budget {budgets.max_denials})"
+        if s.rejection_count > budgets.max_rejections:
+            return f"{s.rejection_count} calls were rejected (budget {budgets.max_rejections})"
+        if s.consecutive_failures >= budgets.max_consecutive_failures:
+            return f"{s.consecutive_failures} failures in a row (budget " \
+                   f"{budgets.max_consecutive_failures})"
+        return None
+
+    def _unobserved_calls(self) -> list[ProposedCall]:
+        """Calls of the last turn with neither an observation nor a review (a crash gap)."""
+        if not self.state.history:
+            return []
+        last = self.state.history[-1]
+        seen = {o.call_id for o in last.observations}
+        todo = [c for c in last.proposal.calls if c.call_id not in seen]
+        if not todo:
+            return []
+        with read_session(self.p.engine) as session:
+            reviewed = set(session.exec(
+                select(Review.call_id).where(col(Review.run_id) == self.state.run_id)
+            ).all())
+        return [c for c in todo if c.call_id not in reviewed]
+
+    def context(self) -> RunContext:
+        return RunContext(
+            run_id=self.state.run_id, task_id=self.state.task_id, agent=self.bundle.agent_name,
+            task=self.state.task, tools=list(self.bundle.tool_specs.values()),
+            history=tuple(self.state.history),
+            planner_config={"version": self.bundle.version_number},
+        )
+
+    def _plan(self) -> Proposal:
+        started = utcnow()
+        try:
+            proposal = self.bundle.planner.propose(self.context())
+        except Exception as exc:  # noqa: BLE001 - a planner bug must not kill the worker
+            log.exception("planner of run %s failed", self.state.run_id)
+            proposal = Proposal.failed(f"the planner raised {type(exc).__name__}: {exc}")
+        ended = utcnow()
+        self.state.planner_turns += 1
+        usage = proposal.usage
+        if usage is not None:
+            self.state.tokens_in += usage.prompt_tokens
+            self.state.tokens_out += usage.completion_tokens
+        failed = proposal.error is not None or (
+            proposal.final_answer is None and not proposal.calls
+        )
+        if failed:
+            self.state.consecutive_failures += 1
+            if proposal.error is None:
+                proposal = Proposal.failed("the planner proposed neither calls nor an answer")
+        self.run.step(
+            StepKind.PROPOSAL, self.bundle.spec.planner.kind,
+            StepStatus.ERROR if failed else StepStatus.OK,
+            error_class=ErrorClass.PLANNER_ERROR if failed else None,
+            input={"turn": self.state.planner_turns},
+            output=proposal_to_json(proposal),
+            attributes={"model": usage.model if usage else self.bundle.spec.planner.model,
+                        "prompt_tokens": usage.prompt_tokens if usage else 0,
+                        "completion_tokens": usage.completion_tokens if usage else 0},
+            started_at=started, ended_at=ended,
+            duration_ms=(ended - started).total_seconds() * 1000,
+        )
+        self.run.commit()
+        self.state.history.append(Turn(proposal))
+        return proposal
+
+    def observe(self, observation: Observation) -> None:
+        """Queue an observation step and add it to the in-memory history."""
+        from agent.runtime.records import observation_to_json
+
+        self.run.step(
+            StepKind.OBSERVATION, observation.tool,
+            StepStatus.OK if observation.status == "ok" else StepStatus.ERROR,
+            call_id=observation.call_id, error_class=observation.error_class,
+            output=observation_to_json(observation),
+        )
+        for index in range(len(self.state.history) - 1, -1, -1):
+            turn = self.state.history[index]
+            if any(c.call_id == observation.call_id for c in turn.proposal.calls):
+                self.state.history[index] = Turn(turn.proposal, (*turn.observations, observation))
+                break
+
+    # -- endings ----------------------------------------------------------------------------
+
+    def _finalize(self, answer: dict[str, Any]) -> RunStatus:
+        problems = [
+            f"{'/'.join(str(p) for p in e.absolute_path) or 'output'}: {e.message}"
+            for e in self.bundle.output_validator.iter_errors(answer)
+        ]
+        if not problems:
+            problems = self.bundle.output_checks.failures(answer, self.state.task)
+        self.run.step(
+            StepKind.FINAL_OUTPUT, "output contract",
+            StepStatus.ERROR if problems else StepStatus.OK,
+            error_class=ErrorClass.OUTPUT_INVALID if problems else None,
+            output={"answer": redact(answer), "problems": problems},
+        )
+        if not problems:
+            return self.finish(RunStatus.SUCCEEDED, output=answer)
+
+        def add_review(session: Session) -> None:
+            session.add(self.new_review(
+                kind=ReviewKind.OUTPUT_INVALID, status=ReviewStatus.PENDING, call_id=None,
+                tool=None, args=answer, rule_id="output-contract",
+                reason="The final answer does not meet the output contract: "
+                + "; ".join(problems), sla_minutes=60,
+            ))
+
+        self.run.commit(add_review)
+        return self.park()
+
+    def new_review(
+        self,
+        *,
+        kind: ReviewKind,
+        status: ReviewStatus,
+        call_id: str | None,
+        tool: str | None,
+        args: Any,
+        rule_id: str | None,
+        reason: str,
+        sla_minutes: float | None,
+        override_roles: tuple[str, ...] = (),
+        risk: int = 0,
+        tier: int = 1,
+    ) -> Review:
+        from agent.runtime.records import args_hash
+
+        stored = redact(args) if args is not None else None
+        return Review(
+            run_id=self.state.run_id, agent_id=self.state.agent_id,
+            version_id=self.state.version_id, kind=kind, status=status, call_id=call_id,
+            tool=tool, args=stored, args_hash=args_hash(stored) if stored is not None else None,
+            policy_hash=self.bundle.policy.hash, rule_id=rule_id, reason=reason[:2000],
+            risk=risk, tier=tier, override_roles=list(override_roles),
+            sla_due_at=utcnow() + timedelta(minutes=sla_minutes or 60),
+        )
+
+    def park(self) -> RunStatus:
+        """Wait for people: release the lease; the run is claimable again once they decide."""
+        self.run.commit(
+            lambda session: _set_task(session, self.state.task_id, TaskStatus.WAITING_REVIEW),
+            status=RunStatus.WAITING_REVIEW, lease_owner=None, lease_expires_at=None,
+        )
+        return RunStatus.WAITING_REVIEW
+
+    def finish(
+        self,
+        status: RunStatus,
+        error_class: ErrorClass | None = None,
+        message: str | None = None,
+        *,
+        output: dict[str, Any] | None = None,
+    ) -> RunStatus:
+        now = utcnow()
+        root_id = self.state.root_step_id
+
+        def close(session: Session) -> None:
+            _set_task(session, self.state.task_id, _TASK_STATUS[status])
+            root = session.get(Step, root_id) if root_id else None
+            if root is not None:
+                root.status = StepStatus.OK if status is RunStatus.SUCCEEDED else StepStatus.ERROR
+                root.error_class = error_class
+                root.ended_at = now
+                root.duration_ms = self.state.elapsed_agent_ms()
+                root.output = {"status": status.value, "message": message}
+                session.add(root)
+
+        self.run.commit(
+            close, status=status, error_class=error_class, error_message=message,
+            output=redact(output) if output is not None else None, finished_at=now,
+            lease_owner=None, lease_expires_at=None,
+        )
+        return status
+
+    def decision_effect_status(self, effect: Effect) -> StepStatus:
+        return {Effect.ALLOW: StepStatus.OK, Effect.ESCALATE: StepStatus.ESCALATED,
+                Effect.DENY: StepStatus.DENIED}[effect]
+
+
+def _set_task(session: Session, task_id: int, status: TaskStatus) -> None:
+    task = session.get(Task, task_id)
+    if task is not None:
+        task.status = status
+        task.updated_at = utcnow()
+        session.add(task)

@@ -1,0 +1,179 @@
+"""The worker: an APScheduler process that claims work under leases and drives runs.
+
+Jobs: ``dispatch`` (claim ready runs and queued tasks up to the concurrency), ``heartbeat``
+(extend the leases of runs in progress, report liveness), ``expire`` (reviews past their SLA)
+and ``release`` (runs whose worker stopped heart-beating become claimable). The same class runs
+as ``steward worker`` or embedded in the console process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from apscheduler.executors.pool import ThreadPoolExecutor as JobExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.engine import Engine
+
+from agent.reviews import expire_overdue
+from agent.runtime.claims import (
+    claim_next,
+    extend_leases,
+    has_ready_work,
+    release_expired_leases,
+)
+from agent.runtime.runner import RunProcessor
+from agent.runtime.state import Claim
+from agent.tools.registry import ToolRegistry
+from storage.engine import write_session
+from storage.models import Worker as WorkerRow
+from storage.types import utcnow
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    """Claims and processes runs on ``concurrency`` threads until stopped or drained."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        concurrency: int = 2,
+        lease_s: float = 30.0,
+        poll_s: float = 0.25,
+        heartbeat_s: float | None = None,
+        embedded: bool = False,
+        registry: ToolRegistry | None = None,
+        inline_tools: bool = False,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.engine = engine
+        self.concurrency = concurrency
+        self.lease_s = lease_s
+        self.poll_s = poll_s
+        self.heartbeat_s = heartbeat_s or max(lease_s / 3, 0.2)
+        self.embedded = embedded
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.processor = RunProcessor(engine, registry=registry, lease_s=lease_s,
+                                      inline_tools=inline_tools)
+        self._active: dict[int, Future[object]] = {}
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._scheduler: BackgroundScheduler | None = None
+        self.processed = 0
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        with write_session(self.engine) as session:
+            session.add(WorkerRow(id=self.id, hostname=socket.gethostname(), pid=os.getpid(),
+                                  concurrency=self.concurrency, embedded=self.embedded))
+        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="steward-run")
+        scheduler = BackgroundScheduler(
+            executors={"default": JobExecutor(4)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
+            timezone="UTC",
+        )
+        scheduler.add_job(self._guarded(self.dispatch), "interval", seconds=self.poll_s,
+                          id="dispatch", next_run_time=utcnow())
+        scheduler.add_job(self._guarded(self.heartbeat), "interval", seconds=self.heartbeat_s,
+                          id="heartbeat")
+        scheduler.add_job(self._guarded(self.expire_reviews), "interval", seconds=5,
+                          id="expire", next_run_time=utcnow())
+        scheduler.add_job(self._guarded(self.release_leases), "interval",
+                          seconds=max(self.lease_s / 2, 1.0), id="release")
+        scheduler.start()
+        self._scheduler = scheduler
+        log.info("worker %s started (concurrency %d)", self.id, self.concurrency)
+
+    def stop(self, *, wait: bool = True) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=wait)
+            self._scheduler = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=wait)
+            self._pool = None
+        with write_session(self.engine) as session:
+            row = session.get(WorkerRow, self.id)
+            if row is not None:
+                row.stopped_at = utcnow()
+                row.runs_processed = self.processed
+                session.add(row)
+        log.info("worker %s stopped after %d runs", self.id, self.processed)
+
+    def drain(self, *, timeout_s: float | None = None) -> int:
+        """Run until no work is ready and nothing is in progress; returns runs processed."""
+        self.start()
+        deadline = time.monotonic() + timeout_s if timeout_s else None
+        try:
+            idle_checks = 0
+            while deadline is None or time.monotonic() < deadline:
+                time.sleep(self.poll_s)
+                if self.busy:
+                    idle_checks = 0
+                    continue
+                expire_overdue(self.engine)
+                idle_checks = 0 if has_ready_work(self.engine) else idle_checks + 1
+                if idle_checks >= 2:
+                    break
+        finally:
+            self.stop()
+        return self.processed
+
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            return bool(self._active)
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def dispatch(self) -> None:
+        while True:
+            with self._lock:
+                if len(self._active) >= self.concurrency or self._pool is None:
+                    return
+            claim = claim_next(self.engine, self.id, lease_s=self.lease_s)
+            if claim is None:
+                return
+            with self._lock:
+                if self._pool is None:
+                    return
+                self._active[claim.run_id] = self._pool.submit(self._process, claim)
+
+    def _process(self, claim: Claim) -> None:
+        try:
+            self.processor.process(claim)
+        except Exception:
+            log.exception("run %s failed in worker %s; its lease will expire and another "
+                          "worker will resume it", claim.run_id, self.id)
+        finally:
+            with self._lock:
+                self._active.pop(claim.run_id, None)
+                self.processed += 1
+
+    def heartbeat(self) -> None:
+        with self._lock:
+            run_ids = list(self._active)
+        extend_leases(self.engine, self.id, run_ids, lease_s=self.lease_s)
+
+    def expire_reviews(self) -> None:
+        expire_overdue(self.engine)
+
+    def release_leases(self) -> None:
+        release_expired_leases(self.engine)
+
+    def _guarded(self, job: object) -> object:
+        def run() -> None:
+            try:
+                job()  # type: ignore[operator]
+            except Exception:
+                log.exception("worker job %s failed", getattr(job, "__name__", job))
+        run.__name__ = getattr(job, "__name__", "job")
+        return run

@@ -1,0 +1,59 @@
+"""Submitting work to an agent; the worker turns each queued task into a run."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
+
+from agent.actors import SUBMIT_ROLES, Actor, require
+from agent.errors import InvalidInput, NotFound
+from storage.audit import append_event
+from storage.engine import write_session
+from storage.enums import TaskStatus
+from storage.models import Agent, Task
+
+
+def submit_task(
+    engine: Engine,
+    actor: Actor,
+    agent_name: str,
+    task_input: Mapping[str, Any] | str,
+    *,
+    priority: int = 0,
+    source: str = "api",
+) -> int:
+    """Queue a task for ``agent_name``; returns the task id.
+
+    Raises:
+        Forbidden: the actor may not submit work.
+        NotFound: there is no such agent.
+        InvalidInput: the input is not a JSON object, or the agent has no active version.
+    """
+    require(actor, SUBMIT_ROLES, f"submit a task to {agent_name}")
+    if isinstance(task_input, str):
+        try:
+            task_input = json.loads(task_input)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"the task input is not valid JSON: {exc.msg} at line "
+                               f"{exc.lineno} column {exc.colno}.") from None
+    if not isinstance(task_input, Mapping) or not task_input:
+        raise InvalidInput("the task input must be a non-empty JSON object.")
+    with write_session(engine) as session:
+        agent = session.exec(select(Agent).where(col(Agent.name) == agent_name)).first()
+        if agent is None:
+            raise NotFound(f"there is no agent named {agent_name!r}.")
+        if agent.active_version_id is None:
+            raise InvalidInput(f"agent {agent_name!r} has no active version; activate one first.")
+        assert agent.id is not None
+        task = Task(agent_id=agent.id, input=dict(task_input), status=TaskStatus.QUEUED,
+                    priority=priority, submitted_by=actor.name, source=source)
+        session.add(task)
+        session.flush()
+        assert task.id is not None
+        append_event(session, actor=actor.name, action="task.submit", target_type="task",
+                     target_id=task.id, payload={"agent": agent_name, "source": source})
+        return task.id

@@ -1,0 +1,103 @@
+"""The run loop end to end: plan, mediate, execute, escalate, resume after a decision."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
+
+from agent import reviews
+from storage.engine import read_session
+from storage.enums import (
+    ErrorClass,
+    ReviewKind,
+    ReviewStatus,
+    RunStatus,
+    StepKind,
+    TaskStatus,
+    ToolCallStatus,
+)
+from storage.models import Review, Run, Step, Task, ToolCall
+from tests.support.runtime import (
+    OPERATOR,
+    Effects,
+    drive,
+    install_agent,
+    scripted_version,
+    shop_registry,
+    submit,
+)
+
+
+def _run(engine: Engine) -> Run:
+    with read_session(engine) as session:
+        return session.exec(select(Run)).one()
+
+
+def test_allowed_calls_execute_and_the_run_succeeds(engine: Engine) -> None:
+    effects = Effects()
+    install_agent(engine, "shop", scripted_version([
+        {"reasoning": "look it up", "calls": [{"tool": "lookup", "args": {"order_id": "O1"}}]},
+        {"reasoning": "refund", "calls": [{"tool": "pay", "args": {"order_id": "O1", "amount": 40}}]},
+        {"reasoning": "done", "final": {"resolution": "refunded"}},
+    ]))
+    task_id = submit(engine, "shop", {"order_id": "O1"})
+    assert drive(engine, shop_registry(effects)) == [RunStatus.SUCCEEDED]
+    run = _run(engine)
+    assert run.status is RunStatus.SUCCEEDED
+    assert run.output == {"resolution": "refunded"}
+    assert sum(effects.by_key.values()) == 1
+    with read_session(engine) as session:
+        assert session.get(Task, task_id).status is TaskStatus.SUCCEEDED  # type: ignore[union-attr]
+        kinds = [s.kind for s in session.exec(select(Step).order_by(col(Step.seq))).all()]
+        ledger = session.exec(select(ToolCall)).all()
+    assert kinds[0] is StepKind.INVOKE_AGENT
+    assert kinds.count(StepKind.PROPOSAL) == 3
+    assert kinds.count(StepKind.APPLY_GUARDRAIL) == 2
+    assert kinds.count(StepKind.EXECUTE_TOOL) == 2
+    assert kinds[-1] is StepKind.FINAL_OUTPUT
+    assert {(row.tool, row.status) for row in ledger} == {
+        ("lookup", ToolCallStatus.SUCCEEDED), ("pay", ToolCallStatus.SUCCEEDED)}
+
+
+def test_escalation_parks_the_run_and_approval_executes_exactly_once(engine: Engine) -> None:
+    effects = Effects()
+    registry = shop_registry(effects)
+    install_agent(engine, "shop", scripted_version([
+        {"reasoning": "refund big", "calls": [{"tool": "pay", "args": {"order_id": "O1", "amount": 500}}]},
+        {"reasoning": "done", "final": {"resolution": "refunded"}},
+    ]))
+    submit(engine, "shop", {"order_id": "O1"})
+    assert drive(engine, registry) == [RunStatus.WAITING_REVIEW]
+    assert effects.by_key == {}
+    with read_session(engine) as session:
+        review = session.exec(select(Review)).one()
+    assert (review.kind, review.status, review.rule_id) == (
+        ReviewKind.ESCALATION, ReviewStatus.PENDING, "pay-medium")
+    result = reviews.approve(engine, OPERATOR, review.id or 0, reason="verified")
+    assert result.run_resumes
+    assert drive(engine, registry) == [RunStatus.SUCCEEDED]
+    assert drive(engine, registry) == []
+    assert sum(effects.by_key.values()) == 1
+    assert list(effects.payments.values()) == [500.0]
+
+
+def test_rejection_reaches_the_planner_and_nothing_executes(engine: Engine) -> None:
+    effects = Effects()
+    registry = shop_registry(effects)
+    install_agent(engine, "shop", scripted_version([
+        {"reasoning": "refund big", "calls": [{"tool": "pay", "args": {"order_id": "O1", "amount": 500}}]},
+        {"reasoning": "declined", "final": {"resolution": "declined"}},
+    ]))
+    submit(engine, "shop", {"order_id": "O1"})
+    drive(engine, registry)
+    with read_session(engine) as session:
+        review = session.exec(select(Review)).one()
+    reviews.reject(engine, OPERATOR, review.id or 0, "customer already refunded by phone")
+    assert drive(engine, registry) == [RunStatus.SUCCEEDED]
+    assert effects.by_key == {}
+    with read_session(engine) as session:
+        observation = session.exec(
+            select(Step).where(col(Step.kind) == StepKind.OBSERVATION)).one()
+    assert observation.error_class is ErrorClass.HUMAN_REJECTED
+    assert observation.output is not None
+    assert "customer already refunded by phone" in observation.output["content"]["message"]
