@@ -25,6 +25,7 @@ $(BENCH_STAMP): $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/steward db upgrade
+	$(BIN)/steward demo seed
 	$(BIN)/streamlit run console/app.py --server.port $(PORT) --server.headless true
 
 lint: $(STAMP)

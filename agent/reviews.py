@@ -57,32 +57,57 @@ class DecisionResult:
     new_review_id: int | None = None
 
 
-def approve(engine: Engine, actor: Actor, review_id: int, *, reason: str = "",
-            seen_version: int | None = None) -> DecisionResult:
+def approve(
+    engine: Engine,
+    actor: Actor,
+    review_id: int,
+    *,
+    reason: str = "",
+    seen_version: int | None = None,
+) -> DecisionResult:
     """Authorize the bound call as proposed (or accept the output, or confirm it happened)."""
-    return decide(engine, actor, review_id, DecisionKind.APPROVE, reason=reason,
-                  seen_version=seen_version)
+    return decide(
+        engine, actor, review_id, DecisionKind.APPROVE, reason=reason, seen_version=seen_version
+    )
 
 
-def edit_and_approve(engine: Engine, actor: Actor, review_id: int, args: Any, *,
-                     reason: str = "", seen_version: int | None = None) -> DecisionResult:
+def edit_and_approve(
+    engine: Engine,
+    actor: Actor,
+    review_id: int,
+    args: Any,
+    *,
+    reason: str = "",
+    seen_version: int | None = None,
+) -> DecisionResult:
     """Authorize the call with corrected arguments, re-validated and re-checked by policy."""
-    return decide(engine, actor, review_id, DecisionKind.EDIT, reason=reason, args=args,
-                  seen_version=seen_version)
+    return decide(
+        engine,
+        actor,
+        review_id,
+        DecisionKind.EDIT,
+        reason=reason,
+        args=args,
+        seen_version=seen_version,
+    )
 
 
-def reject(engine: Engine, actor: Actor, review_id: int, reason: str, *,
-           seen_version: int | None = None) -> DecisionResult:
+def reject(
+    engine: Engine, actor: Actor, review_id: int, reason: str, *, seen_version: int | None = None
+) -> DecisionResult:
     """Refuse the call; the planner receives ``reason`` and may adapt."""
-    return decide(engine, actor, review_id, DecisionKind.REJECT, reason=reason,
-                  seen_version=seen_version)
+    return decide(
+        engine, actor, review_id, DecisionKind.REJECT, reason=reason, seen_version=seen_version
+    )
 
 
-def override(engine: Engine, actor: Actor, review_id: int, reason: str, *,
-             seen_version: int | None = None) -> DecisionResult:
+def override(
+    engine: Engine, actor: Actor, review_id: int, reason: str, *, seen_version: int | None = None
+) -> DecisionResult:
     """Let a blocked call through; only the roles its rule names, with a justification."""
-    return decide(engine, actor, review_id, DecisionKind.OVERRIDE, reason=reason,
-                  seen_version=seen_version)
+    return decide(
+        engine, actor, review_id, DecisionKind.OVERRIDE, reason=reason, seen_version=seen_version
+    )
 
 
 def decide(
@@ -119,8 +144,10 @@ def _check_permission(actor: Actor, review: Review, kind: DecisionKind) -> None:
     action = f"{kind.value} review {review.id}"
     if kind is DecisionKind.OVERRIDE:
         if review.kind is not ReviewKind.BLOCK:
-            raise InvalidInput(f"review {review.id} is an {review.kind.value}, not a block; "
-                               "only blocks can be overridden (approve it instead).")
+            raise InvalidInput(
+                f"review {review.id} is an {review.kind.value}, not a block; "
+                "only blocks can be overridden (approve it instead)."
+            )
         if not review.override_roles:
             raise Forbidden(f"rule {review.rule_id} is absolute: nobody may override it.")
         require(actor, review.override_roles, action)
@@ -138,8 +165,10 @@ def _check_permission(actor: Actor, review: Review, kind: DecisionKind) -> None:
         require(actor, {*DECIDE_ROLES, *review.override_roles}, action)
         return
     if kind is DecisionKind.EDIT and review.kind is ReviewKind.OUTCOME_UNKNOWN:
-        raise InvalidInput("an outcome check is approved (it took effect) or rejected "
-                           "(it did not); it cannot be edited.")
+        raise InvalidInput(
+            "an outcome check is approved (it took effect) or rejected "
+            "(it did not); it cannot be edited."
+        )
     require(actor, DECIDE_ROLES, action)
 
 
@@ -148,11 +177,14 @@ def _checked_edit(engine: Engine, session: Session, review: Review, args: Any) -
         try:
             args = json.loads(args)
         except json.JSONDecodeError as exc:
-            raise InvalidInput(f"the edited arguments are not valid JSON: {exc.msg} at line "
-                               f"{exc.lineno} column {exc.colno}.") from None
+            raise InvalidInput(
+                f"the edited arguments are not valid JSON: {exc.msg} at line "
+                f"{exc.lineno} column {exc.colno}."
+            ) from None
     if not isinstance(args, Mapping):
         raise InvalidInput("the edited arguments must be a JSON object.")
-    args = dict(args)
+    edited: dict[str, Any] = dict(args)
+    args = edited
     bundle = load_bundle(engine, review.version_id)
     if review.kind is ReviewKind.OUTPUT_INVALID:
         problems = [e.message for e in bundle.output_validator.iter_errors(args)]
@@ -160,35 +192,49 @@ def _checked_edit(engine: Engine, session: Session, review: Review, args: Any) -
         task = session.get(Task, run.task_id) if run else None
         problems += bundle.output_checks.failures(args, task.input if task else {})
         if problems:
-            raise InvalidInput("the edited output still breaks the contract: "
-                               + "; ".join(problems[:3]) + ".")
-        return args
+            raise InvalidInput(
+                "the edited output still breaks the contract: " + "; ".join(problems[:3]) + "."
+            )
+        return edited
     spec = bundle.tool_specs.get(review.tool or "")
     if spec is None:
         raise InvalidInput(f"tool {review.tool!r} is no longer in version scope.")
     problems = validate_args(spec, args)
     if problems:
-        raise InvalidInput(f"the edited arguments do not fit {spec.name}: "
-                           + "; ".join(problems[:3]) + ".")
+        raise InvalidInput(
+            f"the edited arguments do not fit {spec.name}: " + "; ".join(problems[:3]) + "."
+        )
     run = session.get(Run, review.run_id)
     task = session.get(Task, run.task_id) if run else None
     variables = {
-        "args": args, "task": dict(task.input) if task else {},
-        "run": _run_variables(session, review.run_id), "agent": bundle.agent_variables(),
-        "facts": bundle.registry.facts_for(bundle.spec, FactContext(
-            engine=engine, tool=spec.name, args=args, task=dict(task.input) if task else {},
-            run_id=review.run_id)),
+        "args": args,
+        "task": dict(task.input) if task else {},
+        "run": _run_variables(session, review.run_id),
+        "agent": bundle.agent_variables(),
+        "facts": bundle.registry.facts_for(
+            bundle.spec,
+            FactContext(
+                engine=engine,
+                tool=spec.name,
+                args=args,
+                task=dict(task.input) if task else {},
+                run_id=review.run_id,
+            ),
+        ),
     }
     decision = bundle.policy.evaluate(spec.name, variables)
     if decision.effect is Effect.DENY:
-        raise InvalidInput(f"the edited call is denied by rule {decision.rule_id}: "
-                           f"{decision.reason}. Approval cannot lift a deny rule.")
-    return args
+        raise InvalidInput(
+            f"the edited call is denied by rule {decision.rule_id}: "
+            f"{decision.reason}. Approval cannot lift a deny rule."
+        )
+    return edited
 
 
 def _run_variables(session: Session, run_id: int) -> dict[str, Any]:
     rows = session.exec(
-        select(ToolCall).where(col(ToolCall.run_id) == run_id)
+        select(ToolCall)
+        .where(col(ToolCall.run_id) == run_id)
         .where(col(ToolCall.status) == ToolCallStatus.SUCCEEDED)
     ).all()
     calls: dict[str, int] = {}
@@ -201,14 +247,19 @@ def _run_variables(session: Session, run_id: int) -> dict[str, Any]:
     return {"id": run_id, "calls": calls, "sums": sums}
 
 
-def _compare_and_set(session: Session, review: Review, status: ReviewStatus, actor: str,
-                     seen_version: int | None) -> None:
+def _compare_and_set(
+    session: Session, review: Review, status: ReviewStatus, actor: str, seen_version: int | None
+) -> None:
     statement = (
         sa.update(Review)
         .where(col(Review.id) == review.id)
         .where(col(Review.status).in_(OPEN))
-        .values(status=status, decided_by=actor, decided_at=utcnow(),
-                row_version=col(Review.row_version) + 1)
+        .values(
+            status=status,
+            decided_by=actor,
+            decided_at=utcnow(),
+            row_version=col(Review.row_version) + 1,
+        )
     )
     if seen_version is not None:
         statement = statement.where(col(Review.row_version) == seen_version)
@@ -219,11 +270,17 @@ def _compare_and_set(session: Session, review: Review, status: ReviewStatus, act
         if current.status in OPEN:
             raise DecisionConflict(
                 f"review {review.id} changed since you opened it (now tier {current.tier}); "
-                "reload it and decide again.", decided_by=None, status=current.status.value)
+                "reload it and decide again.",
+                decided_by=None,
+                status=current.status.value,
+            )
         raise DecisionConflict(
             f"review {review.id} was already {current.status.value} by "
             f"{current.decided_by or 'the system'} at {_when(current.decided_at)}; nothing "
-            "was changed.", decided_by=current.decided_by, status=current.status.value)
+            "was changed.",
+            decided_by=current.decided_by,
+            status=current.status.value,
+        )
     session.refresh(review)
 
 
@@ -231,33 +288,63 @@ def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "an unknown time"
 
 
-def _record(session: Session, review: Review, kind: DecisionKind, actor: Actor, reason: str,
-            args: dict[str, Any] | None, *, new_review: Review | None = None) -> DecisionResult:
+def _record(  # noqa: PLR0917 - internal, called with the decision's parts in order
+    session: Session,
+    review: Review,
+    kind: DecisionKind,
+    actor: Actor,
+    reason: str,
+    args: dict[str, Any] | None,
+    *,
+    new_review: Review | None = None,
+) -> DecisionResult:
     assert review.id is not None
-    session.add(ReviewDecision(review_id=review.id, decision=kind, actor=actor.name,
-                               reason=reason, args=args,
-                               args_hash=args_hash(args) if args is not None else None))
+    session.add(
+        ReviewDecision(
+            review_id=review.id,
+            decision=kind,
+            actor=actor.name,
+            reason=reason,
+            args=args,
+            args_hash=args_hash(args) if args is not None else None,
+        )
+    )
     append_event(
-        session, actor=actor.name, action=f"review.{kind.value}", target_type="review",
+        session,
+        actor=actor.name,
+        action=f"review.{kind.value}",
+        target_type="review",
         target_id=review.id,
-        payload={"run_id": review.run_id, "tool": review.tool, "rule_id": review.rule_id,
-                 "reason": reason, "args_hash": args_hash(args) if args is not None else None,
-                 "tier": review.tier,
-                 "new_review_id": new_review.id if new_review is not None else None},
+        payload={
+            "run_id": review.run_id,
+            "tool": review.tool,
+            "rule_id": review.rule_id,
+            "reason": reason,
+            "args_hash": args_hash(args) if args is not None else None,
+            "tier": review.tier,
+            "new_review_id": new_review.id if new_review is not None else None,
+        },
     )
     resumes = False
     if new_review is None:
         resumes = _resume_if_clear(session, review.run_id)
-    return DecisionResult(review_id=review.id, status=review.status, decided_by=actor.name,
-                          run_id=review.run_id, run_resumes=resumes,
-                          new_review_id=new_review.id if new_review is not None else None)
+    return DecisionResult(
+        review_id=review.id,
+        status=review.status,
+        decided_by=actor.name,
+        run_id=review.run_id,
+        run_resumes=resumes,
+        new_review_id=new_review.id if new_review is not None else None,
+    )
 
 
 def _resume_if_clear(session: Session, run_id: int) -> bool:
     """Make the run claimable when none of its reviews is still open."""
     still_open = session.exec(
-        select(Review.id).where(col(Review.run_id) == run_id)
-        .where(col(Review.status).in_(OPEN)).limit(1)
+        select(Review.id)
+        .where(col(Review.run_id) == run_id)
+        .where(col(Review.status).in_(OPEN))
+        .limit(1)
     ).first()
     if still_open is not None:
         return False
@@ -274,8 +361,11 @@ def expire_overdue(engine: Engine, *, now: datetime | None = None, limit: int = 
     moment = now or utcnow()
     with write_session(engine) as session:
         overdue = session.exec(
-            select(Review).where(col(Review.status).in_(OPEN))
-            .where(col(Review.sla_due_at) < moment).order_by(col(Review.sla_due_at)).limit(limit)
+            select(Review)
+            .where(col(Review.status).in_(OPEN))
+            .where(col(Review.sla_due_at) < moment)
+            .order_by(col(Review.sla_due_at))
+            .limit(limit)
         ).all()
         for review in overdue:
             _expire_one(engine, session, review, moment)
@@ -283,25 +373,49 @@ def expire_overdue(engine: Engine, *, now: datetime | None = None, limit: int = 
 
 
 def _expire_one(engine: Engine, session: Session, review: Review, moment: datetime) -> None:
-    rule = next((r for r in load_bundle(engine, review.version_id).policy.spec.rules
-                 if r.id == review.rule_id), None)
+    rule = next(
+        (
+            r
+            for r in load_bundle(engine, review.version_id).policy.spec.rules
+            if r.id == review.rule_id
+        ),
+        None,
+    )
     _compare_and_set(session, review, ReviewStatus.EXPIRED, SYSTEM.name, None)
     child: Review | None = None
     if rule is not None and rule.on_expiry == "escalate" and review.tier < rule.max_tier:
         child = Review(
-            run_id=review.run_id, agent_id=review.agent_id, version_id=review.version_id,
-            parent_id=review.id, step_id=review.step_id, kind=review.kind,
-            status=ReviewStatus.PENDING if review.kind is not ReviewKind.BLOCK
+            run_id=review.run_id,
+            agent_id=review.agent_id,
+            version_id=review.version_id,
+            parent_id=review.id,
+            step_id=review.step_id,
+            kind=review.kind,
+            status=ReviewStatus.PENDING
+            if review.kind is not ReviewKind.BLOCK
             else ReviewStatus.BLOCKED,
-            call_id=review.call_id, tool=review.tool, args=review.args,
-            args_hash=review.args_hash, policy_hash=review.policy_hash,
-            rule_id=review.rule_id, reason=f"Tier {review.tier + 1}: {review.reason}",
-            risk=review.risk, tier=review.tier + 1, override_roles=review.override_roles,
+            call_id=review.call_id,
+            tool=review.tool,
+            args=review.args,
+            args_hash=review.args_hash,
+            policy_hash=review.policy_hash,
+            rule_id=review.rule_id,
+            reason=f"Tier {review.tier + 1}: {review.reason}",
+            risk=review.risk,
+            tier=review.tier + 1,
+            override_roles=review.override_roles,
             sla_due_at=moment + timedelta(minutes=rule.sla_minutes or 60),
         )
         session.add(child)
         review.applied_at = moment  # replaced by the next tier; the worker has nothing to apply
         session.add(review)
         session.flush()
-    _record(session, review, DecisionKind.EXPIRE, SYSTEM,
-            "the SLA passed without a decision", None, new_review=child)
+    _record(
+        session,
+        review,
+        DecisionKind.EXPIRE,
+        SYSTEM,
+        "the SLA passed without a decision",
+        None,
+        new_review=child,
+    )

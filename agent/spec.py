@@ -93,7 +93,9 @@ VERSION_SCHEMA: dict[str, Any] = {
                             "on_expiry": {"enum": ["reject", "escalate"]},
                             "max_tier": {"type": "integer", "minimum": 1, "maximum": 5},
                             "override_roles": {
-                                "type": "array", "items": {"enum": _ROLES}, "uniqueItems": True,
+                                "type": "array",
+                                "items": {"enum": _ROLES},
+                                "uniqueItems": True,
                             },
                         },
                     },
@@ -140,6 +142,9 @@ VERSION_SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "properties": {
                 "failure_threshold": {"type": "integer", "minimum": 1},
+                "failure_rate": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                "window": {"type": "integer", "minimum": 2},
+                "min_calls": {"type": "integer", "minimum": 1},
                 "reset_after_s": {"type": "number", "exclusiveMinimum": 0},
             },
         },
@@ -230,7 +235,13 @@ class RetrySpec:
 
 @dataclass(frozen=True)
 class CircuitSpec:
+    """Open after ``failure_threshold`` failures in a row, or when at least ``failure_rate`` of
+    the last ``window`` attempts failed (once ``min_calls`` were seen)."""
+
     failure_threshold: int = 5
+    failure_rate: float = 0.5
+    window: int = 20
+    min_calls: int = 10
     reset_after_s: float = 30.0
 
 

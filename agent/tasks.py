@@ -38,8 +38,10 @@ def submit_task(
         try:
             task_input = json.loads(task_input)
         except json.JSONDecodeError as exc:
-            raise InvalidInput(f"the task input is not valid JSON: {exc.msg} at line "
-                               f"{exc.lineno} column {exc.colno}.") from None
+            raise InvalidInput(
+                f"the task input is not valid JSON: {exc.msg} at line "
+                f"{exc.lineno} column {exc.colno}."
+            ) from None
     if not isinstance(task_input, Mapping) or not task_input:
         raise InvalidInput("the task input must be a non-empty JSON object.")
     with write_session(engine) as session:
@@ -49,11 +51,23 @@ def submit_task(
         if agent.active_version_id is None:
             raise InvalidInput(f"agent {agent_name!r} has no active version; activate one first.")
         assert agent.id is not None
-        task = Task(agent_id=agent.id, input=dict(task_input), status=TaskStatus.QUEUED,
-                    priority=priority, submitted_by=actor.name, source=source)
+        task = Task(
+            agent_id=agent.id,
+            input=dict(task_input),
+            status=TaskStatus.QUEUED,
+            priority=priority,
+            submitted_by=actor.name,
+            source=source,
+        )
         session.add(task)
         session.flush()
         assert task.id is not None
-        append_event(session, actor=actor.name, action="task.submit", target_type="task",
-                     target_id=task.id, payload={"agent": agent_name, "source": source})
+        append_event(
+            session,
+            actor=actor.name,
+            action="task.submit",
+            target_type="task",
+            target_id=task.id,
+            payload={"agent": agent_name, "source": source},
+        )
         return task.id

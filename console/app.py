@@ -6,9 +6,12 @@ from pathlib import Path
 
 import streamlit as st
 
+from console.resources import embedded_worker
+
 VIEWS = Path(__file__).parent / "views"
 
 st.set_page_config(page_title="Steward", page_icon=":material/shield_person:", layout="wide")
+embedded_worker()
 
 pages = [
     st.Page(

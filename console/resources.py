@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import atexit
+import logging
+import os
+
 import streamlit as st
 from sqlalchemy.engine import Engine
 
+from agent.runtime.worker import Worker
 from storage.engine import create_engine, database_url
+
+log = logging.getLogger(__name__)
+EMBEDDED_WORKER_VARIABLE = "STEWARD_EMBEDDED_WORKER"
 
 
 def engine() -> Engine:
@@ -17,3 +25,29 @@ def engine() -> Engine:
 def _engine_for(url: str) -> Engine:
     # Keyed by URL so that a changed configuration (or a test's database) gets its own engine.
     return create_engine(url)
+
+
+def embedded_worker_enabled() -> bool:
+    return os.environ.get(EMBEDDED_WORKER_VARIABLE, "1").strip().lower() not in (
+        "0",
+        "false",
+        "no",
+        "off",
+    )
+
+
+def embedded_worker() -> Worker | None:
+    """The one worker inside this console process (however many browser sessions are open),
+    unless ``STEWARD_EMBEDDED_WORKER=0`` because workers run separately."""
+    if not embedded_worker_enabled():
+        return None
+    return _worker_for(database_url().render_as_string(hide_password=False))
+
+
+@st.cache_resource(on_release=lambda worker: worker.stop(wait=False), show_spinner=False)
+def _worker_for(url: str) -> Worker:
+    worker = Worker(_engine_for(url), concurrency=2, embedded=True)
+    worker.start()
+    atexit.register(worker.stop, wait=False)
+    log.info("embedded worker %s started", worker.id)
+    return worker

@@ -35,11 +35,23 @@ def _run(engine: Engine) -> Run:
 
 def test_allowed_calls_execute_and_the_run_succeeds(engine: Engine) -> None:
     effects = Effects()
-    install_agent(engine, "shop", scripted_version([
-        {"reasoning": "look it up", "calls": [{"tool": "lookup", "args": {"order_id": "O1"}}]},
-        {"reasoning": "refund", "calls": [{"tool": "pay", "args": {"order_id": "O1", "amount": 40}}]},
-        {"reasoning": "done", "final": {"resolution": "refunded"}},
-    ]))
+    install_agent(
+        engine,
+        "shop",
+        scripted_version(
+            [
+                {
+                    "reasoning": "look it up",
+                    "calls": [{"tool": "lookup", "args": {"order_id": "O1"}}],
+                },
+                {
+                    "reasoning": "refund",
+                    "calls": [{"tool": "pay", "args": {"order_id": "O1", "amount": 40}}],
+                },
+                {"reasoning": "done", "final": {"resolution": "refunded"}},
+            ]
+        ),
+    )
     task_id = submit(engine, "shop", {"order_id": "O1"})
     assert drive(engine, shop_registry(effects)) == [RunStatus.SUCCEEDED]
     run = _run(engine)
@@ -56,23 +68,37 @@ def test_allowed_calls_execute_and_the_run_succeeds(engine: Engine) -> None:
     assert kinds.count(StepKind.EXECUTE_TOOL) == 2
     assert kinds[-1] is StepKind.FINAL_OUTPUT
     assert {(row.tool, row.status) for row in ledger} == {
-        ("lookup", ToolCallStatus.SUCCEEDED), ("pay", ToolCallStatus.SUCCEEDED)}
+        ("lookup", ToolCallStatus.SUCCEEDED),
+        ("pay", ToolCallStatus.SUCCEEDED),
+    }
 
 
 def test_escalation_parks_the_run_and_approval_executes_exactly_once(engine: Engine) -> None:
     effects = Effects()
     registry = shop_registry(effects)
-    install_agent(engine, "shop", scripted_version([
-        {"reasoning": "refund big", "calls": [{"tool": "pay", "args": {"order_id": "O1", "amount": 500}}]},
-        {"reasoning": "done", "final": {"resolution": "refunded"}},
-    ]))
+    install_agent(
+        engine,
+        "shop",
+        scripted_version(
+            [
+                {
+                    "reasoning": "refund big",
+                    "calls": [{"tool": "pay", "args": {"order_id": "O1", "amount": 500}}],
+                },
+                {"reasoning": "done", "final": {"resolution": "refunded"}},
+            ]
+        ),
+    )
     submit(engine, "shop", {"order_id": "O1"})
     assert drive(engine, registry) == [RunStatus.WAITING_REVIEW]
     assert effects.by_key == {}
     with read_session(engine) as session:
         review = session.exec(select(Review)).one()
     assert (review.kind, review.status, review.rule_id) == (
-        ReviewKind.ESCALATION, ReviewStatus.PENDING, "pay-medium")
+        ReviewKind.ESCALATION,
+        ReviewStatus.PENDING,
+        "pay-medium",
+    )
     result = reviews.approve(engine, OPERATOR, review.id or 0, reason="verified")
     assert result.run_resumes
     assert drive(engine, registry) == [RunStatus.SUCCEEDED]
@@ -84,10 +110,19 @@ def test_escalation_parks_the_run_and_approval_executes_exactly_once(engine: Eng
 def test_rejection_reaches_the_planner_and_nothing_executes(engine: Engine) -> None:
     effects = Effects()
     registry = shop_registry(effects)
-    install_agent(engine, "shop", scripted_version([
-        {"reasoning": "refund big", "calls": [{"tool": "pay", "args": {"order_id": "O1", "amount": 500}}]},
-        {"reasoning": "declined", "final": {"resolution": "declined"}},
-    ]))
+    install_agent(
+        engine,
+        "shop",
+        scripted_version(
+            [
+                {
+                    "reasoning": "refund big",
+                    "calls": [{"tool": "pay", "args": {"order_id": "O1", "amount": 500}}],
+                },
+                {"reasoning": "declined", "final": {"resolution": "declined"}},
+            ]
+        ),
+    )
     submit(engine, "shop", {"order_id": "O1"})
     drive(engine, registry)
     with read_session(engine) as session:
@@ -96,8 +131,18 @@ def test_rejection_reaches_the_planner_and_nothing_executes(engine: Engine) -> N
     assert drive(engine, registry) == [RunStatus.SUCCEEDED]
     assert effects.by_key == {}
     with read_session(engine) as session:
-        observation = session.exec(
-            select(Step).where(col(Step.kind) == StepKind.OBSERVATION)).one()
+        observation = session.exec(select(Step).where(col(Step.kind) == StepKind.OBSERVATION)).one()
     assert observation.error_class is ErrorClass.HUMAN_REJECTED
     assert observation.output is not None
     assert "customer already refunded by phone" in observation.output["content"]["message"]
+
+
+def test_a_version_that_cannot_be_loaded_fails_its_run(engine: Engine) -> None:
+    install_agent(engine, "shop", scripted_version([{"reasoning": "x", "final": {"a": 1}}]))
+    submit(engine, "shop", {"order_id": "O1"})
+    from agent.tools.registry import ToolRegistry
+
+    assert drive(engine, ToolRegistry()) == [RunStatus.FAILED]  # no tool is registered
+    run = _run(engine)
+    assert run.error_class is ErrorClass.INTERNAL_ERROR
+    assert "cannot be loaded" in (run.error_message or "")

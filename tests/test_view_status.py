@@ -18,6 +18,7 @@ APP = str(Path(__file__).resolve().parents[1] / "console" / "app.py")
 
 def _app(monkeypatch: pytest.MonkeyPatch, url: str) -> AppTest:
     monkeypatch.setenv("STEWARD_DATABASE_URL", url)
+    monkeypatch.setenv("STEWARD_EMBEDDED_WORKER", "0")
     at = AppTest.from_file(APP, default_timeout=30)
     at.run()
     assert not at.exception
@@ -66,3 +67,56 @@ def test_status_explains_a_bad_url_in_one_sentence(monkeypatch: pytest.MonkeyPat
     at = _app(monkeypatch, "oracle://x@y/z")
     assert len(at.error) == 1
     assert "STEWARD_DATABASE_URL" in at.error[0].value
+
+
+def test_console_embeds_one_worker_that_processes_tasks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import streamlit as st
+    from sqlmodel import select
+
+    from storage.engine import read_session
+    from storage.enums import RunStatus
+    from storage.models import Run
+    from storage.models import Worker as WorkerRow
+    from tests.support.runtime import install_agent, scripted_version, submit
+
+    url = f"sqlite:///{tmp_path / 'embedded.db'}"
+    engine = create_engine(url)
+    migrate.upgrade(engine)
+    install_agent(
+        engine,
+        "shop",
+        scripted_version(
+            [{"reasoning": "done", "final": {"resolution": "answered"}}],
+            tools=[],
+            data_sources=[],
+            rate_limits=[],
+            policy={"default": "allow"},
+        ),
+    )
+    submit(engine, "shop", {"question": "where is my order?"})
+    monkeypatch.setenv("STEWARD_DATABASE_URL", url)
+    monkeypatch.setenv("STEWARD_EMBEDDED_WORKER", "1")
+    try:
+        for _ in range(2):  # two sessions, one worker
+            at = AppTest.from_file(APP, default_timeout=30)
+            at.run()
+            assert not at.exception
+        import time
+
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with read_session(engine) as session:
+                run = session.exec(select(Run)).first()
+            if run is not None and run.status is RunStatus.SUCCEEDED:
+                break
+            time.sleep(0.2)
+        with read_session(engine) as session:
+            workers = session.exec(select(WorkerRow)).all()
+        assert run is not None
+        assert run.status is RunStatus.SUCCEEDED
+        assert [w.embedded for w in workers] == [True]
+    finally:
+        st.cache_resource.clear()
+        engine.dispose()

@@ -1,0 +1,26 @@
+"""Two demo domains to govern: customer support and IT access.
+
+Each has systems of record (``storage.models.demo``, seeded by ``agent.demo.data``), Python
+tools and policy facts (``agent.demo.support``, ``agent.demo.it_access``), two versions as YAML
+(``agent/demo/versions/``) and sample tasks (``agent.demo.tasks``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+VERSIONS_DIR = Path(__file__).parent / "versions"
+DEMO_AGENTS: dict[str, tuple[str, ...]] = {
+    "support": ("support-v1", "support-v2"),
+    "it-access": ("it-access-v1", "it-access-v2"),
+}
+"""Each demo agent's versions, oldest first, by file name without ``.yaml``."""
+
+
+def version_yaml(name: str) -> str:
+    """The YAML source of a demo version, e.g. ``version_yaml("support-v1")``.
+
+    Raises:
+        FileNotFoundError: there is no demo version of that name.
+    """
+    return (VERSIONS_DIR / f"{name}.yaml").read_text(encoding="utf-8")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from datetime import timedelta
 
 from sqlalchemy.engine import Engine
@@ -23,8 +24,14 @@ REFRESH_S = 1.0
 
 
 class CircuitBreakers:
-    """closed → (``failure_threshold`` consecutive failures) → open → (``reset_after_s``) →
-    half-open, where one trial call decides: success closes, failure opens again."""
+    """closed → open → half-open → closed.
+
+    A closed circuit opens after ``failure_threshold`` failures in a row, or when the share of
+    failures among this process's last ``window`` attempts reaches ``failure_rate``. After
+    ``reset_after_s`` one trial call is let through (half-open): success closes the circuit,
+    failure opens it again. Only failures that say something about the tool's health count
+    (timeouts, unavailability), not business errors.
+    """
 
     def __init__(self, engine: Engine, spec: CircuitSpec) -> None:
         self.engine = engine
@@ -33,6 +40,7 @@ class CircuitBreakers:
         self._view: dict[str, CircuitBreaker] = {}
         self._refreshed = 0.0
         self._trials: set[str] = set()
+        self._windows: dict[str, deque[bool]] = {}
 
     def _refresh(self) -> None:
         now = time.monotonic()
@@ -66,30 +74,47 @@ class CircuitBreakers:
             self._trials.add(tool)
             return True
 
+    def _window(self, tool: str, failed: bool) -> float:
+        window = self._windows.setdefault(tool, deque(maxlen=self.spec.window))
+        window.append(failed)
+        if len(window) < self.spec.min_calls:
+            return 0.0
+        return sum(window) / len(window)
+
     def record_success(self, tool: str) -> None:
         with self._lock:
             self._trials.discard(tool)
+            self._window(tool, False)
             row = self._view.get(tool)
-            if row is not None and (row.state is not CircuitState.CLOSED or row.consecutive_failures):
+            if row is not None and (
+                row.state is not CircuitState.CLOSED or row.consecutive_failures
+            ):
                 self._write(tool, state=CircuitState.CLOSED, consecutive_failures=0)
 
     def record_failure(self, tool: str, error_class: ErrorClass) -> None:
         """Count a failure that says something about the tool's health (timeouts, 5xx...)."""
         with self._lock:
             self._trials.discard(tool)
+            rate = self._window(tool, True)
             self._refreshed = 0.0
             self._refresh()
             row = self._view.get(tool)
             failures = (row.consecutive_failures if row else 0) + 1
             state = row.state if row else CircuitState.CLOSED
-            if state is CircuitState.HALF_OPEN or (
-                state is CircuitState.CLOSED and failures >= self.spec.failure_threshold
-            ):
-                self._write(tool, state=CircuitState.OPEN, consecutive_failures=failures,
-                            last_error_class=error_class, opened=True)
+            tripped = failures >= self.spec.failure_threshold or rate >= self.spec.failure_rate
+            if state is CircuitState.HALF_OPEN or (state is CircuitState.CLOSED and tripped):
+                self._windows.pop(tool, None)
+                self._write(
+                    tool,
+                    state=CircuitState.OPEN,
+                    consecutive_failures=failures,
+                    last_error_class=error_class,
+                    opened=True,
+                )
             else:
-                self._write(tool, state=state, consecutive_failures=failures,
-                            last_error_class=error_class)
+                self._write(
+                    tool, state=state, consecutive_failures=failures, last_error_class=error_class
+                )
 
     def _write(
         self,

@@ -45,7 +45,9 @@ class Decision:
     details: dict[str, object] = field(default_factory=dict)
 
     @classmethod
-    def allow(cls, rule_id: str | None = None, reason: str = "", *, stage: str = "policy") -> Decision:
+    def allow(
+        cls, rule_id: str | None = None, reason: str = "", *, stage: str = "policy"
+    ) -> Decision:
         return cls(Effect.ALLOW, rule_id, reason, stage=stage)
 
     @classmethod
@@ -59,7 +61,11 @@ class Decision:
         max_tier: int = 1,
     ) -> Decision:
         return cls(
-            Effect.ESCALATE, rule_id, reason, sla_minutes=sla_minutes, on_expiry=on_expiry,
+            Effect.ESCALATE,
+            rule_id,
+            reason,
+            sla_minutes=sla_minutes,
+            on_expiry=on_expiry,
             max_tier=max_tier,
         )
 
@@ -74,7 +80,11 @@ class Decision:
         stage: str = "policy",
     ) -> Decision:
         return cls(
-            Effect.DENY, rule_id, reason, error_class=error_class, override_roles=override_roles,
+            Effect.DENY,
+            rule_id,
+            reason,
+            error_class=error_class,
+            override_roles=override_roles,
             stage=stage,
         )
 

@@ -55,14 +55,19 @@ class ScopeGuard:
         spec = self.tools.get(call.tool)
         if spec is None:
             return Decision.deny(
-                "scope", f"tool {call.tool!r} is not in this agent version's tool set",
-                error_class=ErrorClass.OUT_OF_SCOPE, stage=self.stage,
+                "scope",
+                f"tool {call.tool!r} is not in this agent version's tool set",
+                error_class=ErrorClass.OUT_OF_SCOPE,
+                stage=self.stage,
             )
         outside = [s for s in spec.data_sources if s not in self.data_sources]
         if self.data_sources and outside:
             return Decision.deny(
-                "scope", f"tool {call.tool!r} touches data sources outside this agent's scope: "
-                f"{', '.join(outside)}", error_class=ErrorClass.OUT_OF_SCOPE, stage=self.stage,
+                "scope",
+                f"tool {call.tool!r} touches data sources outside this agent's scope: "
+                f"{', '.join(outside)}",
+                error_class=ErrorClass.OUT_OF_SCOPE,
+                stage=self.stage,
             )
         return None
 
@@ -80,8 +85,10 @@ class ArgumentsGuard:
         errors = self.validate(self.tools[call.tool], call.args)
         if errors:
             return Decision.deny(
-                "arguments", "invalid arguments: " + "; ".join(errors[:5]),
-                error_class=ErrorClass.INVALID_ARGUMENTS, stage=self.stage,
+                "arguments",
+                "invalid arguments: " + "; ".join(errors[:5]),
+                error_class=ErrorClass.INVALID_ARGUMENTS,
+                stage=self.stage,
             )
         return None
 
@@ -105,8 +112,12 @@ class RateLimitGuard:
     def check(self, call: ProposedCall, ctx: CallContext) -> Decision | None:
         exceeded = self.limits.hit(call.tool)
         if exceeded:
-            return Decision.deny("rate_limit", f"rate limit {exceeded} for {call.tool!r} reached",
-                                 error_class=ErrorClass.RATE_LIMITED, stage=self.stage)
+            return Decision.deny(
+                "rate_limit",
+                f"rate limit {exceeded} for {call.tool!r} reached",
+                error_class=ErrorClass.RATE_LIMITED,
+                stage=self.stage,
+            )
         return None
 
 
@@ -118,7 +129,10 @@ class CircuitGuard:
 
     def check(self, call: ProposedCall, ctx: CallContext) -> Decision | None:
         if not self.breakers.allow(call.tool):
-            return Decision.deny("circuit", f"the circuit for {call.tool!r} is open after "
-                                 "repeated failures; failing fast",
-                                 error_class=ErrorClass.CIRCUIT_OPEN, stage=self.stage)
+            return Decision.deny(
+                "circuit",
+                f"the circuit for {call.tool!r} is open after repeated failures; failing fast",
+                error_class=ErrorClass.CIRCUIT_OPEN,
+                stage=self.stage,
+            )
         return None

@@ -104,7 +104,10 @@ class CompiledPolicy:
             return Decision.deny(winner.id, reason, override_roles=winner.override_roles)
         if winner_effect is Effect.ESCALATE:
             return Decision.escalate(
-                winner.id, reason, sla_minutes=winner.sla_minutes, on_expiry=winner.on_expiry,
+                winner.id,
+                reason,
+                sla_minutes=winner.sla_minutes,
+                on_expiry=winner.on_expiry,
                 max_tier=winner.max_tier,
             )
         return Decision.allow(winner.id, reason)

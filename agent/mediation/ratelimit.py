@@ -22,7 +22,9 @@ STORAGE_VARIABLE = "STEWARD_RATE_LIMIT_STORAGE"
 
 @lru_cache(maxsize=8)
 def _limiter(uri: str) -> MovingWindowRateLimiter:
-    storage: Storage = storage_from_string(uri)
+    storage = storage_from_string(uri)
+    if not isinstance(storage, Storage):
+        raise ValueError(f"{STORAGE_VARIABLE}={uri!r} names an async storage; use a sync one")
     return MovingWindowRateLimiter(storage)
 
 
@@ -41,8 +43,11 @@ class RateLimits:
     def _limits_for(self, tool: str) -> tuple[tuple[str, RateLimitItem], ...]:
         found = self._for_tool.get(tool)
         if found is None:
-            found = tuple((text, item) for pattern, text, item in self.items
-                          if fnmatch.fnmatchcase(tool, pattern))
+            found = tuple(
+                (text, item)
+                for pattern, text, item in self.items
+                if fnmatch.fnmatchcase(tool, pattern)
+            )
             self._for_tool[tool] = found
         return found
 
@@ -56,3 +61,9 @@ class RateLimits:
             if not self.limiter.hit(item, self.agent, tool):
                 return text
         return None
+
+
+def reset_counters() -> None:
+    """Forget every counter in this process's limit stores (tests and ``steward`` resets)."""
+    for uri in (os.environ.get(STORAGE_VARIABLE, "memory://"), "memory://"):
+        _limiter(uri).storage.reset()

@@ -34,8 +34,11 @@ class ScriptedPlanner:
         if "error" in entry:
             return Proposal.failed(str(entry["error"]))
         reasoning = str(entry.get("reasoning", ""))
-        usage = TokenUsage(model=self.model, prompt_tokens=int(entry.get("prompt_tokens", 0)),
-                           completion_tokens=int(entry.get("completion_tokens", 0)))
+        usage = TokenUsage(
+            model=self.model,
+            prompt_tokens=int(entry.get("prompt_tokens", 0)),
+            completion_tokens=int(entry.get("completion_tokens", 0)),
+        )
         if "final" in entry:
             final = entry["final"]
             answer = dict(final) if isinstance(final, Mapping) else {"answer": final}
@@ -44,8 +47,9 @@ class ScriptedPlanner:
             ProposedCall(
                 call_id=str(call.get("id", f"t{turn}c{i}")),
                 tool=str(call.get("tool", "")),
-                args=dict(call.get("args") or {}) if isinstance(call.get("args"), Mapping)
-                else call.get("args"),  # type: ignore[arg-type] # malformed on purpose in tests
+                args=dict(call.get("args") or {})
+                if isinstance(call.get("args"), Mapping)
+                else call.get("args"),  # malformed on purpose in tests
             )
             for i, call in enumerate(entry.get("calls", ()))
         )

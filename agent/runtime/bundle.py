@@ -84,8 +84,12 @@ def load_bundle(
         agent = session.get(Agent, version.agent_id)
         agent_name = agent.name if agent else str(version.agent_id)
     bundle = build_bundle(
-        engine, version_id=version_id, version_number=version.number, agent_id=version.agent_id,
-        agent_name=agent_name, spec=VersionSpec.from_document(version.spec),
+        engine,
+        version_id=version_id,
+        version_number=version.number,
+        agent_id=version.agent_id,
+        agent_name=agent_name,
+        spec=VersionSpec.from_document(version.spec),
         registry=registry or default_registry(),
     )
     with _lock:
@@ -115,12 +119,20 @@ def build_bundle(
         admit=[RateLimitGuard(RateLimits(agent_name, spec.rate_limits)), CircuitGuard(breakers)],
     )
     return VersionBundle(
-        version_id=version_id, version_number=version_number, agent_id=agent_id,
-        agent_name=agent_name, spec=spec, policy=policy,
+        version_id=version_id,
+        version_number=version_number,
+        agent_id=agent_id,
+        agent_name=agent_name,
+        spec=spec,
+        policy=policy,
         output_checks=CompiledOutputChecks(spec.output.checks),
         output_validator=Draft202012Validator(dict(spec.output.schema)),
-        tools=tools, tool_specs=tool_specs, planner=build_planner(spec.planner),
-        mediator=mediator, breakers=breakers, registry=registry,
+        tools=tools,
+        tool_specs=tool_specs,
+        planner=build_planner(spec.planner),
+        mediator=mediator,
+        breakers=breakers,
+        registry=registry,
     )
 
 

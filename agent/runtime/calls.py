@@ -46,56 +46,94 @@ def process_call(loop: _Loop, call: ProposedCall) -> None:
     """Mediate one proposed call and act on the decision."""
     bundle, state = loop.bundle, loop.state
     args = dict(call.args) if isinstance(call.args, Mapping) else {}
-    variables = {"args": args, "task": state.task, "run": state.run_variables(),
-                 "agent": bundle.agent_variables()}
+    variables = {
+        "args": args,
+        "task": state.task,
+        "run": state.run_variables(),
+        "agent": bundle.agent_variables(),
+    }
 
     def load_facts() -> dict[str, Any]:
         try:
-            return bundle.registry.facts_for(bundle.spec, FactContext(
-                engine=loop.p.engine, tool=call.tool, args=args, task=state.task,
-                run_id=state.run_id))
-        except Exception:  # noqa: BLE001 - missing facts make rules fail safe, never crash
+            return bundle.registry.facts_for(
+                bundle.spec,
+                FactContext(
+                    engine=loop.p.engine,
+                    tool=call.tool,
+                    args=args,
+                    task=state.task,
+                    run_id=state.run_id,
+                ),
+            )
+        except Exception:
             log.warning("facts for %s in run %s failed", call.tool, state.run_id, exc_info=True)
             return {}
 
     gate = bundle.mediator.authorize(call, variables, load_facts)
     decision = gate.decision
     loop.run.step(
-        StepKind.APPLY_GUARDRAIL, call.tool, loop.decision_effect_status(decision.effect),
+        StepKind.APPLY_GUARDRAIL,
+        call.tool,
+        loop.decision_effect_status(decision.effect),
         call_id=call.call_id,
         error_class=decision.error_class if decision.effect is Effect.DENY else None,
         input={"tool": call.tool, "args": redact(call.args)},
-        output={"effect": decision.effect.value, "rule_id": decision.rule_id,
-                "reason": decision.reason, "stage": decision.stage, "stages": gate.trace()},
-        attributes={"rule_id": decision.rule_id, "effect": decision.effect.value,
-                    "stage": decision.stage},
+        output={
+            "effect": decision.effect.value,
+            "rule_id": decision.rule_id,
+            "reason": decision.reason,
+            "stage": decision.stage,
+            "stages": gate.trace(),
+        },
+        attributes={
+            "rule_id": decision.rule_id,
+            "effect": decision.effect.value,
+            "stage": decision.stage,
+        },
         duration_ms=sum(s.duration_us for s in gate.stages) / 1000.0,
     )
     if decision.effect is Effect.DENY:
         state.denial_count += 1
         if decision.stage == "policy" and decision.override_roles:
             review = loop.new_review(
-                kind=ReviewKind.BLOCK, status=ReviewStatus.BLOCKED, call_id=call.call_id,
-                tool=call.tool, args=args, rule_id=decision.rule_id, reason=decision.reason,
-                sla_minutes=None, override_roles=decision.override_roles,
+                kind=ReviewKind.BLOCK,
+                status=ReviewStatus.BLOCKED,
+                call_id=call.call_id,
+                tool=call.tool,
+                args=args,
+                rule_id=decision.rule_id,
+                reason=decision.reason,
+                sla_minutes=None,
+                override_roles=decision.override_roles,
                 risk=_risk(loop, call.tool, args),
             )
             loop.run.commit(lambda session: session.add(review))
             return
-        loop.observe(Observation(
-            call.call_id, call.tool,
-            "error" if decision.error_class is ErrorClass.INVALID_ARGUMENTS else "denied",
-            {"message": f"denied by rule {decision.rule_id}: {decision.reason}",
-             "rule_id": decision.rule_id},
-            decision.error_class,
-        ))
+        loop.observe(
+            Observation(
+                call.call_id,
+                call.tool,
+                "error" if decision.error_class is ErrorClass.INVALID_ARGUMENTS else "denied",
+                {
+                    "message": f"denied by rule {decision.rule_id}: {decision.reason}",
+                    "rule_id": decision.rule_id,
+                },
+                decision.error_class,
+            )
+        )
         loop.run.commit()
         return
     if decision.effect is Effect.ESCALATE:
         review = loop.new_review(
-            kind=ReviewKind.ESCALATION, status=ReviewStatus.PENDING, call_id=call.call_id,
-            tool=call.tool, args=args, rule_id=decision.rule_id, reason=decision.reason,
-            sla_minutes=decision.sla_minutes, risk=_risk(loop, call.tool, args),
+            kind=ReviewKind.ESCALATION,
+            status=ReviewStatus.PENDING,
+            call_id=call.call_id,
+            tool=call.tool,
+            args=args,
+            rule_id=decision.rule_id,
+            reason=decision.reason,
+            sla_minutes=decision.sla_minutes,
+            risk=_risk(loop, call.tool, args),
         )
         loop.run.commit(lambda session: session.add(review))
         return
@@ -121,32 +159,57 @@ def admit_and_execute(
         denied = admission.decision
         state.denial_count += 1
         loop.run.step(
-            StepKind.APPLY_GUARDRAIL, tool_name, StepStatus.DENIED, call_id=call_id,
+            StepKind.APPLY_GUARDRAIL,
+            tool_name,
+            StepStatus.DENIED,
+            call_id=call_id,
             error_class=denied.error_class,
-            output={"effect": "deny", "rule_id": denied.rule_id, "reason": denied.reason,
-                    "stage": denied.stage, "stages": admission.trace()},
+            output={
+                "effect": "deny",
+                "rule_id": denied.rule_id,
+                "reason": denied.reason,
+                "stage": denied.stage,
+                "stages": admission.trace(),
+            },
             attributes={"rule_id": denied.rule_id, "effect": "deny", "stage": denied.stage},
         )
-        loop.observe(Observation(call_id, tool_name, "denied",
-                                 {"message": denied.reason, "rule_id": denied.rule_id},
-                                 denied.error_class))
+        loop.observe(
+            Observation(
+                call_id,
+                tool_name,
+                "denied",
+                {"message": denied.reason, "rule_id": denied.rule_id},
+                denied.error_class,
+            )
+        )
         loop.run.commit(_mark_applied(review_id))
         return
     tool = bundle.tools[tool_name]
     key = f"run{state.run_id}:{call_id}"
     ledger = ToolCall(
-        run_id=state.run_id, call_id=call_id, review_id=review_id, tool=tool_name,
-        idempotency_key=key, args=args, args_hash=args_hash(args),
-        side_effect=tool.spec.side_effect, idempotent=tool.spec.idempotent,
+        run_id=state.run_id,
+        call_id=call_id,
+        review_id=review_id,
+        tool=tool_name,
+        idempotency_key=key,
+        args=args,
+        args_hash=args_hash(args),
+        side_effect=tool.spec.side_effect,
+        idempotent=tool.spec.idempotent,
         status=ToolCallStatus.IN_FLIGHT,
     )
     if tool.spec.has_side_effects:
         # Committed before the tool runs: after a crash this row says the call may have happened.
         loop.run.commit(lambda session: session.add(ledger))
     execution = execute(
-        tool, args, run_id=state.run_id, idempotency_key=key,
-        timeout_s=bundle.spec.budgets.call_timeout_s, retries=bundle.spec.retries,
-        engine=loop.p.engine, inline=loop.p.inline_tools,
+        tool,
+        args,
+        run_id=state.run_id,
+        idempotency_key=key,
+        timeout_s=bundle.spec.budgets.call_timeout_s,
+        retries=bundle.spec.retries,
+        engine=loop.p.engine,
+        inline=loop.p.inline_tools,
     )
     finish_call(loop, ledger, execution, review_id=review_id)
 
@@ -159,9 +222,11 @@ def finish_call(
     spec = bundle.tool_specs[ledger.tool]
     for attempt in execution.attempts:
         loop.run.step(
-            StepKind.EXECUTE_TOOL, ledger.tool,
+            StepKind.EXECUTE_TOOL,
+            ledger.tool,
             StepStatus.OK if attempt.error_class is None else StepStatus.ERROR,
-            call_id=ledger.call_id, error_class=attempt.error_class,
+            call_id=ledger.call_id,
+            error_class=attempt.error_class,
             input={"args": redact(ledger.args), "attempt": attempt.number},
             output={"error": attempt.error} if attempt.error else None,
             attributes={"attempt": attempt.number, "idempotency_key": ledger.idempotency_key},
@@ -169,31 +234,51 @@ def finish_call(
         )
     extra: list[Work] = [_mark_applied(review_id)]
     result = redact(execution.result) if execution.result is not None else None
+    for attempt in execution.attempts:  # each attempt tells the breaker about tool health
+        if attempt.error_class is None:
+            bundle.breakers.record_success(ledger.tool)
+        elif attempt.retryable:
+            bundle.breakers.record_failure(ledger.tool, attempt.error_class)
     if execution.ok and result is not None:
         status = ToolCallStatus.SUCCEEDED
         problems = validate_result(spec, execution.result)
-        bundle.breakers.record_success(ledger.tool)
         if problems:
             state.consecutive_failures += 1
-            loop.observe(Observation(ledger.call_id, ledger.tool, "error", {
-                "message": "the result does not match the tool's contract: "
-                + "; ".join(problems[:3])}, ErrorClass.TOOL_ERROR))
+            loop.observe(
+                Observation(
+                    ledger.call_id,
+                    ledger.tool,
+                    "error",
+                    {
+                        "message": "the result does not match the tool's contract: "
+                        + "; ".join(problems[:3])
+                    },
+                    ErrorClass.TOOL_ERROR,
+                )
+            )
         else:
             state.consecutive_failures = 0
             state.count_success(ledger.tool, ledger.args)
             loop.observe(Observation(ledger.call_id, ledger.tool, "ok", result))
-    elif (execution.error_class is ErrorClass.TOOL_TIMEOUT and spec.has_side_effects
-          and not spec.idempotent):
+    elif (
+        execution.error_class is ErrorClass.TOOL_TIMEOUT
+        and spec.has_side_effects
+        and not spec.idempotent
+    ):
         status = ToolCallStatus.OUTCOME_UNKNOWN
         extra.append(_outcome_unknown_review(loop, ledger, execution.error or "timed out"))
     else:
         status = ToolCallStatus.FAILED
         state.consecutive_failures += 1
-        if execution.retryable and execution.error_class is not None:
-            bundle.breakers.record_failure(ledger.tool, execution.error_class)
-        loop.observe(Observation(ledger.call_id, ledger.tool, "error",
-                                 {"message": execution.error or "failed"},
-                                 execution.error_class))
+        loop.observe(
+            Observation(
+                ledger.call_id,
+                ledger.tool,
+                "error",
+                {"message": execution.error or "failed"},
+                execution.error_class,
+            )
+        )
 
     def save(session: Session) -> None:
         row = session.get(ToolCall, ledger.id) if ledger.id is not None else None
@@ -214,15 +299,25 @@ def finish_call(
 
 
 def _outcome_unknown_review(loop: _Loop, ledger: ToolCall, why: str) -> Work:
-    loop.run.step(StepKind.EXECUTE_TOOL, ledger.tool, StepStatus.ERROR, call_id=ledger.call_id,
-                  error_class=ErrorClass.OUTCOME_UNKNOWN,
-                  output={"error": f"outcome unknown: {why}"})
+    loop.run.step(
+        StepKind.EXECUTE_TOOL,
+        ledger.tool,
+        StepStatus.ERROR,
+        call_id=ledger.call_id,
+        error_class=ErrorClass.OUTCOME_UNKNOWN,
+        output={"error": f"outcome unknown: {why}"},
+    )
     review = loop.new_review(
-        kind=ReviewKind.OUTCOME_UNKNOWN, status=ReviewStatus.PENDING, call_id=ledger.call_id,
-        tool=ledger.tool, args=ledger.args, rule_id="outcome-unknown",
+        kind=ReviewKind.OUTCOME_UNKNOWN,
+        status=ReviewStatus.PENDING,
+        call_id=ledger.call_id,
+        tool=ledger.tool,
+        args=ledger.args,
+        rule_id="outcome-unknown",
         reason=f"{ledger.tool} is not idempotent and its outcome is unknown ({why}). Check the "
         "system of record: approve if it took effect, reject if it did not.",
-        sla_minutes=60, risk=_risk(loop, ledger.tool, ledger.args),
+        sla_minutes=60,
+        risk=_risk(loop, ledger.tool, ledger.args),
     )
     return lambda session: session.add(review)
 
@@ -234,6 +329,7 @@ def _mark_applied(review_id: int | None) -> Work:
             if review is not None:
                 review.applied_at = utcnow()
                 session.add(review)
+
     return mark
 
 
@@ -253,16 +349,25 @@ def recover_in_flight(loop: _Loop) -> RunStatus | None:
         tool = loop.bundle.tools.get(row.tool)
         if tool is not None and (tool.spec.idempotent or not tool.spec.has_side_effects):
             execution = execute(
-                tool, row.args, run_id=loop.state.run_id, idempotency_key=row.idempotency_key,
+                tool,
+                row.args,
+                run_id=loop.state.run_id,
+                idempotency_key=row.idempotency_key,
                 timeout_s=loop.bundle.spec.budgets.call_timeout_s,
-                retries=loop.bundle.spec.retries, engine=loop.p.engine,
+                retries=loop.bundle.spec.retries,
+                engine=loop.p.engine,
                 inline=loop.p.inline_tools,
             )
             finish_call(loop, row, execution, review_id=row.review_id)
             continue
         work = _outcome_unknown_review(loop, row, "the worker stopped while it was running")
 
-        def mark_unknown(session: Session, row_id: int | None = row.id, add: Work = work) -> None:
+        def mark_unknown(
+            session: Session,
+            row_id: int | None = row.id,
+            add: Work = work,
+            review_id: int | None = row.review_id,
+        ) -> None:
             stored = session.get(ToolCall, row_id)
             if stored is not None:
                 stored.status = ToolCallStatus.OUTCOME_UNKNOWN
@@ -270,7 +375,7 @@ def recover_in_flight(loop: _Loop) -> RunStatus | None:
                 stored.finished_at = utcnow()
                 session.add(stored)
             add(session)
-            _mark_applied(row.review_id)(session)
+            _mark_applied(review_id)(session)
 
         loop.run.commit(mark_unknown)
         asked = True
@@ -289,8 +394,10 @@ def apply_decisions(loop: _Loop) -> RunStatus | None:
         ).all()
         decisions = {
             r.id: session.exec(
-                select(ReviewDecision).where(col(ReviewDecision.review_id) == r.id)
-                .order_by(col(ReviewDecision.id).desc()).limit(1)
+                select(ReviewDecision)
+                .where(col(ReviewDecision.review_id) == r.id)
+                .order_by(col(ReviewDecision.id).desc())
+                .limit(1)
             ).first()
             for r in reviews
         }
@@ -306,19 +413,31 @@ def _apply_one(loop: _Loop, review: Review, decision: ReviewDecision | None) -> 
     approved = review.status in _APPROVED
     reason = decision.reason if decision else ""
     edited_args = decision.args if decision and decision.args is not None else None
-    waited = (review.decided_at - review.created_at).total_seconds() * 1000 \
-        if review.decided_at else 0.0
+    waited = (
+        (review.decided_at - review.created_at).total_seconds() * 1000 if review.decided_at else 0.0
+    )
     loop.run.step(
-        StepKind.HUMAN_APPROVAL, f"{review.kind.value} review", 
-        StepStatus.OK if approved else StepStatus.DENIED, call_id=review.call_id,
-        error_class=None if approved else (
-            ErrorClass.REVIEW_EXPIRED if review.status is ReviewStatus.EXPIRED
-            else ErrorClass.HUMAN_REJECTED),
+        StepKind.HUMAN_APPROVAL,
+        f"{review.kind.value} review",
+        StepStatus.OK if approved else StepStatus.DENIED,
+        call_id=review.call_id,
+        error_class=None
+        if approved
+        else (
+            ErrorClass.REVIEW_EXPIRED
+            if review.status is ReviewStatus.EXPIRED
+            else ErrorClass.HUMAN_REJECTED
+        ),
         input={"review_id": review.id, "tool": review.tool, "rule_id": review.rule_id},
-        output={"decision": review.status.value, "decided_by": review.decided_by,
-                "reason": reason, "edited_args": redact(edited_args)},
+        output={
+            "decision": review.status.value,
+            "decided_by": review.decided_by,
+            "reason": reason,
+            "edited_args": redact(edited_args),
+        },
         attributes={"review_id": review.id, "rule_id": review.rule_id, "tier": review.tier},
-        started_at=review.created_at, ended_at=review.decided_at or utcnow(),
+        started_at=review.created_at,
+        ended_at=review.decided_at or utcnow(),
         duration_ms=waited,
     )
     if review.kind is ReviewKind.OUTPUT_INVALID:
@@ -342,13 +461,23 @@ def _apply_one(loop: _Loop, review: Review, decision: ReviewDecision | None) -> 
     loop.state.rejection_count += 1
     expired = review.status is ReviewStatus.EXPIRED
     who = review.decided_by or "system"
-    loop.observe(Observation(
-        review.call_id or "", review.tool or "", "expired" if expired else "rejected",
-        {"reason": reason, "decided_by": who,
-         "message": ("the review expired without a decision" if expired
-                     else f"rejected by {who}: {reason}")},
-        ErrorClass.REVIEW_EXPIRED if expired else ErrorClass.HUMAN_REJECTED,
-    ))
+    loop.observe(
+        Observation(
+            review.call_id or "",
+            review.tool or "",
+            "expired" if expired else "rejected",
+            {
+                "reason": reason,
+                "decided_by": who,
+                "message": (
+                    "the review expired without a decision"
+                    if expired
+                    else f"rejected by {who}: {reason}"
+                ),
+            },
+            ErrorClass.REVIEW_EXPIRED if expired else ErrorClass.HUMAN_REJECTED,
+        )
+    )
     loop.run.commit(_mark_applied(review.id))
     return None
 
@@ -358,7 +487,8 @@ def _apply_verification(loop: _Loop, review: Review, happened: bool, reason: str
 
     def save(session: Session) -> None:
         row = session.exec(
-            select(ToolCall).where(col(ToolCall.run_id) == loop.state.run_id)
+            select(ToolCall)
+            .where(col(ToolCall.run_id) == loop.state.run_id)
             .where(col(ToolCall.call_id) == review.call_id)
         ).first()
         if row is not None:
@@ -370,11 +500,26 @@ def _apply_verification(loop: _Loop, review: Review, happened: bool, reason: str
     if happened:
         loop.state.consecutive_failures = 0
         loop.state.count_success(review.tool or "", review.args)
-        loop.observe(Observation(review.call_id or "", review.tool or "", "ok",
-                                 {"verified_by": who, "note": reason,
-                                  "message": f"{who} confirmed the call took effect"}))
+        loop.observe(
+            Observation(
+                review.call_id or "",
+                review.tool or "",
+                "ok",
+                {
+                    "verified_by": who,
+                    "note": reason,
+                    "message": f"{who} confirmed the call took effect",
+                },
+            )
+        )
     else:
-        loop.observe(Observation(review.call_id or "", review.tool or "", "error",
-                                 {"message": f"{who} found the call did not take effect: {reason}"},
-                                 ErrorClass.OUTCOME_UNKNOWN))
+        loop.observe(
+            Observation(
+                review.call_id or "",
+                review.tool or "",
+                "error",
+                {"message": f"{who} found the call did not take effect: {reason}"},
+                ErrorClass.OUTCOME_UNKNOWN,
+            )
+        )
     loop.run.commit(save)

@@ -31,8 +31,7 @@ def claim_next(engine: Engine, owner: str, *, lease_s: float = 30.0) -> Claim | 
             .where(
                 sa.or_(
                     col(Run.status) == RunStatus.READY,
-                    sa.and_(col(Run.status) == RunStatus.RUNNING,
-                            col(Run.lease_expires_at) < now),
+                    sa.and_(col(Run.status) == RunStatus.RUNNING, col(Run.lease_expires_at) < now),
                 )
             )
             .order_by(col(Run.id))
@@ -79,8 +78,12 @@ def _start_run_for_next_task(session: Session, now: sa.DateTime | object) -> Run
         log.warning("task %s: agent %s has no active version", task.id, task.agent_id)
         return None
     assert task.id is not None
-    run = Run(task_id=task.id, agent_id=task.agent_id, version_id=agent.active_version_id,
-              status=RunStatus.READY)
+    run = Run(
+        task_id=task.id,
+        agent_id=task.agent_id,
+        version_id=agent.active_version_id,
+        status=RunStatus.READY,
+    )
     session.add(run)
     session.flush()
     return run
@@ -91,19 +94,23 @@ def has_ready_work(engine: Engine) -> bool:
     with write_session(engine) as session:
         now = utcnow()
         ready_run = session.exec(
-            select(Run.id).where(
+            select(Run.id)
+            .where(
                 sa.or_(
                     col(Run.status) == RunStatus.READY,
-                    sa.and_(col(Run.status) == RunStatus.RUNNING,
-                            col(Run.lease_expires_at) < now),
+                    sa.and_(col(Run.status) == RunStatus.RUNNING, col(Run.lease_expires_at) < now),
                 )
-            ).limit(1)
+            )
+            .limit(1)
         ).first()
         if ready_run is not None:
             return True
-        return session.exec(
-            select(Task.id).where(col(Task.status) == TaskStatus.QUEUED).limit(1)
-        ).first() is not None
+        return (
+            session.exec(
+                select(Task.id).where(col(Task.status) == TaskStatus.QUEUED).limit(1)
+            ).first()
+            is not None
+        )
 
 
 def extend_leases(engine: Engine, owner: str, run_ids: list[int], *, lease_s: float) -> None:

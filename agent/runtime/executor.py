@@ -52,6 +52,7 @@ class Attempt:
     duration_ms: float
     error_class: ErrorClass | None = None
     error: str | None = None
+    retryable: bool = False
 
 
 @dataclass
@@ -84,9 +85,7 @@ def call_with_timeout(
         return future.result(timeout=ctx.timeout_s)
     except FutureTimeout:
         future.cancel()
-        raise ToolTimeout(
-            f"{tool.spec.name} did not answer within {ctx.timeout_s:g} s"
-        ) from None
+        raise ToolTimeout(f"{tool.spec.name} did not answer within {ctx.timeout_s:g} s") from None
 
 
 def execute(
@@ -106,23 +105,39 @@ def execute(
 
     def attempt_once(state: RetryCallState | None = None) -> dict[str, Any]:
         number = len(execution.attempts) + 1
-        ctx = ToolContext(run_id=run_id, idempotency_key=idempotency_key, timeout_s=timeout_s,
-                          engine=engine, attempt=number)
+        ctx = ToolContext(
+            run_id=run_id,
+            idempotency_key=idempotency_key,
+            timeout_s=timeout_s,
+            engine=engine,
+            attempt=number,
+        )
         started = time.time()
         clock = time.perf_counter()
         try:
             result = call_with_timeout(tool, args, ctx, inline=inline)
         except ToolError as exc:
-            execution.attempts.append(Attempt(number, started, _ms(clock), exc.error_class,
-                                              str(exc)))
+            execution.attempts.append(
+                Attempt(number, started, _ms(clock), exc.error_class, str(exc), exc.retryable)
+            )
             raise
-        except Exception as exc:  # noqa: BLE001 - a bug in a tool is a classified tool_error
-            execution.attempts.append(Attempt(number, started, _ms(clock), ErrorClass.TOOL_ERROR,
-                                              f"{type(exc).__name__}: {exc}"))
+        except Exception as exc:
+            execution.attempts.append(
+                Attempt(
+                    number,
+                    started,
+                    _ms(clock),
+                    ErrorClass.TOOL_ERROR,
+                    f"{type(exc).__name__}: {exc}",
+                )
+            )
             raise ToolError(f"{tool.spec.name} raised {type(exc).__name__}: {exc}") from exc
         if not isinstance(result, dict):
-            execution.attempts.append(Attempt(number, started, _ms(clock), ErrorClass.TOOL_ERROR,
-                                              "result is not an object"))
+            execution.attempts.append(
+                Attempt(
+                    number, started, _ms(clock), ErrorClass.TOOL_ERROR, "result is not an object"
+                )
+            )
             raise ToolError(f"{tool.spec.name} returned {type(result).__name__}, not an object")
         execution.attempts.append(Attempt(number, started, _ms(clock)))
         return result

@@ -16,8 +16,9 @@ from agent.planning.base import Observation, Proposal, ProposedCall, TokenUsage,
 from storage.enums import ErrorClass, StepKind
 from storage.models import Step
 
-_SECRET_KEY = re.compile(r"pass(word|wd)?|secret|token|api[_-]?key|authorization|credential",
-                         re.IGNORECASE)
+_SECRET_KEY = re.compile(
+    r"pass(word|wd)?|secret|token|api[_-]?key|authorization|credential", re.IGNORECASE
+)
 REDACTED = "[redacted]"
 
 
@@ -44,18 +45,29 @@ def args_hash(args: Any) -> str:
 
 
 def proposal_to_json(proposal: Proposal) -> dict[str, Any]:
-    return redact({
-        "reasoning": proposal.reasoning,
-        "calls": [{"call_id": c.call_id, "tool": c.tool, "args": _jsonable(c.args)}
-                  for c in proposal.calls],
-        "final_answer": dict(proposal.final_answer) if proposal.final_answer is not None else None,
-        "error": proposal.error,
-        "usage": (
-            {"model": proposal.usage.model, "prompt_tokens": proposal.usage.prompt_tokens,
-             "completion_tokens": proposal.usage.completion_tokens}
-            if proposal.usage else None
-        ),
-    })
+    document: dict[str, Any] = redact(
+        {
+            "reasoning": proposal.reasoning,
+            "calls": [
+                {"call_id": c.call_id, "tool": c.tool, "args": _jsonable(c.args)}
+                for c in proposal.calls
+            ],
+            "final_answer": dict(proposal.final_answer)
+            if proposal.final_answer is not None
+            else None,
+            "error": proposal.error,
+            "usage": (
+                {
+                    "model": proposal.usage.model,
+                    "prompt_tokens": proposal.usage.prompt_tokens,
+                    "completion_tokens": proposal.usage.completion_tokens,
+                }
+                if proposal.usage
+                else None
+            ),
+        }
+    )
+    return document
 
 
 def _jsonable(args: Any) -> Any:
@@ -75,7 +87,9 @@ def proposal_from_json(doc: Mapping[str, Any]) -> Proposal:
 
 def observation_to_json(obs: Observation) -> dict[str, Any]:
     return {
-        "call_id": obs.call_id, "tool": obs.tool, "status": obs.status,
+        "call_id": obs.call_id,
+        "tool": obs.tool,
+        "status": obs.status,
         "content": redact(dict(obs.content)),
         "error_class": obs.error_class.value if obs.error_class else None,
     }
@@ -84,7 +98,9 @@ def observation_to_json(obs: Observation) -> dict[str, Any]:
 def observation_from_json(doc: Mapping[str, Any]) -> Observation:
     error_class = doc.get("error_class")
     return Observation(
-        call_id=doc["call_id"], tool=doc["tool"], status=doc["status"],
+        call_id=doc["call_id"],
+        tool=doc["tool"],
+        status=doc["status"],
         content=doc.get("content") or {},
         error_class=ErrorClass(error_class) if error_class else None,
     )

@@ -67,8 +67,12 @@ class RunProcessor:
         """Advance the run until it finishes or waits; returns the status it was left in."""
         try:
             state = self._load(claim)
-            bundle = load_bundle(self.engine, state.version_id, self.registry)
             run = RunSession(self.engine, state, self.lease_s)
+            try:
+                bundle = load_bundle(self.engine, state.version_id, self.registry)
+            except Exception as exc:
+                log.exception("run %s: version %s cannot be loaded", claim.run_id, state.version_id)
+                return _fail_unloadable(run, f"the agent version cannot be loaded: {exc}")
             return _Loop(self, bundle, run).drive()
         except LeaseLost as exc:
             log.warning("%s", exc)
@@ -89,11 +93,19 @@ class RunProcessor:
                 .where(col(ToolCall.status) == ToolCallStatus.SUCCEEDED)
             ).all()
         state = RunState(
-            claim=claim, task_id=row.task_id, agent_id=row.agent_id, version_id=row.version_id,
-            task=dict(task.input) if task else {}, step_count=row.step_count,
-            planner_turns=row.planner_turns, denial_count=row.denial_count,
-            rejection_count=row.rejection_count, consecutive_failures=row.consecutive_failures,
-            agent_time_ms=row.agent_time_ms, tokens_in=row.tokens_in, tokens_out=row.tokens_out,
+            claim=claim,
+            task_id=row.task_id,
+            agent_id=row.agent_id,
+            version_id=row.version_id,
+            task=dict(task.input) if task else {},
+            step_count=row.step_count,
+            planner_turns=row.planner_turns,
+            denial_count=row.denial_count,
+            rejection_count=row.rejection_count,
+            consecutive_failures=row.consecutive_failures,
+            agent_time_ms=row.agent_time_ms,
+            tokens_in=row.tokens_in,
+            tokens_out=row.tokens_out,
             cost_usd=row.cost_usd,
             root_step_id=next((s.id for s in steps if s.kind is StepKind.INVOKE_AGENT), None),
             history=rebuild_history(steps),
@@ -138,22 +150,30 @@ class _Loop:
     def _start(self) -> None:
         now = utcnow()
         root = self.run.step(
-            StepKind.INVOKE_AGENT, self.bundle.agent_name, StepStatus.RUNNING,
+            StepKind.INVOKE_AGENT,
+            self.bundle.agent_name,
+            StepStatus.RUNNING,
             input=redact({"task": self.state.task}),
-            attributes={"agent": self.bundle.agent_name, "version": self.bundle.version_number,
-                        "version_id": self.bundle.version_id},
+            attributes={
+                "agent": self.bundle.agent_name,
+                "version": self.bundle.version_number,
+                "version_id": self.bundle.version_id,
+            },
         )
         self.run.commit(started_at=now)
         self.state.root_step_id = root.id
 
     def _has_open_reviews(self) -> bool:
         with read_session(self.p.engine) as session:
-            return session.exec(
-                select(Review.id)
-                .where(col(Review.run_id) == self.state.run_id)
-                .where(col(Review.status).in_([ReviewStatus.PENDING, ReviewStatus.BLOCKED]))
-                .limit(1)
-            ).first() is not None
+            return (
+                session.exec(
+                    select(Review.id)
+                    .where(col(Review.run_id) == self.state.run_id)
+                    .where(col(Review.status).in_([ReviewStatus.PENDING, ReviewStatus.BLOCKED]))
+                    .limit(1)
+                ).first()
+                is not None
+            )
 
     def _exhausted_budget(self) -> str | None:
         budgets = self.bundle.spec.budgets
@@ -169,8 +189,10 @@ class _Loop:
         if s.rejection_count > budgets.max_rejections:
             return f"{s.rejection_count} calls were rejected (budget {budgets.max_rejections})"
         if s.consecutive_failures >= budgets.max_consecutive_failures:
-            return f"{s.consecutive_failures} failures in a row (budget " \
-                   f"{budgets.max_consecutive_failures})"
+            return (
+                f"{s.consecutive_failures} failures in a row (budget "
+                f"{budgets.max_consecutive_failures})"
+            )
         return None
 
     def _unobserved_calls(self) -> list[ProposedCall]:
@@ -183,15 +205,20 @@ class _Loop:
         if not todo:
             return []
         with read_session(self.p.engine) as session:
-            reviewed = set(session.exec(
-                select(Review.call_id).where(col(Review.run_id) == self.state.run_id)
-            ).all())
+            reviewed = set(
+                session.exec(
+                    select(Review.call_id).where(col(Review.run_id) == self.state.run_id)
+                ).all()
+            )
         return [c for c in todo if c.call_id not in reviewed]
 
     def context(self) -> RunContext:
         return RunContext(
-            run_id=self.state.run_id, task_id=self.state.task_id, agent=self.bundle.agent_name,
-            task=self.state.task, tools=list(self.bundle.tool_specs.values()),
+            run_id=self.state.run_id,
+            task_id=self.state.task_id,
+            agent=self.bundle.agent_name,
+            task=self.state.task,
+            tools=list(self.bundle.tool_specs.values()),
             history=tuple(self.state.history),
             planner_config={"version": self.bundle.version_number},
         )
@@ -200,7 +227,7 @@ class _Loop:
         started = utcnow()
         try:
             proposal = self.bundle.planner.propose(self.context())
-        except Exception as exc:  # noqa: BLE001 - a planner bug must not kill the worker
+        except Exception as exc:
             log.exception("planner of run %s failed", self.state.run_id)
             proposal = Proposal.failed(f"the planner raised {type(exc).__name__}: {exc}")
         ended = utcnow()
@@ -217,15 +244,19 @@ class _Loop:
             if proposal.error is None:
                 proposal = Proposal.failed("the planner proposed neither calls nor an answer")
         self.run.step(
-            StepKind.PROPOSAL, self.bundle.spec.planner.kind,
+            StepKind.PROPOSAL,
+            self.bundle.spec.planner.kind,
             StepStatus.ERROR if failed else StepStatus.OK,
             error_class=ErrorClass.PLANNER_ERROR if failed else None,
             input={"turn": self.state.planner_turns},
             output=proposal_to_json(proposal),
-            attributes={"model": usage.model if usage else self.bundle.spec.planner.model,
-                        "prompt_tokens": usage.prompt_tokens if usage else 0,
-                        "completion_tokens": usage.completion_tokens if usage else 0},
-            started_at=started, ended_at=ended,
+            attributes={
+                "model": usage.model if usage else self.bundle.spec.planner.model,
+                "prompt_tokens": usage.prompt_tokens if usage else 0,
+                "completion_tokens": usage.completion_tokens if usage else 0,
+            },
+            started_at=started,
+            ended_at=ended,
             duration_ms=(ended - started).total_seconds() * 1000,
         )
         self.run.commit()
@@ -237,9 +268,11 @@ class _Loop:
         from agent.runtime.records import observation_to_json
 
         self.run.step(
-            StepKind.OBSERVATION, observation.tool,
+            StepKind.OBSERVATION,
+            observation.tool,
             StepStatus.OK if observation.status == "ok" else StepStatus.ERROR,
-            call_id=observation.call_id, error_class=observation.error_class,
+            call_id=observation.call_id,
+            error_class=observation.error_class,
             output=observation_to_json(observation),
         )
         for index in range(len(self.state.history) - 1, -1, -1):
@@ -258,7 +291,8 @@ class _Loop:
         if not problems:
             problems = self.bundle.output_checks.failures(answer, self.state.task)
         self.run.step(
-            StepKind.FINAL_OUTPUT, "output contract",
+            StepKind.FINAL_OUTPUT,
+            "output contract",
             StepStatus.ERROR if problems else StepStatus.OK,
             error_class=ErrorClass.OUTPUT_INVALID if problems else None,
             output={"answer": redact(answer), "problems": problems},
@@ -267,12 +301,19 @@ class _Loop:
             return self.finish(RunStatus.SUCCEEDED, output=answer)
 
         def add_review(session: Session) -> None:
-            session.add(self.new_review(
-                kind=ReviewKind.OUTPUT_INVALID, status=ReviewStatus.PENDING, call_id=None,
-                tool=None, args=answer, rule_id="output-contract",
-                reason="The final answer does not meet the output contract: "
-                + "; ".join(problems), sla_minutes=60,
-            ))
+            session.add(
+                self.new_review(
+                    kind=ReviewKind.OUTPUT_INVALID,
+                    status=ReviewStatus.PENDING,
+                    call_id=None,
+                    tool=None,
+                    args=answer,
+                    rule_id="output-contract",
+                    reason="The final answer does not meet the output contract: "
+                    + "; ".join(problems),
+                    sla_minutes=60,
+                )
+            )
 
         self.run.commit(add_review)
         return self.park()
@@ -296,11 +337,21 @@ class _Loop:
 
         stored = redact(args) if args is not None else None
         return Review(
-            run_id=self.state.run_id, agent_id=self.state.agent_id,
-            version_id=self.state.version_id, kind=kind, status=status, call_id=call_id,
-            tool=tool, args=stored, args_hash=args_hash(stored) if stored is not None else None,
-            policy_hash=self.bundle.policy.hash, rule_id=rule_id, reason=reason[:2000],
-            risk=risk, tier=tier, override_roles=list(override_roles),
+            run_id=self.state.run_id,
+            agent_id=self.state.agent_id,
+            version_id=self.state.version_id,
+            kind=kind,
+            status=status,
+            call_id=call_id,
+            tool=tool,
+            args=stored,
+            args_hash=args_hash(stored) if stored is not None else None,
+            policy_hash=self.bundle.policy.hash,
+            rule_id=rule_id,
+            reason=reason[:2000],
+            risk=risk,
+            tier=tier,
+            override_roles=list(override_roles),
             sla_due_at=utcnow() + timedelta(minutes=sla_minutes or 60),
         )
 
@@ -308,7 +359,9 @@ class _Loop:
         """Wait for people: release the lease; the run is claimable again once they decide."""
         self.run.commit(
             lambda session: _set_task(session, self.state.task_id, TaskStatus.WAITING_REVIEW),
-            status=RunStatus.WAITING_REVIEW, lease_owner=None, lease_expires_at=None,
+            status=RunStatus.WAITING_REVIEW,
+            lease_owner=None,
+            lease_expires_at=None,
         )
         return RunStatus.WAITING_REVIEW
 
@@ -335,15 +388,37 @@ class _Loop:
                 session.add(root)
 
         self.run.commit(
-            close, status=status, error_class=error_class, error_message=message,
-            output=redact(output) if output is not None else None, finished_at=now,
-            lease_owner=None, lease_expires_at=None,
+            close,
+            status=status,
+            error_class=error_class,
+            error_message=message,
+            output=redact(output) if output is not None else None,
+            finished_at=now,
+            lease_owner=None,
+            lease_expires_at=None,
         )
         return status
 
     def decision_effect_status(self, effect: Effect) -> StepStatus:
-        return {Effect.ALLOW: StepStatus.OK, Effect.ESCALATE: StepStatus.ESCALATED,
-                Effect.DENY: StepStatus.DENIED}[effect]
+        return {
+            Effect.ALLOW: StepStatus.OK,
+            Effect.ESCALATE: StepStatus.ESCALATED,
+            Effect.DENY: StepStatus.DENIED,
+        }[effect]
+
+
+def _fail_unloadable(run: RunSession, message: str) -> RunStatus:
+    """End a run whose version cannot be built (say, a tool no longer registered)."""
+    run.commit(
+        lambda session: _set_task(session, run.state.task_id, TaskStatus.FAILED),
+        status=RunStatus.FAILED,
+        error_class=ErrorClass.INTERNAL_ERROR,
+        error_message=message[:2000],
+        finished_at=utcnow(),
+        lease_owner=None,
+        lease_expires_at=None,
+    )
+    return RunStatus.FAILED
 
 
 def _set_task(session: Session, task_id: int, status: TaskStatus) -> None:

@@ -99,7 +99,7 @@ class RunSession:
         *,
         call_id: str | None = None,
         error_class: ErrorClass | None = None,
-        input: dict[str, Any] | None = None,  # noqa: A002 - mirrors the column
+        input: dict[str, Any] | None = None,
         output: dict[str, Any] | None = None,
         attributes: dict[str, Any] | None = None,
         started_at: Any = None,
@@ -110,11 +110,20 @@ class RunSession:
         self.state.step_count += 1
         now = utcnow()
         step = Step(
-            run_id=self.state.run_id, seq=self.state.step_count, parent_id=self.state.root_step_id,
-            kind=kind, name=name[:128], status=status, call_id=call_id, error_class=error_class,
-            started_at=started_at or now, ended_at=ended_at or now,
+            run_id=self.state.run_id,
+            seq=self.state.step_count,
+            parent_id=self.state.root_step_id,
+            kind=kind,
+            name=name[:128],
+            status=status,
+            call_id=call_id,
+            error_class=error_class,
+            started_at=started_at or now,
+            ended_at=ended_at or now,
             duration_ms=duration_ms if duration_ms is not None else 0.0,
-            input=input, output=output, attributes=attributes or {},
+            input=input,
+            output=output,
+            attributes=attributes or {},
         )
         self.pending.append(step)
         return step

@@ -61,8 +61,9 @@ class Worker:
         self.heartbeat_s = heartbeat_s or max(lease_s / 3, 0.2)
         self.embedded = embedded
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.processor = RunProcessor(engine, registry=registry, lease_s=lease_s,
-                                      inline_tools=inline_tools)
+        self.processor = RunProcessor(
+            engine, registry=registry, lease_s=lease_s, inline_tools=inline_tools
+        )
         self._active: dict[int, Future[object]] = {}
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
@@ -73,22 +74,44 @@ class Worker:
 
     def start(self) -> None:
         with write_session(self.engine) as session:
-            session.add(WorkerRow(id=self.id, hostname=socket.gethostname(), pid=os.getpid(),
-                                  concurrency=self.concurrency, embedded=self.embedded))
+            session.add(
+                WorkerRow(
+                    id=self.id,
+                    hostname=socket.gethostname(),
+                    pid=os.getpid(),
+                    concurrency=self.concurrency,
+                    embedded=self.embedded,
+                )
+            )
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="steward-run")
         scheduler = BackgroundScheduler(
             executors={"default": JobExecutor(4)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
             timezone="UTC",
         )
-        scheduler.add_job(self._guarded(self.dispatch), "interval", seconds=self.poll_s,
-                          id="dispatch", next_run_time=utcnow())
-        scheduler.add_job(self._guarded(self.heartbeat), "interval", seconds=self.heartbeat_s,
-                          id="heartbeat")
-        scheduler.add_job(self._guarded(self.expire_reviews), "interval", seconds=5,
-                          id="expire", next_run_time=utcnow())
-        scheduler.add_job(self._guarded(self.release_leases), "interval",
-                          seconds=max(self.lease_s / 2, 1.0), id="release")
+        scheduler.add_job(
+            self._guarded(self.dispatch),
+            "interval",
+            seconds=self.poll_s,
+            id="dispatch",
+            next_run_time=utcnow(),
+        )
+        scheduler.add_job(
+            self._guarded(self.heartbeat), "interval", seconds=self.heartbeat_s, id="heartbeat"
+        )
+        scheduler.add_job(
+            self._guarded(self.expire_reviews),
+            "interval",
+            seconds=5,
+            id="expire",
+            next_run_time=utcnow(),
+        )
+        scheduler.add_job(
+            self._guarded(self.release_leases),
+            "interval",
+            seconds=max(self.lease_s / 2, 1.0),
+            id="release",
+        )
         scheduler.start()
         self._scheduler = scheduler
         log.info("worker %s started (concurrency %d)", self.id, self.concurrency)
@@ -151,8 +174,12 @@ class Worker:
         try:
             self.processor.process(claim)
         except Exception:
-            log.exception("run %s failed in worker %s; its lease will expire and another "
-                          "worker will resume it", claim.run_id, self.id)
+            log.exception(
+                "run %s failed in worker %s; its lease will expire and another "
+                "worker will resume it",
+                claim.run_id,
+                self.id,
+            )
         finally:
             with self._lock:
                 self._active.pop(claim.run_id, None)
@@ -175,5 +202,6 @@ class Worker:
                 job()  # type: ignore[operator]
             except Exception:
                 log.exception("worker job %s failed", getattr(job, "__name__", job))
+
         run.__name__ = getattr(job, "__name__", "job")
         return run

@@ -11,7 +11,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from console.cli import audit, db
+from agent.errors import ServiceError
+from console.cli import audit, db, demo, operations, users, versions
 from console.cli.common import CommandError
 from storage.errors import StorageError
 
@@ -28,6 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     db.register(commands)
     audit.register(commands)
+    versions.register(commands)
+    users.register(commands)
+    operations.register(commands)
+    demo.register(commands)
     return parser
 
 
@@ -40,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         code: int = args.handler(args)
-    except (StorageError, CommandError) as exc:
+    except (StorageError, CommandError, ServiceError) as exc:
         print(f"steward: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -18,6 +18,18 @@ SQLModel.metadata.naming_convention = {
 
 from storage.models.agents import Agent, AgentVersion, Deployment  # noqa: E402
 from storage.models.audit import AuditEvent  # noqa: E402
+from storage.models.demo import (  # noqa: E402
+    ItAccessGrant,
+    ItApplication,
+    ItEmployee,
+    ItPasswordReset,
+    SupportCustomer,
+    SupportEmail,
+    SupportFraudSignal,
+    SupportOrder,
+    SupportRefund,
+    SupportTicket,
+)
 from storage.models.evals import EvalCase, EvalResult, EvalRun, EvalSuite  # noqa: E402
 from storage.models.operations import CircuitBreaker, Worker  # noqa: E402
 from storage.models.people import User  # noqa: E402
@@ -36,10 +48,20 @@ __all__ = [
     "EvalResult",
     "EvalRun",
     "EvalSuite",
+    "ItAccessGrant",
+    "ItApplication",
+    "ItEmployee",
+    "ItPasswordReset",
     "Review",
     "ReviewDecision",
     "Run",
     "Step",
+    "SupportCustomer",
+    "SupportEmail",
+    "SupportFraudSignal",
+    "SupportOrder",
+    "SupportRefund",
+    "SupportTicket",
     "Task",
     "ToolCall",
     "User",

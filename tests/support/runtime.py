@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from agent.actors import Actor
 from agent.errors import ToolError
+from agent.mediation.ratelimit import reset_counters
 from agent.runtime.bundle import clear_cache
 from agent.runtime.claims import claim_next
 from agent.runtime.runner import RunProcessor
@@ -79,32 +80,91 @@ def shop_registry(effects: Effects, *, flaky: PythonTool | None = None) -> ToolR
         raise ToolError("the service answered 503", retryable=True)
 
     obj = {"type": "object"}
-    registry.register_tool(PythonTool(ToolSpec(
-        "lookup", "Look up an order.", {"type": "object", "required": ["order_id"],
-                                        "properties": {"order_id": {"type": "string"}},
-                                        "additionalProperties": False},
-        data_sources=("orders",)), lookup))
-    registry.register_tool(PythonTool(ToolSpec(
-        "pay", "Refund an amount.", {"type": "object", "required": ["order_id", "amount"],
-                                     "properties": {"order_id": {"type": "string"},
-                                                    "amount": {"type": "number", "minimum": 0}},
-                                     "additionalProperties": False},
-        {"type": "object", "required": ["paid"]}, SideEffect.WRITE, True, ("payments",)), pay))
-    registry.register_tool(PythonTool(ToolSpec(
-        "notify", "Send a message.", {"type": "object", "required": ["to"],
-                                      "properties": {"to": {"type": "string"}}},
-        obj, SideEffect.WRITE, False, ("email",)), notify))
-    registry.register_tool(PythonTool(ToolSpec(
-        "slow_notify", "Send slowly.", obj, obj, SideEffect.WRITE, False, ("email",)),
-        slow_notify))
-    registry.register_tool(PythonTool(ToolSpec(
-        "wipe", "Delete customer data.", obj, obj, SideEffect.IRREVERSIBLE, False, ("orders",)),
-        wipe))
-    registry.register_tool(PythonTool(ToolSpec(
-        "broken", "Always 503.", obj, obj, SideEffect.READ, True, ("orders",)), broken))
-    registry.register_tool(PythonTool(ToolSpec(
-        "crm_export", "Export from the CRM.", obj, obj, SideEffect.READ, True, ("crm",)),
-        lookup))
+    registry.register_tool(
+        PythonTool(
+            ToolSpec(
+                "lookup",
+                "Look up an order.",
+                {
+                    "type": "object",
+                    "required": ["order_id"],
+                    "properties": {"order_id": {"type": "string"}},
+                    "additionalProperties": False,
+                },
+                data_sources=("orders",),
+            ),
+            lookup,
+        )
+    )
+    registry.register_tool(
+        PythonTool(
+            ToolSpec(
+                "pay",
+                "Refund an amount.",
+                {
+                    "type": "object",
+                    "required": ["order_id", "amount"],
+                    "properties": {
+                        "order_id": {"type": "string"},
+                        "amount": {"type": "number", "minimum": 0},
+                    },
+                    "additionalProperties": False,
+                },
+                {"type": "object", "required": ["paid"]},
+                SideEffect.WRITE,
+                True,
+                ("payments",),
+            ),
+            pay,
+        )
+    )
+    registry.register_tool(
+        PythonTool(
+            ToolSpec(
+                "notify",
+                "Send a message.",
+                {"type": "object", "required": ["to"], "properties": {"to": {"type": "string"}}},
+                obj,
+                SideEffect.WRITE,
+                False,
+                ("email",),
+            ),
+            notify,
+        )
+    )
+    registry.register_tool(
+        PythonTool(
+            ToolSpec("slow_notify", "Send slowly.", obj, obj, SideEffect.WRITE, False, ("email",)),
+            slow_notify,
+        )
+    )
+    registry.register_tool(
+        PythonTool(
+            ToolSpec(
+                "wipe",
+                "Delete customer data.",
+                obj,
+                obj,
+                SideEffect.IRREVERSIBLE,
+                False,
+                ("orders",),
+            ),
+            wipe,
+        )
+    )
+    registry.register_tool(
+        PythonTool(
+            ToolSpec("broken", "Always 503.", obj, obj, SideEffect.READ, True, ("orders",)), broken
+        )
+    )
+    registry.register_tool(
+        PythonTool(
+            ToolSpec(
+                "crm_export", "Export from the CRM.", obj, obj, SideEffect.READ, True, ("crm",)
+            ),
+            lookup,
+        )
+    )
     if flaky is not None:
         registry.register_tool(flaky)
     return registry
@@ -113,16 +173,36 @@ def shop_registry(effects: Effects, *, flaky: PythonTool | None = None) -> ToolR
 SHOP_POLICY = {
     "default": "allow",
     "rules": [
-        {"id": "pay-small", "tool": "pay", "when": "args.amount <= 100.0", "effect": "allow",
-         "reason": "small refunds are fine"},
-        {"id": "pay-medium", "tool": "pay", "when": "args.amount > 100.0 && args.amount <= 1000.0",
-         "effect": "escalate", "reason": "refunds over $100 need an operator",
-         "sla_minutes": 30},
-        {"id": "pay-large", "tool": "pay", "when": "args.amount > 1000.0", "effect": "deny",
-         "reason": "refunds over $1000 are not allowed", "override_roles": ["manager"]},
-        {"id": "run-total", "tool": "pay",
-         "when": "has(run.sums.pay) && run.sums.pay.amount + args.amount > 1500.0",
-         "effect": "deny", "reason": "a run may refund at most $1500 in total"},
+        {
+            "id": "pay-small",
+            "tool": "pay",
+            "when": "args.amount <= 100.0",
+            "effect": "allow",
+            "reason": "small refunds are fine",
+        },
+        {
+            "id": "pay-medium",
+            "tool": "pay",
+            "when": "args.amount > 100.0 && args.amount <= 1000.0",
+            "effect": "escalate",
+            "reason": "refunds over $100 need an operator",
+            "sla_minutes": 30,
+        },
+        {
+            "id": "pay-large",
+            "tool": "pay",
+            "when": "args.amount > 1000.0",
+            "effect": "deny",
+            "reason": "refunds over $1000 are not allowed",
+            "override_roles": ["manager"],
+        },
+        {
+            "id": "run-total",
+            "tool": "pay",
+            "when": "has(run.sums.pay) && run.sums.pay.amount + args.amount > 1500.0",
+            "effect": "deny",
+            "reason": "a run may refund at most $1500 in total",
+        },
         {"id": "no-wipe", "tool": "wipe", "effect": "deny", "reason": "deleting data is forbidden"},
     ],
 }
@@ -136,10 +216,19 @@ def scripted_version(script: list[dict[str, Any]], **overrides: Any) -> dict[str
         "data_sources": ["orders", "payments", "email"],
         "policy": SHOP_POLICY,
         "rate_limits": [{"tool": "notify", "limit": "2/minute"}],
-        "budgets": {"max_steps": 80, "run_deadline_s": 60, "call_timeout_s": 1.0,
-                    "max_denials": 10, "max_consecutive_failures": 3},
-        "retries": {"max_attempts": 3, "initial_backoff_s": 0.001, "max_backoff_s": 0.01,
-                    "jitter_s": 0.001},
+        "budgets": {
+            "max_steps": 80,
+            "run_deadline_s": 60,
+            "call_timeout_s": 1.0,
+            "max_denials": 10,
+            "max_consecutive_failures": 3,
+        },
+        "retries": {
+            "max_attempts": 3,
+            "initial_backoff_s": 0.001,
+            "max_backoff_s": 0.01,
+            "jitter_s": 0.001,
+        },
         "output": {"schema": {"type": "object", "required": ["resolution"]}},
     }
     doc.update(overrides)
@@ -153,14 +242,21 @@ def install_agent(engine: Engine, name: str, document: dict[str, Any]) -> int:
 
     jsonschema.validate(document, VERSION_SCHEMA)
     clear_cache()
+    reset_counters()
     with write_session(engine) as session:
         agent = Agent(name=name)
         session.add(agent)
         session.flush()
         assert agent.id is not None
-        version = AgentVersion(agent_id=agent.id, number=1, content_hash=name, policy_hash="p",
-                               spec=document, source_yaml=yaml.safe_dump(document),
-                               created_by="erin")
+        version = AgentVersion(
+            agent_id=agent.id,
+            number=1,
+            content_hash=name,
+            policy_hash="p",
+            spec=document,
+            source_yaml=yaml.safe_dump(document),
+            created_by="erin",
+        )
         session.add(version)
         session.flush()
         agent.active_version_id = version.id
@@ -173,8 +269,9 @@ def submit(engine: Engine, agent: str, task: dict[str, Any]) -> int:
     return submit_task(engine, OPERATOR, agent, task)
 
 
-def drive(engine: Engine, registry: ToolRegistry, *, owner: str = "test-worker",
-          max_claims: int = 50) -> list[RunStatus]:
+def drive(
+    engine: Engine, registry: ToolRegistry, *, owner: str = "test-worker", max_claims: int = 50
+) -> list[RunStatus]:
     """Claim and process runs in this thread until nothing is claimable."""
     processor = RunProcessor(engine, registry=registry, lease_s=30)
     statuses = []

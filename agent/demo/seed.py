@@ -1,0 +1,137 @@
+"""``steward demo seed`` and ``steward demo stream``: a populated installation in one command.
+
+Seeding creates an account for every role, the two demo agents with two versions each (version
+1 active), their systems of record, and the sample tasks. It is idempotent: a second run adds
+nothing that is already there.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
+
+from agent.actors import Actor
+from agent.demo import data
+from agent.demo.tasks import IT_ACCESS, SUPPORT, task_inputs
+from agent.tasks import submit_task
+from agent.users import actor_for, add_first_user, add_user
+from agent.versions import activate_version, create_agent, create_version
+from storage.engine import read_session, write_session
+from storage.models import Agent, User
+
+log = logging.getLogger(__name__)
+
+VERSIONS_DIR = Path(__file__).parent / "versions"
+DEMO_AGENTS = {
+    SUPPORT: (
+        "Customer refunds: look up customers and orders, refund, email, close tickets.",
+        "customer support",
+    ),
+    IT_ACCESS: ("Application access: grant and revoke access, reset passwords.", "IT access"),
+}
+# Demo accounts; the passwords are printed by ``make run`` and documented in the README.
+DEMO_USERS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("ada", ("admin",), "ada-steward-demo"),
+    ("olga", ("operator",), "olga-steward-demo"),
+    ("oscar", ("operator",), "oscar-steward-demo"),
+    ("mona", ("manager",), "mona-steward-demo"),
+    ("erin", ("engineer",), "erin-steward-demo"),
+)
+
+
+@dataclass
+class SeedReport:
+    users: list[str] = field(default_factory=list)
+    agents: list[str] = field(default_factory=list)
+    records: int = 0
+    tasks: int = 0
+
+
+def seed_demo(engine: Engine, *, with_tasks: bool = True) -> SeedReport:
+    """Load the demo; what already exists is left alone."""
+    report = SeedReport()
+    with write_session(engine) as session:
+        existing = set(session.exec(select(User.name)).all())
+        for name, roles, password in DEMO_USERS:
+            if name in existing:
+                continue
+            if not existing and not report.users:
+                add_first_user(
+                    name, roles, session=session, password=password, email=f"{name}@steward.example"
+                )
+            else:
+                admin = actor_for(DEMO_USERS[0][0], session=session)
+                add_user(
+                    admin,
+                    name,
+                    roles,
+                    session=session,
+                    password=password,
+                    email=f"{name}@steward.example",
+                )
+            report.users.append(name)
+        report.records = data.seed_records(session)
+    with write_session(engine) as session:
+        engineer = actor_for("erin", session=session)
+        known = set(session.exec(select(Agent.name)).all())
+        for name, (description, domain) in DEMO_AGENTS.items():
+            if name in known:
+                continue
+            create_agent(engineer, name, session=session, description=description, domain=domain)
+            for number in (1, 2):
+                yaml_text = (VERSIONS_DIR / f"{name}-v{number}.yaml").read_text()
+                create_version(
+                    engineer, name, yaml_text, session=session, note=f"demo version {number}"
+                )
+            activate_version(
+                engineer, name, 1, session=session, reason="demo seed: start on version 1"
+            )
+            report.agents.append(name)
+    if with_tasks and report.agents:
+        operator = _actor(engine, "olga")
+        for name in report.agents:
+            for task in task_inputs(name):
+                submit_task(engine, operator, name, task, source="demo")
+                report.tasks += 1
+    return report
+
+
+def _actor(engine: Engine, name: str) -> Actor:
+    with read_session(engine) as session:
+        return actor_for(name, session=session)
+
+
+def stream(
+    engine: Engine,
+    actor: Actor,
+    *,
+    rate: float,
+    count: int | None = None,
+    stop: threading.Event | None = None,
+    seed: int | None = None,
+) -> int:
+    """Keep submitting sample tasks at ``rate`` per second; returns how many were submitted."""
+    if rate <= 0:
+        raise ValueError("rate must be positive")
+    rng = random.Random(seed)  # noqa: S311 - picks demo traffic, not secrets
+    with read_session(engine) as session:
+        agents = list(
+            session.exec(select(Agent.name).where(col(Agent.name).in_(list(DEMO_AGENTS)))).all()
+        )
+    pool = [(name, task) for name in agents for task in task_inputs(name)]
+    if not pool:
+        raise ValueError("the demo is not seeded; run `steward demo seed` first")
+    stop = stop or threading.Event()
+    submitted = 0
+    while not stop.is_set() and (count is None or submitted < count):
+        name, task = rng.choice(pool)
+        submit_task(engine, actor, name, task, source="demo-stream")
+        submitted += 1
+        stop.wait(rng.expovariate(rate))
+    return submitted

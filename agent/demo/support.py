@@ -1,0 +1,417 @@
+"""The customer-support demo domain: tools over the support tables, and the facts its policy reads.
+
+Amounts cross the tool boundary in dollars and are stored in cents. The fraud check talks to a
+simulated, flaky fraud service: orders the seed data marks time out, fail, or fail once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from datetime import time as clock_time
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, func, select
+
+from agent.errors import ToolError, ToolTimeout
+from agent.tools.base import ToolContext
+from agent.tools.python import PythonTool, tool
+from storage.engine import read_session, write_session
+from storage.enums import SideEffect
+from storage.models.demo import (
+    SupportCustomer,
+    SupportEmail,
+    SupportFraudSignal,
+    SupportOrder,
+    SupportRefund,
+    SupportTicket,
+)
+from storage.types import utcnow
+
+if TYPE_CHECKING:
+    from agent.tools.registry import FactContext, ToolRegistry
+
+CUSTOMER_ID = {"type": "string", "pattern": "^C-[0-9]{4}$"}
+ORDER_ID = {"type": "string", "pattern": "^O-[0-9]{4}$"}
+TICKET_ID = {"type": "string", "pattern": "^T-[0-9]{4}$"}
+MONEY = {"type": "number", "minimum": 0}
+EMAIL = {"type": "string", "format": "email", "maxLength": 254}
+MAX_REFUND = 100_000
+
+
+def _object(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+    }
+
+
+def _result(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": required}
+
+
+def _dollars(cents: int) -> float:
+    return round(cents / 100, 2)
+
+
+def _missing(what: str, key: str) -> ToolError:
+    return ToolError(f"no {what} {key!r} exists; check the id")
+
+
+@tool(
+    "lookup_customer",
+    args_schema=_object({"customer_id": CUSTOMER_ID}, ["customer_id"]),
+    result_schema=_result(
+        {
+            "customer_id": CUSTOMER_ID,
+            "name": {"type": "string"},
+            "email": {"type": "string"},
+            "tier": {"enum": ["standard", "gold", "platinum"]},
+            "erased": {"type": "boolean"},
+            "open_tickets": {"type": "integer", "minimum": 0},
+        },
+        ["customer_id", "name", "email", "tier", "erased", "open_tickets"],
+    ),
+    data_sources=("crm", "tickets"),
+)
+def lookup_customer(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    """Look up a customer by id: name, email address on file, tier and open tickets."""
+    with read_session(ctx.engine) as session:
+        customer = session.get(SupportCustomer, args["customer_id"])
+        if customer is None:
+            raise _missing("customer", args["customer_id"])
+        open_tickets = session.exec(
+            select(func.count())
+            .select_from(SupportTicket)
+            .where(SupportTicket.customer_id == customer.customer_id)
+            .where(SupportTicket.status == "open")
+        ).one()
+        return {
+            "customer_id": customer.customer_id,
+            "name": customer.name,
+            "email": customer.email,
+            "tier": customer.tier,
+            "erased": customer.erased_at is not None,
+            "open_tickets": int(open_tickets),
+        }
+
+
+@tool(
+    "lookup_order",
+    args_schema=_object({"order_id": ORDER_ID}, ["order_id"]),
+    result_schema=_result(
+        {
+            "order_id": ORDER_ID,
+            "customer_id": CUSTOMER_ID,
+            "item": {"type": "string"},
+            "amount": MONEY,
+            "refunded": MONEY,
+            "refundable": MONEY,
+            "status": {"type": "string"},
+            "placed_at": {"type": "string", "format": "date-time"},
+        },
+        ["order_id", "customer_id", "amount", "refunded", "refundable", "status"],
+    ),
+    data_sources=("orders",),
+)
+def lookup_order(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    """Look up an order by id: customer, item, amount, what was refunded so far, status."""
+    with read_session(ctx.engine) as session:
+        order = session.get(SupportOrder, args["order_id"])
+        if order is None:
+            raise _missing("order", args["order_id"])
+        return {
+            "order_id": order.order_id,
+            "customer_id": order.customer_id,
+            "item": order.item,
+            "amount": _dollars(order.amount_cents),
+            "refunded": _dollars(order.refunded_cents),
+            "refundable": _dollars(order.amount_cents - order.refunded_cents),
+            "status": order.status,
+            "placed_at": order.placed_at.isoformat(),
+        }
+
+
+def _refund_answer(refund: SupportRefund, *, duplicate: bool) -> dict[str, Any]:
+    return {
+        "refund_id": refund.id,
+        "order_id": refund.order_id,
+        "customer_id": refund.customer_id,
+        "amount": _dollars(refund.amount_cents),
+        "status": "issued",
+        "duplicate": duplicate,
+        "created_at": refund.created_at.isoformat(),
+    }
+
+
+def _refund_by_key(session: Session, key: str) -> SupportRefund | None:
+    return session.exec(select(SupportRefund).where(SupportRefund.idempotency_key == key)).first()
+
+
+@tool(
+    "issue_refund",
+    args_schema=_object(
+        {
+            "customer_id": CUSTOMER_ID,
+            "order_id": ORDER_ID,
+            "amount": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_REFUND},
+            "reason": {"type": "string", "maxLength": 500},
+        },
+        ["customer_id", "order_id", "amount"],
+    ),
+    result_schema=_result(
+        {
+            "refund_id": {"type": "integer"},
+            "order_id": ORDER_ID,
+            "customer_id": CUSTOMER_ID,
+            "amount": MONEY,
+            "status": {"const": "issued"},
+            "duplicate": {"type": "boolean"},
+        },
+        ["refund_id", "order_id", "amount", "status", "duplicate"],
+    ),
+    side_effect=SideEffect.WRITE,
+    idempotent=True,
+    data_sources=("payments", "orders"),
+)
+def issue_refund(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    """Refund an amount in dollars on a customer's order to the original payment method.
+
+    Idempotent: a repeated call with the same idempotency key returns the first refund and pays
+    nothing again.
+    """
+    key = ctx.idempotency_key
+    cents = round(float(args["amount"]) * 100)
+    try:
+        with write_session(ctx.engine) as session:
+            existing = _refund_by_key(session, key)
+            if existing is not None:
+                return _refund_answer(existing, duplicate=True)
+            order = session.exec(
+                select(SupportOrder)
+                .where(SupportOrder.order_id == args["order_id"])
+                .with_for_update()
+            ).first()
+            if order is None:
+                raise _missing("order", args["order_id"])
+            if order.customer_id != args["customer_id"]:
+                raise ToolError(
+                    f"order {order.order_id} belongs to another customer, not "
+                    f"{args['customer_id']}; refund the customer's own order"
+                )
+            refundable = order.amount_cents - order.refunded_cents
+            if cents > refundable:
+                raise ToolError(
+                    f"{args['amount']:.2f} exceeds what is refundable on order {order.order_id} "
+                    f"({_dollars(refundable):.2f} of {_dollars(order.amount_cents):.2f})"
+                )
+            refund = SupportRefund(
+                idempotency_key=key,
+                order_id=order.order_id,
+                customer_id=order.customer_id,
+                amount_cents=cents,
+                reason=str(args.get("reason", ""))[:500],
+                run_id=ctx.run_id,
+            )
+            order.refunded_cents += cents
+            order.status = (
+                "refunded" if order.refunded_cents == order.amount_cents else ("partially_refunded")
+            )
+            session.add(refund)
+            session.add(order)
+            session.flush()
+            return _refund_answer(refund, duplicate=False)
+    except IntegrityError:
+        # Another attempt with the same key committed first; its refund is the answer.
+        with read_session(ctx.engine) as session:
+            existing = _refund_by_key(session, key)
+            if existing is None:
+                raise
+            return _refund_answer(existing, duplicate=True)
+
+
+@tool(
+    "send_email",
+    args_schema=_object(
+        {
+            "customer_id": CUSTOMER_ID,
+            "to": EMAIL,
+            "subject": {"type": "string", "minLength": 1, "maxLength": 200},
+            "body": {"type": "string", "minLength": 1, "maxLength": 5000},
+        },
+        ["customer_id", "to", "subject", "body"],
+    ),
+    result_schema=_result(
+        {"email_id": {"type": "integer"}, "to": {"type": "string"}, "status": {"const": "sent"}},
+        ["email_id", "to", "status"],
+    ),
+    side_effect=SideEffect.WRITE,
+    idempotent=False,
+    data_sources=("email",),
+)
+def send_email(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    """Send an email about a customer's case. Not idempotent: every call sends another email."""
+    with write_session(ctx.engine) as session:
+        email = SupportEmail(
+            customer_id=args["customer_id"],
+            to_address=args["to"],
+            subject=args["subject"],
+            body=args["body"],
+            idempotency_key=ctx.idempotency_key,
+            run_id=ctx.run_id,
+        )
+        session.add(email)
+        session.flush()
+        return {"email_id": email.id, "to": email.to_address, "status": "sent"}
+
+
+@tool(
+    "close_ticket",
+    args_schema=_object(
+        {
+            "ticket_id": TICKET_ID,
+            "resolution": {"type": "string", "minLength": 1, "maxLength": 500},
+        },
+        ["ticket_id", "resolution"],
+    ),
+    result_schema=_result(
+        {
+            "ticket_id": TICKET_ID,
+            "status": {"const": "closed"},
+            "already_closed": {"type": "boolean"},
+        },
+        ["ticket_id", "status", "already_closed"],
+    ),
+    side_effect=SideEffect.WRITE,
+    idempotent=True,
+    data_sources=("tickets",),
+)
+def close_ticket(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    """Close a support ticket with a resolution note. Closing a closed ticket changes nothing."""
+    with write_session(ctx.engine) as session:
+        ticket = session.get(SupportTicket, args["ticket_id"], with_for_update=True)
+        if ticket is None:
+            raise _missing("ticket", args["ticket_id"])
+        already = ticket.status == "closed"
+        if not already:
+            ticket.status = "closed"
+            ticket.resolution = args["resolution"]
+            ticket.closed_at = utcnow()
+            session.add(ticket)
+        return {"ticket_id": ticket.ticket_id, "status": "closed", "already_closed": already}
+
+
+@tool(
+    "delete_customer_data",
+    args_schema=_object(
+        {"customer_id": CUSTOMER_ID, "reason": {"type": "string", "minLength": 1}},
+        ["customer_id", "reason"],
+    ),
+    result_schema=_result(
+        {"customer_id": CUSTOMER_ID, "erased": {"const": True}}, ["customer_id", "erased"]
+    ),
+    side_effect=SideEffect.IRREVERSIBLE,
+    idempotent=True,
+    data_sources=("crm",),
+)
+def delete_customer_data(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    """Erase a customer's personal data for good (name and email). Cannot be undone."""
+    with write_session(ctx.engine) as session:
+        customer = session.get(SupportCustomer, args["customer_id"], with_for_update=True)
+        if customer is None:
+            raise _missing("customer", args["customer_id"])
+        if customer.erased_at is None:
+            customer.name = "(erased)"
+            customer.email = f"erased+{customer.customer_id.lower()}@invalid.example"
+            customer.erased_at = utcnow()
+            session.add(customer)
+        return {"customer_id": customer.customer_id, "erased": True}
+
+
+def _risk(score: int) -> str:
+    if score >= 70:
+        return "high"
+    return "medium" if score >= 30 else "low"
+
+
+@tool(
+    "check_fraud_score",
+    args_schema=_object({"order_id": ORDER_ID}, ["order_id"]),
+    result_schema=_result(
+        {
+            "order_id": ORDER_ID,
+            "score": {"type": "integer", "minimum": 0, "maximum": 100},
+            "risk": {"enum": ["low", "medium", "high"]},
+        },
+        ["order_id", "score", "risk"],
+    ),
+    data_sources=("fraud",),
+)
+def check_fraud_score(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    """Ask the fraud service how risky an order is (score 0-100, risk low/medium/high)."""
+    order_id = args["order_id"]
+    with read_session(ctx.engine) as session:
+        if session.get(SupportOrder, order_id) is None:
+            raise _missing("order", order_id)
+        signal = session.get(SupportFraudSignal, order_id)
+        score, fault = (10, None) if signal is None else (signal.score, signal.fault)
+    if fault == "timeout":
+        # The service accepts the connection and never answers; a client gives up at its
+        # timeout, and the executor's own bound may cut this sooner.
+        time.sleep(ctx.timeout_s)
+        raise ToolTimeout(f"the fraud service did not answer within {ctx.timeout_s:g}s")
+    if fault == "error" or (fault == "flaky" and ctx.attempt == 1):
+        raise ToolError("the fraud service answered HTTP 503 Service Unavailable", retryable=True)
+    return {"order_id": order_id, "score": score, "risk": _risk(score)}
+
+
+TOOLS: tuple[PythonTool, ...] = (
+    lookup_customer,
+    lookup_order,
+    issue_refund,
+    send_email,
+    close_ticket,
+    delete_customer_data,
+    check_fraud_score,
+)
+
+
+def refunds_today(ctx: FactContext) -> int | None:
+    """Refunds already issued today (UTC) to the call's customer, across all runs."""
+    customer_id = ctx.arg_or_task("customer_id")
+    if not isinstance(customer_id, str):
+        return None
+    start = datetime.combine(utcnow().date(), clock_time.min, tzinfo=UTC)
+    with read_session(ctx.engine) as session:
+        count = session.exec(
+            select(func.count())
+            .select_from(SupportRefund)
+            .where(SupportRefund.customer_id == customer_id)
+            .where(col(SupportRefund.created_at) >= start)
+        ).one()
+    return int(count)
+
+
+def customer_email(ctx: FactContext) -> str | None:
+    """The email address on file for the call's customer (None if unknown)."""
+    customer_id = ctx.arg_or_task("customer_id")
+    if not isinstance(customer_id, str):
+        return None
+    with read_session(ctx.engine) as session:
+        customer = session.get(SupportCustomer, customer_id)
+        return None if customer is None else customer.email
+
+
+FACTS = {"refunds_today": refunds_today, "customer_email": customer_email}
+
+
+def register(registry: ToolRegistry) -> None:
+    """Register the support tools and facts."""
+    for demo_tool in TOOLS:
+        registry.register_tool(demo_tool)
+    for name, provider in FACTS.items():
+        registry.register_fact(name, provider)

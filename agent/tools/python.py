@@ -1,0 +1,106 @@
+"""Python tools: a ``ToolSpec`` plus a plain function, and the ``@tool`` decorator pairing them."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from agent.errors import ToolError
+from agent.tools.base import ToolContext, ToolSpec
+from storage.enums import SideEffect
+
+ToolFunction = Callable[[Mapping[str, Any], ToolContext], dict[str, Any]]
+"""The signature of a Python tool's function: validated arguments and the call's context in,
+a JSON object out."""
+
+
+class PythonTool:
+    """A tool implemented by a Python function.
+
+    Args:
+        spec: what the tool is and how it is governed.
+        fn: the implementation; it fails by raising ``ToolError`` or ``ToolTimeout``.
+    """
+
+    def __init__(self, spec: ToolSpec, fn: ToolFunction) -> None:
+        self._spec = spec
+        self._fn = fn
+
+    @property
+    def spec(self) -> ToolSpec:
+        return self._spec
+
+    def call(self, args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
+        """Run the function once.
+
+        Raises:
+            ToolError: the function failed, or returned something other than a JSON object
+                (a bug in the tool, so not retryable).
+        """
+        result = self._fn(args, ctx)
+        if not isinstance(result, dict):
+            raise ToolError(
+                f"tool {self._spec.name!r} returned {type(result).__name__}, not an object; "
+                "fix the tool to return a dict"
+            )
+        return result
+
+    def __repr__(self) -> str:
+        return f"PythonTool({self._spec.name!r})"
+
+
+def tool(
+    name: str,
+    *,
+    args_schema: Mapping[str, Any],
+    result_schema: Mapping[str, Any] | None = None,
+    description: str | None = None,
+    side_effect: SideEffect = SideEffect.READ,
+    idempotent: bool = True,
+    data_sources: tuple[str, ...] = (),
+    compensating_tool: str | None = None,
+) -> Callable[[ToolFunction], PythonTool]:
+    """Turn a function into a ``PythonTool``.
+
+    The description defaults to the function's docstring (its first paragraph), so the text
+    the planner reads and the text a developer reads are the same.
+
+    Example:
+        >>> @tool("echo", args_schema={"type": "object"})
+        ... def echo(args, ctx):
+        ...     '''Return the arguments unchanged.'''
+        ...     return dict(args)
+
+    Args:
+        name: the tool's name, as versions and planners refer to it.
+        args_schema: JSON Schema of the arguments.
+        result_schema: JSON Schema of the result (default: any object).
+        description: what the tool does, for the planner.
+        side_effect: read, write or irreversible.
+        idempotent: whether repeating a call with the same idempotency key is harmless.
+        data_sources: the systems the tool touches, for scope checks.
+        compensating_tool: the tool that undoes this one, if any.
+
+    Returns:
+        A decorator producing the ``PythonTool``.
+    """
+
+    def wrap(fn: ToolFunction) -> PythonTool:
+        text = description
+        if text is None:
+            doc = inspect.getdoc(fn) or ""
+            text = doc.split("\n\n", 1)[0].replace("\n", " ").strip()
+        spec = ToolSpec(
+            name=name,
+            description=text,
+            args_schema=args_schema,
+            result_schema=result_schema if result_schema is not None else {"type": "object"},
+            side_effect=side_effect,
+            idempotent=idempotent,
+            data_sources=data_sources,
+            compensating_tool=compensating_tool,
+        )
+        return PythonTool(spec, fn)
+
+    return wrap

@@ -1,0 +1,62 @@
+"""Versions as code: an agent version is YAML, validated, compiled, content-hashed and immutable.
+
+Modules:
+    yamlsource  parse YAML safely, keeping the line of every value for error messages
+    document    validate a document (schema, cross-references, rate limits, CEL) and hash it
+    agents      agents: create and list (audited)
+    service     versions: create, list, show, activate, roll back (audited)
+    rows        row look-ups and their read models
+    diff        what changed between two versions
+    cache       the runtime's per-version ``VersionSpec`` cache
+    models      the read models these functions return
+"""
+
+from __future__ import annotations
+
+from agent.versions.agents import create_agent, list_agents
+from agent.versions.cache import clear_spec_cache, load_spec
+from agent.versions.diff import FieldChange, RuleChange, VersionDiff, diff_versions
+from agent.versions.document import (
+    ParsedVersion,
+    canonical_json,
+    content_hash,
+    load_version_document,
+    parse_version,
+)
+from agent.versions.models import AgentInfo, DeploymentInfo, VersionDetail, VersionInfo
+from agent.versions.service import (
+    activate_version,
+    active_version,
+    create_version,
+    deployment_history,
+    list_versions,
+    rollback,
+    show_version,
+)
+
+__all__ = [
+    "AgentInfo",
+    "DeploymentInfo",
+    "FieldChange",
+    "ParsedVersion",
+    "RuleChange",
+    "VersionDetail",
+    "VersionDiff",
+    "VersionInfo",
+    "activate_version",
+    "active_version",
+    "canonical_json",
+    "clear_spec_cache",
+    "content_hash",
+    "create_agent",
+    "create_version",
+    "deployment_history",
+    "diff_versions",
+    "list_agents",
+    "list_versions",
+    "load_spec",
+    "load_version_document",
+    "parse_version",
+    "rollback",
+    "show_version",
+]

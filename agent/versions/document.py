@@ -1,0 +1,273 @@
+"""A version document from YAML text: parsed, validated, compiled and hashed, or refused by line.
+
+Every refusal is a ``VersionSpecError`` that names the problem and the YAML line where it is,
+and the rule id when the problem is in a policy rule. A CEL condition that does not compile is
+refused here, when the version is created, never later in a run.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import limits
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from agent.errors import VersionSpecError
+from agent.mediation.policy import CompiledOutputChecks, CompiledPolicy, policy_hash
+from agent.spec import VERSION_SCHEMA, VersionSpec
+from agent.versions.yamlsource import PathItem, YamlSource, parse_yaml
+
+_VALIDATOR = Draft202012Validator(VERSION_SCHEMA)
+_MAX_MESSAGE = 240
+_JSON_TYPES = {
+    dict: "a mapping",
+    list: "a list",
+    str: "a string",
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    type(None): "null",
+}
+
+
+@dataclass(frozen=True)
+class ParsedVersion:
+    """A version document that passed every check, with what is stored alongside it."""
+
+    document: dict[str, Any]
+    spec: VersionSpec
+    content_hash: str
+    policy_hash: str
+
+
+def load_version_document(yaml_text: str) -> dict[str, Any]:
+    """Parse and validate a version's YAML, returning the validated document.
+
+    Args:
+        yaml_text: the version as YAML (policy as code).
+
+    Returns:
+        The document as plain JSON-compatible data.
+
+    Raises:
+        VersionSpecError: the YAML, the schema, a cross-reference, a rate limit or a CEL
+            expression is wrong; the message names the problem and its line.
+    """
+    return parse_version(yaml_text).document
+
+
+def parse_version(yaml_text: str) -> ParsedVersion:
+    """Like ``load_version_document``, also returning the typed spec and the hashes."""
+    source = parse_yaml(yaml_text)
+    document = source.data
+    _check_json_compatible(source, document, [])
+    _check_schema(source, document)
+    spec = VersionSpec.from_document(document)
+    _check_references(source, document, spec)
+    _check_rate_limits(source, spec)
+    _compile_expressions(source, spec)
+    return ParsedVersion(
+        document=document,
+        spec=spec,
+        content_hash=content_hash(document),
+        policy_hash=policy_hash(spec.policy),
+    )
+
+
+def canonical_json(document: Mapping[str, Any]) -> str:
+    """Sorted keys, no spaces: the form that is hashed, so YAML layout and comments do not count."""
+    return json.dumps(
+        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def content_hash(document: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of the document's canonical JSON."""
+    return hashlib.sha256(canonical_json(document).encode()).hexdigest()
+
+
+def dotted(path: Sequence[PathItem]) -> str:
+    """``policy.rules[2].when`` for the path ``("policy", "rules", 2, "when")``."""
+    text = ""
+    for item in path:
+        text += f"[{item}]" if isinstance(item, int) else (f".{item}" if text else str(item))
+    return text or "the document"
+
+
+def _check_json_compatible(source: YamlSource, value: Any, path: list[PathItem]) -> None:
+    """Refuse what JSON cannot store: dates, binary, non-string keys, NaN and infinity."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise VersionSpecError(
+                    f"{dotted(path)}: the key {key!r} is not a string; quote it.",
+                    line=source.line_of([*path, str(key)]),
+                )
+            _check_json_compatible(source, item, [*path, key])
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_json_compatible(source, item, [*path, index])
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise VersionSpecError(
+            f"{dotted(path)}: {value} is not a finite number.", line=source.line_of(path)
+        )
+    elif type(value) not in _JSON_TYPES:
+        raise VersionSpecError(
+            f"{dotted(path)}: a {type(value).__name__} value ({value!r:.60}) cannot be stored; "
+            "quote it to make it a string.",
+            line=source.line_of(path),
+        )
+
+
+def _check_schema(source: YamlSource, document: Any) -> None:
+    errors = list(_VALIDATOR.iter_errors(document))
+    if not errors:
+        return
+    located = sorted(
+        ((_error_line(source, error), list(error.absolute_path), error) for error in errors),
+        key=lambda entry: (entry[0], [str(p) for p in entry[1]]),
+    )
+    line, path, error = located[0]
+    more = f" ({len(errors) - 1} more problem{'s' if len(errors) > 2 else ''} after this one)"
+    raise VersionSpecError(
+        f"{dotted(path)}: {_describe(error)}{more if len(errors) > 1 else ''}",
+        line=line,
+        rule_id=_rule_id_at(document, path),
+    )
+
+
+def _error_line(source: YamlSource, error: ValidationError) -> int:
+    path = list(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = _allowed_keys(error)
+        extra = [key for key in error.instance if key not in allowed]
+        if extra:
+            return source.key_line(path, str(extra[0]))
+    return source.line_of(path)
+
+
+def _allowed_keys(error: ValidationError) -> list[str]:
+    schema = error.schema
+    properties = schema.get("properties", {}) if isinstance(schema, Mapping) else {}
+    return sorted(properties)
+
+
+def _describe(error: ValidationError) -> str:
+    if error.validator == "type":
+        kind = _JSON_TYPES.get(type(error.instance), type(error.instance).__name__)
+        return f"expected {error.validator_value}, found {kind}."
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = _allowed_keys(error)
+        extra = sorted(str(k) for k in error.instance if k not in allowed)
+        return f"unknown key {', '.join(map(repr, extra))}; allowed keys: {', '.join(allowed)}."
+    message = error.message
+    if len(message) > _MAX_MESSAGE:
+        message = message[: _MAX_MESSAGE - 3] + "..."
+    return message.rstrip(".") + "."
+
+
+def _rule_id_at(document: Any, path: Sequence[PathItem]) -> str | None:
+    """The id of the policy rule that ``path`` points into, when it has one."""
+    if len(path) >= 3 and path[0] == "policy" and path[1] == "rules" and isinstance(path[2], int):
+        rule = document["policy"]["rules"][path[2]]
+        if isinstance(rule, dict) and isinstance(rule.get("id"), str):
+            return str(rule["id"])
+    return None
+
+
+def _check_references(source: YamlSource, document: dict[str, Any], spec: VersionSpec) -> None:
+    """Cross-references the schema cannot express: unique ids and names, tools in scope."""
+    seen_rules: set[str] = set()
+    for index, rule in enumerate(spec.policy.rules):
+        if rule.id in seen_rules:
+            raise VersionSpecError(
+                "this rule id is used by another rule already; rule ids must be unique.",
+                line=source.line_of(["policy", "rules", index, "id"]),
+                rule_id=rule.id,
+            )
+        seen_rules.add(rule.id)
+
+    seen_http: set[str] = set()
+    for index, tool in enumerate(spec.http_tools):
+        line = source.line_of(["http_tools", index, "name"])
+        if tool.name in seen_http:
+            raise VersionSpecError(
+                f"http_tools[{index}]: the HTTP tool {tool.name!r} is defined twice.", line=line
+            )
+        if tool.name in spec.tools:
+            raise VersionSpecError(
+                f"http_tools[{index}]: {tool.name!r} is also listed in tools; a name must mean "
+                "one tool (a registered tool or an HTTP tool, not both).",
+                line=line,
+            )
+        seen_http.add(tool.name)
+
+    in_scope = spec.tool_names
+    for index, tool in enumerate(spec.http_tools):
+        if tool.compensating_tool is not None and tool.compensating_tool not in in_scope:
+            raise VersionSpecError(
+                f"http_tools[{index}]: the compensating tool {tool.compensating_tool!r} is not "
+                f"in this version's tools ({', '.join(in_scope) or 'none'}).",
+                line=source.line_of(["http_tools", index, "compensating_tool"]),
+            )
+
+    # A rule or a rate limit naming a tool the version does not have would never apply: a
+    # misspelt tool name in a deny rule must not pass silently.
+    for index, raw_rule in enumerate(document["policy"].get("rules", ())):
+        pattern = raw_rule.get("tool")
+        if pattern is not None and not _matches_any(pattern, in_scope):
+            raise VersionSpecError(
+                f"the rule's tool {pattern!r} matches no tool of this version "
+                f"({', '.join(in_scope) or 'none'}), so the rule could never apply.",
+                line=source.line_of(["policy", "rules", index, "tool"]),
+                rule_id=raw_rule["id"],
+            )
+    for index, limit in enumerate(spec.rate_limits):
+        if not _matches_any(limit.tool, in_scope):
+            raise VersionSpecError(
+                f"rate_limits[{index}]: the tool {limit.tool!r} matches no tool of this version "
+                f"({', '.join(in_scope) or 'none'}).",
+                line=source.line_of(["rate_limits", index, "tool"]),
+            )
+
+
+def _matches_any(pattern: str, names: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for name in names)
+
+
+def _check_rate_limits(source: YamlSource, spec: VersionSpec) -> None:
+    for index, limit in enumerate(spec.rate_limits):
+        try:
+            limits.parse(limit.limit)
+        except ValueError:
+            raise VersionSpecError(
+                f"rate_limits[{index}]: {limit.limit!r} is not a rate limit; write e.g. "
+                "'30/minute', '5 per second' or '1000/day'.",
+                line=source.line_of(["rate_limits", index, "limit"]),
+            ) from None
+
+
+def _compile_expressions(source: YamlSource, spec: VersionSpec) -> None:
+    """Compile every CEL expression now, so a version that cannot run is never stored."""
+    try:
+        CompiledPolicy(spec.policy)
+    except VersionSpecError as exc:
+        index = next(
+            (i for i, rule in enumerate(spec.policy.rules) if rule.id == exc.rule_id), None
+        )
+        line = None if index is None else source.line_of(["policy", "rules", index, "when"])
+        raise VersionSpecError(exc.detail, line=line, rule_id=exc.rule_id) from None
+    for index, check in enumerate(spec.output.checks):
+        try:
+            CompiledOutputChecks((check,))
+        except VersionSpecError as exc:
+            raise VersionSpecError(
+                exc.detail, line=source.line_of(["output", "checks", index, "expr"])
+            ) from None

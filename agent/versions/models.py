@@ -1,0 +1,64 @@
+"""Read models of agents, versions and deployments: plain frozen data, never live rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from storage.enums import DeploymentAction
+
+
+@dataclass(frozen=True)
+class AgentInfo:
+    """An agent and where its active pointer stands."""
+
+    id: int
+    name: str
+    description: str
+    domain: str
+    active_number: int | None
+    version_count: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One immutable version of an agent, as listed."""
+
+    id: int
+    agent: str
+    number: int
+    content_hash: str
+    policy_hash: str
+    note: str
+    created_by: str
+    created_at: datetime
+    is_active: bool
+
+    @property
+    def short_hash(self) -> str:
+        return self.content_hash[:12]
+
+
+@dataclass(frozen=True)
+class VersionDetail:
+    """A version with its document and the YAML exactly as it was written."""
+
+    info: VersionInfo
+    document: dict[str, Any]
+    source_yaml: str
+
+
+@dataclass(frozen=True)
+class DeploymentInfo:
+    """One move of the active pointer: who, when, from which version, to which, and why."""
+
+    id: int
+    agent: str
+    action: DeploymentAction
+    from_number: int | None
+    to_number: int
+    actor: str
+    reason: str
+    created_at: datetime

@@ -1,0 +1,283 @@
+"""An agent's versions: create, list, show, activate, roll back; each change audited.
+
+Every function takes the acting ``Actor`` and a keyword-only ``session``: the caller owns the
+transaction (``storage.engine.write_session`` for changes), so a change and its audit event
+commit together or not at all. Versions are immutable: no function here updates a version row;
+activation and rollback move the agent's active pointer and record a ``Deployment``.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, func, select
+
+from agent.actors import READ_ROLES, VERSION_ROLES, Actor, require
+from agent.errors import InvalidInput, NotFound
+from agent.spec import VersionSpec
+from agent.versions.cache import load_spec
+from agent.versions.document import parse_version
+from agent.versions.models import DeploymentInfo, VersionDetail, VersionInfo
+from agent.versions.rows import (
+    agent_row,
+    deployment_info,
+    row_id,
+    version_info,
+    version_numbers,
+    version_row,
+)
+from storage.audit import append_event
+from storage.enums import DeploymentAction
+from storage.models import Agent, AgentVersion, Deployment
+
+MAX_NOTE = 500
+MAX_REASON = 2000
+
+
+def create_version(
+    actor: Actor, agent_name: str, yaml_text: str, *, session: Session, note: str = ""
+) -> VersionInfo:
+    """Validate a version's YAML and store it as the agent's next, immutable version.
+
+    The new version is not active; ``activate_version`` moves the pointer.
+
+    Args:
+        actor: an engineer.
+        agent_name: the agent the version belongs to.
+        yaml_text: the version document, stored verbatim next to its validated JSON.
+        session: the caller's write transaction.
+        note: what changed and why, in a sentence.
+
+    Raises:
+        Forbidden: the actor is not an engineer.
+        NotFound: there is no such agent.
+        VersionSpecError: the document is invalid (the message names the line).
+        InvalidInput: the same content is already stored as a version of this agent.
+    """
+    require(actor, VERSION_ROLES, f"create a version of {agent_name!r}")
+    if len(note) > MAX_NOTE:
+        raise InvalidInput(f"the note is limited to {MAX_NOTE} characters.")
+    parsed = parse_version(yaml_text)
+    agent = agent_row(session, agent_name, lock=True)
+    same = session.exec(
+        select(AgentVersion.number).where(
+            AgentVersion.agent_id == agent.id, AgentVersion.content_hash == parsed.content_hash
+        )
+    ).first()
+    if same is not None:
+        raise InvalidInput(
+            f"{agent_name} version {same} already has exactly this content "
+            f"(hash {parsed.content_hash[:12]}); versions are immutable, so activate "
+            f"version {same} instead of storing it twice."
+        )
+    last = session.exec(
+        select(func.max(AgentVersion.number)).where(AgentVersion.agent_id == agent.id)
+    ).one()
+    version = AgentVersion(
+        agent_id=row_id(agent),
+        number=(last or 0) + 1,
+        content_hash=parsed.content_hash,
+        policy_hash=parsed.policy_hash,
+        spec=parsed.document,
+        source_yaml=yaml_text,
+        note=note.strip(),
+        created_by=actor.name,
+    )
+    session.add(version)
+    session.flush()
+    append_event(
+        session,
+        actor=actor.name,
+        action="version.create",
+        target_type="agent_version",
+        target_id=row_id(version),
+        payload={
+            "agent": agent_name,
+            "number": version.number,
+            "content_hash": version.content_hash,
+            "policy_hash": version.policy_hash,
+            "note": version.note,
+        },
+    )
+    return version_info(agent, version)
+
+
+def list_versions(actor: Actor, agent_name: str, *, session: Session) -> tuple[VersionInfo, ...]:
+    """The agent's versions, newest first, with the active one flagged."""
+    require(actor, READ_ROLES, f"list the versions of {agent_name!r}")
+    agent = agent_row(session, agent_name)
+    versions = session.exec(
+        select(AgentVersion)
+        .where(AgentVersion.agent_id == agent.id)
+        .order_by(col(AgentVersion.number).desc())
+    ).all()
+    return tuple(version_info(agent, version) for version in versions)
+
+
+def show_version(actor: Actor, agent_name: str, number: int, *, session: Session) -> VersionDetail:
+    """One version with its validated document and its YAML as written.
+
+    Raises:
+        NotFound: no such agent or version.
+    """
+    require(actor, READ_ROLES, f"read {agent_name!r} version {number}")
+    agent = agent_row(session, agent_name)
+    version = version_row(session, agent, number)
+    return VersionDetail(
+        info=version_info(agent, version),
+        document=dict(version.spec),
+        source_yaml=version.source_yaml,
+    )
+
+
+def activate_version(
+    actor: Actor, agent_name: str, number: int, *, session: Session, reason: str
+) -> DeploymentInfo:
+    """Make version ``number`` the one new runs of the agent use.
+
+    Runs already started keep the version they pinned.
+
+    Args:
+        actor: an engineer.
+        agent_name: the agent.
+        number: the version to activate.
+        session: the caller's write transaction.
+        reason: why, recorded with the deployment.
+
+    Raises:
+        Forbidden: the actor is not an engineer.
+        NotFound: no such agent or version.
+        InvalidInput: the reason is empty, or the version is already active.
+    """
+    require(actor, VERSION_ROLES, f"activate {agent_name!r} version {number}")
+    reason = _check_reason(reason)
+    agent = agent_row(session, agent_name, lock=True)
+    version = version_row(session, agent, number)
+    if agent.active_version_id == version.id:
+        raise InvalidInput(f"{agent_name} version {number} is already active.")
+    return _move_pointer(
+        session,
+        actor,
+        agent=agent,
+        version=version,
+        action=DeploymentAction.ACTIVATE,
+        reason=reason,
+    )
+
+
+def rollback(actor: Actor, agent_name: str, *, session: Session, reason: str) -> DeploymentInfo:
+    """Undo the last activation: return to the version that was active before the current one.
+
+    The deployment history is replayed as a stack (an activation pushes, a rollback pops), so
+    rolling back twice after activating 1, 2 and 3 returns to 1, not back to 3.
+
+    Raises:
+        Forbidden: the actor is not an engineer.
+        NotFound: no such agent.
+        InvalidInput: the reason is empty, or there is no earlier version to return to.
+    """
+    require(actor, VERSION_ROLES, f"roll back {agent_name!r}")
+    reason = _check_reason(reason)
+    agent = agent_row(session, agent_name, lock=True)
+    deployments = session.exec(
+        select(Deployment).where(Deployment.agent_id == agent.id).order_by(col(Deployment.id))
+    ).all()
+    stack: list[int] = []
+    for deployment in deployments:
+        if deployment.action is DeploymentAction.ROLLBACK:
+            stack.pop()
+        else:
+            stack.append(deployment.to_version_id)
+    if len(stack) < 2:
+        raise InvalidInput(
+            f"{agent_name} has no earlier active version to roll back to; "
+            "activate a version by number instead."
+        )
+    target = session.get(AgentVersion, stack[-2])
+    if target is None:  # pragma: no cover - deployments reference versions by foreign key
+        raise NotFound(f"version id {stack[-2]} of {agent_name} no longer exists.")
+    return _move_pointer(
+        session, actor, agent=agent, version=target, action=DeploymentAction.ROLLBACK, reason=reason
+    )
+
+
+def deployment_history(
+    actor: Actor, agent_name: str, *, session: Session
+) -> tuple[DeploymentInfo, ...]:
+    """Every move of the agent's active pointer, newest first."""
+    require(actor, READ_ROLES, f"read the deployment history of {agent_name!r}")
+    agent = agent_row(session, agent_name)
+    numbers = version_numbers(session, agent)
+    deployments = session.exec(
+        select(Deployment)
+        .where(Deployment.agent_id == agent.id)
+        .order_by(col(Deployment.id).desc())
+    ).all()
+    return tuple(deployment_info(agent, d, numbers) for d in deployments)
+
+
+def active_version(agent_name: str, *, session: Session) -> tuple[VersionInfo, VersionSpec]:
+    """The version new runs of the agent use, and its spec (cached per version).
+
+    This is the runtime's entry point, which acts as the system and holds no role; people read
+    versions through ``list_versions`` and ``show_version``.
+
+    Raises:
+        NotFound: no such agent, or it has no active version yet.
+    """
+    agent = agent_row(session, agent_name)
+    if agent.active_version_id is None:
+        raise NotFound(
+            f"{agent_name} has no active version; create one and activate it "
+            f"(steward versions activate {agent_name} N)."
+        )
+    version = session.get(AgentVersion, agent.active_version_id)
+    if version is None:  # pragma: no cover - only a version of this agent is ever activated
+        raise NotFound(f"the active version of {agent_name} no longer exists.")
+    spec = load_spec(row_id(version), version.spec, content_hash=version.content_hash)
+    return version_info(agent, version), spec
+
+
+def _move_pointer(
+    session: Session,
+    actor: Actor,
+    *,
+    agent: Agent,
+    version: AgentVersion,
+    action: DeploymentAction,
+    reason: str,
+) -> DeploymentInfo:
+    deployment = Deployment(
+        agent_id=row_id(agent),
+        action=action,
+        from_version_id=agent.active_version_id,
+        to_version_id=row_id(version),
+        actor=actor.name,
+        reason=reason,
+    )
+    agent.active_version_id = version.id
+    session.add_all([deployment, agent])
+    session.flush()
+    numbers = version_numbers(session, agent)
+    info = deployment_info(agent, deployment, numbers)
+    append_event(
+        session,
+        actor=actor.name,
+        action=f"version.{action.value}",
+        target_type="agent",
+        target_id=agent.name,
+        payload={
+            "from": info.from_number,
+            "to": info.to_number,
+            "reason": reason,
+            "deployment_id": info.id,
+        },
+    )
+    return info
+
+
+def _check_reason(reason: str) -> str:
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInput("a reason is required: say why the active version changes.")
+    if len(reason) > MAX_REASON:
+        raise InvalidInput(f"the reason is limited to {MAX_REASON} characters.")
+    return reason

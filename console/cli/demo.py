@@ -1,0 +1,69 @@
+"""``steward demo seed | stream``: demo agents, accounts, records and live traffic."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from typing import Any
+
+from agent.demo.seed import DEMO_USERS, seed_demo, stream
+from agent.users import actor_for
+from console.cli.common import CommandError, open_engine, print_json
+from storage.engine import read_session
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser("demo", help="demo agents, accounts and traffic")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    seed = actions.add_parser("seed", help="load demo accounts, agents, records and tasks")
+    seed.add_argument("--no-tasks", action="store_true", help="do not queue the sample tasks")
+    seed.add_argument("--json", action="store_true")
+    seed.set_defaults(handler=_seed)
+    live = actions.add_parser("stream", help="keep submitting sample tasks")
+    live.add_argument("--rate", type=float, default=0.5, help="tasks per second")
+    live.add_argument("--count", type=int, help="stop after this many")
+    live.add_argument("--as", dest="actor", default="olga", metavar="USER")
+    live.set_defaults(handler=_stream)
+
+
+def _seed(args: argparse.Namespace) -> int:
+    report = seed_demo(open_engine(), with_tasks=not args.no_tasks)
+    if args.json:
+        print_json(
+            {
+                "users": report.users,
+                "agents": report.agents,
+                "records": report.records,
+                "tasks": report.tasks,
+            }
+        )
+        return 0
+    if not (report.users or report.agents or report.records):
+        print("the demo is already seeded; nothing added.")
+    else:
+        print(
+            f"seeded {len(report.users)} users, agents {', '.join(report.agents) or 'none'}, "
+            f"{report.records} records, {report.tasks} tasks."
+        )
+    print("demo accounts (name / password / role):")
+    for name, roles, password in DEMO_USERS:
+        print(f"  {name:<6} {password:<20} {', '.join(roles)}")
+    return 0
+
+
+def _stream(args: argparse.Namespace) -> int:
+    if args.rate <= 0:
+        raise CommandError("--rate must be a positive number of tasks per second.")
+    engine = open_engine()
+    with read_session(engine) as session:
+        actor = actor_for(args.actor, session=session)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        submitted = stream(engine, actor, rate=args.rate, count=args.count, stop=stop)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"submitted {submitted} tasks.")
+    return 0

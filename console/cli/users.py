@@ -1,0 +1,250 @@
+"""``steward users add | list | set-roles | set-password | disable | enable``, and ``--as``.
+
+Commands act as the user named by ``--as`` (default: the ``STEWARD_USER`` variable), resolved
+through ``agent.users.actor_for``, so the CLI obeys the same role checks as the console.
+``users add`` without an acting user is the bootstrap path: it creates the first account of an
+empty installation, which must hold the admin role.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import asdict
+from typing import Any
+
+from sqlmodel import Session
+
+from agent.actors import Actor
+from agent.auth import generate_password
+from agent.users import (
+    UserInfo,
+    actor_for,
+    add_first_user,
+    add_user,
+    disable_user,
+    enable_user,
+    list_users,
+    set_password,
+    set_roles,
+)
+from console.cli.common import CommandError, open_engine, print_json
+from storage.engine import read_session, write_session
+from storage.types import utcnow
+
+ACTING_USER_VARIABLE = "STEWARD_USER"
+
+
+def add_actor_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--as USER`` (default: ``$STEWARD_USER``) to a command."""
+    parser.add_argument(
+        "--as",
+        dest="acting_user",
+        metavar="USER",
+        default=None,
+        help=f"the user you act as (default: ${ACTING_USER_VARIABLE})",
+    )
+
+
+def acting_name(args: argparse.Namespace) -> str | None:
+    """The name given with ``--as``, else ``$STEWARD_USER``, else None."""
+    name: str | None = args.acting_user or os.environ.get(ACTING_USER_VARIABLE, "").strip()
+    return name or None
+
+
+def resolve_actor(args: argparse.Namespace, session: Session) -> Actor:
+    """The ``Actor`` for ``--as``, with roles from the users table.
+
+    Raises:
+        CommandError: no acting user was named.
+        NotFound, Forbidden: the user does not exist or is disabled.
+    """
+    name = acting_name(args)
+    if name is None:
+        raise CommandError(
+            f"name the user you act as with --as USER (or set {ACTING_USER_VARIABLE})."
+        )
+    return actor_for(name, session=session)
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser("users", help="people, their roles and passwords")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    add = actions.add_parser(
+        "add", help="add a user (the first user of an empty database needs no --as)"
+    )
+    add.add_argument("name")
+    _role_argument(add)
+    add.add_argument("--email", default=None)
+    add.add_argument("--display-name", default="")
+    _password_arguments(add)
+    add_actor_argument(add)
+    add.add_argument("--json", action="store_true", help="machine-readable output")
+    add.set_defaults(handler=_add)
+
+    listing = actions.add_parser("list", help="list users (admins and managers)")
+    add_actor_argument(listing)
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(handler=_list)
+
+    roles = actions.add_parser("set-roles", help="replace a user's roles")
+    roles.add_argument("name")
+    _role_argument(roles)
+    add_actor_argument(roles)
+    roles.add_argument("--json", action="store_true", help="machine-readable output")
+    roles.set_defaults(handler=_set_roles)
+
+    password = actions.add_parser("set-password", help="set a user's password")
+    password.add_argument("name")
+    _password_arguments(password)
+    add_actor_argument(password)
+    password.set_defaults(handler=_set_password)
+
+    for verb, handler in (("disable", _disable), ("enable", _enable)):
+        sub = actions.add_parser(
+            verb,
+            help="stop a user from signing in"
+            if verb == "disable"
+            else "let a disabled or locked-out user sign in again",
+        )
+        sub.add_argument("name")
+        add_actor_argument(sub)
+        sub.add_argument("--json", action="store_true", help="machine-readable output")
+        sub.set_defaults(handler=handler)
+
+
+def _role_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--role",
+        dest="roles",
+        action="append",
+        required=True,
+        metavar="ROLE",
+        help="operator, manager, engineer or admin; repeat it or give a comma list",
+    )
+
+
+def _password_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    source.add_argument(
+        "--password-env", metavar="VAR", help="read the password from environment variable VAR"
+    )
+
+
+def _roles(args: argparse.Namespace) -> list[str]:
+    return [role.strip() for value in args.roles for role in value.split(",") if role.strip()]
+
+
+def _password(args: argparse.Namespace) -> tuple[str, bool]:
+    """The password to set, and whether it was generated (and must be shown once)."""
+    if args.password_stdin:
+        line = sys.stdin.readline()
+        password = line.rstrip("\r\n")
+        if not password:
+            raise CommandError("--password-stdin: standard input held no password.")
+        return password, False
+    if args.password_env:
+        password = os.environ.get(args.password_env)
+        if not password:
+            raise CommandError(f"--password-env: the variable {args.password_env} is not set.")
+        return password, False
+    return generate_password(), True
+
+
+def _add(args: argparse.Namespace) -> int:
+    password, generated = _password(args)
+    engine = open_engine()
+    with write_session(engine) as session:
+        if acting_name(args) is None:
+            user = add_first_user(
+                args.name,
+                _roles(args),
+                session=session,
+                password=password,
+                email=args.email,
+                display_name=args.display_name,
+            )
+        else:
+            user = add_user(
+                resolve_actor(args, session),
+                args.name,
+                _roles(args),
+                session=session,
+                password=password,
+                email=args.email,
+                display_name=args.display_name,
+            )
+    if args.json:
+        print_json({**_user_json(user), **({"password": password} if generated else {})})
+        return 0
+    print(f"added {user.name} ({', '.join(user.roles)}).")
+    if generated:
+        print(f"password for {user.name} (shown only this once): {password}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    engine = open_engine()
+    with read_session(engine) as session:
+        users = list_users(resolve_actor(args, session), session=session)
+    now = utcnow()
+    if args.json:
+        print_json([_user_json(user) for user in users])
+        return 0
+    for user in users:
+        locked = user.locked_until is not None and user.locked_until > now
+        state = "disabled" if user.disabled else ("locked" if locked else "active")
+        email = f" <{user.email}>" if user.email else ""
+        print(f"{user.name}{email}  {', '.join(user.roles)}  {state}")
+    if not users:
+        print("no users yet: steward users add NAME --role admin")
+    return 0
+
+
+def _set_roles(args: argparse.Namespace) -> int:
+    engine = open_engine()
+    with write_session(engine) as session:
+        user = set_roles(resolve_actor(args, session), args.name, _roles(args), session=session)
+    return _show(args, user, f"{user.name} now holds {', '.join(user.roles)}.")
+
+
+def _set_password(args: argparse.Namespace) -> int:
+    password, generated = _password(args)
+    engine = open_engine()
+    with write_session(engine) as session:
+        set_password(resolve_actor(args, session), args.name, password, session=session)
+    print(f"password of {args.name} changed.")
+    if generated:
+        print(f"new password for {args.name} (shown only this once): {password}")
+    return 0
+
+
+def _disable(args: argparse.Namespace) -> int:
+    engine = open_engine()
+    with write_session(engine) as session:
+        user = disable_user(resolve_actor(args, session), args.name, session=session)
+    return _show(args, user, f"{user.name} is disabled.")
+
+
+def _enable(args: argparse.Namespace) -> int:
+    engine = open_engine()
+    with write_session(engine) as session:
+        user = enable_user(resolve_actor(args, session), args.name, session=session)
+    return _show(args, user, f"{user.name} is enabled.")
+
+
+def _show(args: argparse.Namespace, user: UserInfo, message: str) -> int:
+    if args.json:
+        print_json(_user_json(user))
+    else:
+        print(message)
+    return 0
+
+
+def _user_json(user: UserInfo) -> dict[str, Any]:
+    return asdict(user)

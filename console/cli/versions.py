@@ -1,0 +1,308 @@
+"""``steward agents create | list`` and ``steward versions create | list | show | diff |
+activate | rollback | history``: agents and their versions as code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from agent.versions import (
+    DeploymentInfo,
+    VersionDiff,
+    VersionInfo,
+    activate_version,
+    create_agent,
+    create_version,
+    deployment_history,
+    diff_versions,
+    list_agents,
+    list_versions,
+    rollback,
+    show_version,
+)
+from console.cli.common import CommandError, open_engine, print_json
+from console.cli.users import add_actor_argument, resolve_actor
+from storage.engine import read_session, write_session
+
+
+def register(commands: Any) -> None:
+    _register_agents(commands)
+    _register_versions(commands)
+
+
+def _register_agents(commands: Any) -> None:
+    parser = commands.add_parser("agents", help="the agents Steward governs")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    create = actions.add_parser("create", help="register an agent (engineers and admins)")
+    create.add_argument("name")
+    create.add_argument("--description", default="")
+    create.add_argument("--domain", default="")
+    _common(create)
+    create.set_defaults(handler=_agents_create)
+
+    listing = actions.add_parser("list", help="list agents and their active versions")
+    _common(listing)
+    listing.set_defaults(handler=_agents_list)
+
+
+def _register_versions(commands: Any) -> None:
+    parser = commands.add_parser("versions", help="agent versions as code")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    create = actions.add_parser("create", help="store a version from a YAML file (engineers)")
+    create.add_argument("agent")
+    create.add_argument("file", help="the version YAML, or - for standard input")
+    create.add_argument("--note", default="", help="what changed and why")
+    _common(create)
+    create.set_defaults(handler=_create)
+
+    listing = actions.add_parser("list", help="list an agent's versions, newest first")
+    listing.add_argument("agent")
+    _common(listing)
+    listing.set_defaults(handler=_list)
+
+    show = actions.add_parser("show", help="show one version and its YAML")
+    show.add_argument("agent")
+    show.add_argument("number", type=int)
+    _common(show)
+    show.set_defaults(handler=_show)
+
+    diff = actions.add_parser("diff", help="what changed from version A to version B")
+    diff.add_argument("agent")
+    diff.add_argument("a", type=int)
+    diff.add_argument("b", type=int)
+    _common(diff)
+    diff.set_defaults(handler=_diff)
+
+    activate = actions.add_parser("activate", help="make version N the active one (engineers)")
+    activate.add_argument("agent")
+    activate.add_argument("number", type=int)
+    activate.add_argument("--reason", required=True, help="why the active version changes")
+    _common(activate)
+    activate.set_defaults(handler=_activate)
+
+    back = actions.add_parser("rollback", help="return to the previously active version")
+    back.add_argument("agent")
+    back.add_argument("--reason", required=True, help="why the active version changes")
+    _common(back)
+    back.set_defaults(handler=_rollback)
+
+    history = actions.add_parser("history", help="every activation and rollback, newest first")
+    history.add_argument("agent")
+    _common(history)
+    history.set_defaults(handler=_history)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    add_actor_argument(parser)
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _agents_create(args: argparse.Namespace) -> int:
+    engine = open_engine()
+    with write_session(engine) as session:
+        agent = create_agent(
+            resolve_actor(args, session),
+            args.name,
+            session=session,
+            description=args.description,
+            domain=args.domain,
+        )
+    if args.json:
+        print_json(asdict(agent))
+    else:
+        print(
+            f"created agent {agent.name}; add a version: steward versions create {agent.name} FILE"
+        )
+    return 0
+
+
+def _agents_list(args: argparse.Namespace) -> int:
+    engine = open_engine()
+    with read_session(engine) as session:
+        agents = list_agents(resolve_actor(args, session), session=session)
+    if args.json:
+        print_json([asdict(agent) for agent in agents])
+        return 0
+    for agent in agents:
+        active = f"v{agent.active_number}" if agent.active_number else "no active version"
+        print(f"{agent.name}  {active}  ({agent.version_count} versions)  {agent.description}")
+    if not agents:
+        print("no agents yet: steward agents create NAME")
+    return 0
+
+
+def _create(args: argparse.Namespace) -> int:
+    text = _read_source(args.file)
+    engine = open_engine()
+    with write_session(engine) as session:
+        version = create_version(
+            resolve_actor(args, session), args.agent, text, session=session, note=args.note
+        )
+    if args.json:
+        print_json(asdict(version))
+    else:
+        print(
+            f"created {version.agent} version {version.number} (hash {version.short_hash}); "
+            f"activate it with: steward versions activate {version.agent} {version.number} "
+            "--reason ..."
+        )
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    engine = open_engine()
+    with read_session(engine) as session:
+        versions = list_versions(resolve_actor(args, session), args.agent, session=session)
+    if args.json:
+        print_json([asdict(version) for version in versions])
+        return 0
+    for version in versions:
+        print(_version_line(version))
+    if not versions:
+        print(f"{args.agent} has no versions yet: steward versions create {args.agent} FILE")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    engine = open_engine()
+    with read_session(engine) as session:
+        detail = show_version(
+            resolve_actor(args, session), args.agent, args.number, session=session
+        )
+    if args.json:
+        print_json(asdict(detail))
+        return 0
+    print(_version_line(detail.info))
+    print(f"content hash {detail.info.content_hash}")
+    print(f"policy hash  {detail.info.policy_hash}")
+    print()
+    sys.stdout.write(
+        detail.source_yaml if detail.source_yaml.endswith("\n") else detail.source_yaml + "\n"
+    )
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    engine = open_engine()
+    with read_session(engine) as session:
+        diff = diff_versions(
+            resolve_actor(args, session), args.agent, args.a, args.b, session=session
+        )
+    if args.json:
+        print_json(diff.to_dict())
+    else:
+        sys.stdout.write(render_diff(diff))
+    return 0
+
+
+def _activate(args: argparse.Namespace) -> int:
+    engine = open_engine()
+    with write_session(engine) as session:
+        deployment = activate_version(
+            resolve_actor(args, session),
+            args.agent,
+            args.number,
+            session=session,
+            reason=args.reason,
+        )
+    return _deployed(args, deployment)
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    engine = open_engine()
+    with write_session(engine) as session:
+        deployment = rollback(
+            resolve_actor(args, session), args.agent, session=session, reason=args.reason
+        )
+    return _deployed(args, deployment)
+
+
+def _history(args: argparse.Namespace) -> int:
+    engine = open_engine()
+    with read_session(engine) as session:
+        history = deployment_history(resolve_actor(args, session), args.agent, session=session)
+    if args.json:
+        print_json([asdict(item) for item in history])
+        return 0
+    for item in history:
+        before = f"v{item.from_number}" if item.from_number else "none"
+        print(
+            f"{item.created_at:%Y-%m-%d %H:%M:%S}  {item.action.value:<8}  {before} -> "
+            f"v{item.to_number}  by {item.actor}: {item.reason}"
+        )
+    if not history:
+        print(f"{args.agent} has never been activated.")
+    return 0
+
+
+def _deployed(args: argparse.Namespace, deployment: DeploymentInfo) -> int:
+    if args.json:
+        print_json(asdict(deployment))
+    else:
+        before = f"v{deployment.from_number}" if deployment.from_number else "none"
+        verb = "rolled back" if deployment.action.value == "rollback" else "activated"
+        print(f"{deployment.agent}: {verb} {before} -> v{deployment.to_number}.")
+    return 0
+
+
+def _read_source(file: str) -> str:
+    if file == "-":
+        return sys.stdin.read()
+    path = Path(file)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CommandError(f"{file}: no such file.") from None
+    except UnicodeDecodeError:
+        raise CommandError(f"{file}: not UTF-8 text.") from None
+    except OSError as exc:
+        raise CommandError(f"{file}: cannot read it ({exc.strerror or exc}).") from None
+
+
+def _version_line(version: VersionInfo) -> str:
+    marker = "*" if version.is_active else " "
+    note = f"  {version.note}" if version.note else ""
+    return (
+        f"{marker} v{version.number}  {version.short_hash}  {version.created_by}  "
+        f"{version.created_at:%Y-%m-%d %H:%M:%S}{note}"
+    )
+
+
+def render_diff(diff: VersionDiff) -> str:
+    """The diff as text for a terminal: a summary by section, then the YAML diff."""
+    lines = [f"{diff.agent}: v{diff.a} -> v{diff.b}"]
+    if diff.identical:
+        lines.append("  no change in behaviour.")
+    for title, changes in (("planner", diff.planner), ("policy", diff.policy)):
+        lines.extend(
+            f"  {title}.{c.field}: {_shown(c.before)} -> {_shown(c.after)}" for c in changes
+        )
+    lines.extend(f"  rule added: {rule}" for rule in diff.rules_added)
+    lines.extend(f"  rule removed: {rule}" for rule in diff.rules_removed)
+    for rule in diff.rules_changed:
+        fields = ", ".join(
+            f"{c.field} {_shown(c.before)} -> {_shown(c.after)}" for c in rule.changes
+        )
+        lines.append(f"  rule changed: {rule.rule_id}: {fields}")
+    lines.extend(f"  tool added: {tool}" for tool in diff.tools_added)
+    lines.extend(f"  tool removed: {tool}" for tool in diff.tools_removed)
+    lines.extend(f"  data source added: {name}" for name in diff.data_sources_added)
+    lines.extend(f"  data source removed: {name}" for name in diff.data_sources_removed)
+    lines.extend(
+        f"  budgets.{c.field}: {_shown(c.before)} -> {_shown(c.after)}" for c in diff.budgets
+    )
+    lines.extend(f"  {c.field} changed" for c in diff.other)
+    text = "\n".join(lines) + "\n"
+    if diff.text:
+        text += "\n" + diff.text + ("" if diff.text.endswith("\n") else "\n")
+    return text
+
+
+def _shown(value: Any) -> str:
+    return repr(value.value if isinstance(value, Enum) else value)

@@ -1,0 +1,126 @@
+"""SIGKILL workers at random points across many runs: nothing is lost, nothing runs twice."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import URL
+from sqlmodel import select
+
+from storage import migrate
+from storage.engine import create_engine, read_session
+from storage.enums import ReviewKind, RunStatus, TaskStatus, ToolCallStatus
+from storage.models import Review, Run, Task, ToolCall
+from tests.support.runtime import install_agent, scripted_version, submit
+
+RUNS = 100
+KILLS = 15
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _spawn(url: str, effects: Path, *extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.support.crash_worker", url, str(effects), *extra],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
+def _settled(url: URL) -> bool:
+    engine = create_engine(url)
+    try:
+        with read_session(engine) as session:
+            tasks = session.exec(select(Task)).all()
+            runs = session.exec(select(Run)).all()
+    finally:
+        engine.dispose()
+    open_runs = [r for r in runs if r.status in (RunStatus.READY, RunStatus.RUNNING)]
+    return not open_runs and all(t.status is not TaskStatus.QUEUED for t in tasks)
+
+
+@pytest.mark.slow
+def test_sigkilled_workers_lose_no_run_and_repeat_no_side_effect(
+    db_url: URL, tmp_path: Path
+) -> None:
+    engine = create_engine(db_url)
+    migrate.upgrade(engine)
+    document = scripted_version(
+        [
+            {"reasoning": "look up", "calls": [{"tool": "lookup", "args": {}}]},
+            {
+                "reasoning": "pay and tell",
+                "calls": [{"tool": "pay", "args": {}}, {"tool": "notify", "args": {}}],
+            },
+            {"reasoning": "done", "final": {"resolution": "refunded"}},
+        ],
+        tools=["lookup", "pay", "notify"],
+        data_sources=[],
+        rate_limits=[],
+        policy={"default": "allow"},
+    )
+    install_agent(engine, "crashy", document)
+    for i in range(RUNS):
+        submit(engine, "crashy", {"n": i})
+    engine.dispose()
+
+    url = db_url.render_as_string(hide_password=False)
+    effects = tmp_path / "effects.log"
+    rng = random.Random(20261123)
+    workers = [_spawn(url, effects), _spawn(url, effects)]
+    kills = 0
+    try:
+        while kills < KILLS and not _settled(db_url):
+            time.sleep(rng.uniform(0.4, 1.2))  # workers need ~1 s to start and claim
+            victim = rng.randrange(len(workers))
+            workers[victim].send_signal(signal.SIGKILL)
+            workers[victim].wait()
+            kills += 1
+            workers[victim] = _spawn(url, effects)
+    finally:
+        for proc in workers:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+    drain = _spawn(url, effects, "--drain")
+    assert drain.wait(timeout=150) == 0
+    assert kills == KILLS
+
+    engine = create_engine(db_url)
+    try:
+        with read_session(engine) as session:
+            tasks = session.exec(select(Task)).all()
+            runs = session.exec(select(Run)).all()
+            ledger = session.exec(select(ToolCall)).all()
+            unknown = session.exec(select(Review)).all()
+    finally:
+        engine.dispose()
+    # no run is lost: every task has exactly one run, each finished or waiting for a person
+    assert len(tasks) == RUNS
+    assert sorted(r.task_id for r in runs) == sorted(t.id for t in tasks)
+    assert {r.status for r in runs} <= {RunStatus.SUCCEEDED, RunStatus.WAITING_REVIEW}
+    # no side effect happened twice
+    lines = Counter(effects.read_text().splitlines()) if effects.exists() else Counter()
+    assert lines, "the workers never got to a side effect"
+    assert max(lines.values()) == 1, [k for k, n in lines.items() if n > 1]
+    # every succeeded side-effecting call happened exactly once, and only those or ones a
+    # person is asked to verify
+    succeeded = {
+        f"{row.tool} {row.idempotency_key}"
+        for row in ledger
+        if row.status is ToolCallStatus.SUCCEEDED and row.tool != "lookup"
+    }
+    assert succeeded <= set(lines)
+    asked = {f"notify run{r.run_id}:{r.call_id}" for r in unknown}
+    assert all(r.kind is ReviewKind.OUTCOME_UNKNOWN for r in unknown)
+    assert set(lines) <= succeeded | asked
+    waiting = {r.id for r in runs if r.status is RunStatus.WAITING_REVIEW}
+    assert waiting == {r.run_id for r in unknown}
