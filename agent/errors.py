@@ -66,7 +66,7 @@ class ServiceError(StewardError):
 
 
 class InvalidInput(ServiceError):
-    pass
+    """Bad arguments, JSON, reasons or settings; nothing was changed."""
 
 
 class VersionSpecError(InvalidInput):
@@ -91,15 +91,15 @@ class VersionSpecError(InvalidInput):
 
 
 class NotFound(ServiceError):
-    pass
+    """The named agent, version, run, review or user does not exist."""
 
 
 class Forbidden(ServiceError):
-    pass
+    """The acting user's roles do not allow the action."""
 
 
 class AuthenticationFailed(ServiceError):
-    pass
+    """Wrong name or password, or the account is disabled or locked."""
 
 
 class DecisionConflict(ServiceError):

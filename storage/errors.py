@@ -18,12 +18,12 @@ class StorageError(Exception):
 
 
 class DatabaseConfigError(StorageError):
-    pass
+    """STEWARD_DATABASE_URL is malformed or names an unsupported database."""
 
 
 class DatabaseUnavailableError(StorageError):
-    pass
+    """The database the URL names cannot be reached or opened."""
 
 
 class SchemaOutOfDateError(StorageError):
-    pass
+    """The database is not at the schema head; run ``steward db upgrade``."""
