@@ -27,7 +27,7 @@ from sqlmodel import select
 from agent.demo import DEMO_AGENTS, version_yaml
 from agent.demo.data import seed_records
 from agent.demo.tasks import IT_ACCESS, SAMPLE_TASKS, SUPPORT, tasks_for
-from agent.errors import ToolError
+from agent.errors import ToolError, ToolTimeout
 from agent.mediation.decision import Decision, Effect
 from agent.mediation.policy import CompiledOutputChecks, CompiledPolicy
 from agent.planning.base import Observation, ProposedCall, RunContext, Turn
@@ -348,6 +348,8 @@ def test_there_are_enough_sample_tasks_covering_every_path() -> None:
         "tool_error",
         "invalid_arguments",
         "injection",
+        "outcome_unknown",
+        "output_invalid",
     }
     for agent in DEMO_AGENTS:
         assert any("injection" in t.covers for t in tasks_for(agent))
@@ -409,6 +411,9 @@ class MediatedLoop:
             if proposal.final_answer is not None:
                 outcome.answer = proposal.final_answer
                 outcome.resolution = str(proposal.final_answer["resolution"])
+                schema = dict(self.spec.output.schema)
+                if validate(schema, outcome.answer) or self.checks.failures(outcome.answer, task):
+                    outcome.resolution = "needs_review"  # an output_invalid review
                 return outcome
             observations = []
             for call in proposal.calls:
@@ -474,7 +479,7 @@ class MediatedLoop:
             )
         return self._execute(tool, call, run_id)
 
-    def _execute(self, tool: Tool, call: ProposedCall, run_id: int) -> Observation:
+    def _execute(self, tool: Tool, call: ProposedCall, run_id: int) -> Observation | None:
         error: ToolError | None = None
         for attempt in range(1, self.spec.retries.max_attempts + 1):
             ctx = ToolContext(run_id, f"run{run_id}:{call.call_id}", 0.05, self.engine, attempt)
@@ -488,6 +493,8 @@ class MediatedLoop:
             assert validate_result(tool.spec, result) == []
             return Observation(call.call_id, call.tool, "ok", result)
         assert error is not None
+        if isinstance(error, ToolTimeout) and not tool.spec.idempotent:
+            return None  # the outcome is unknown: a person verifies it
         return Observation(
             call.call_id, call.tool, "error", {"message": str(error)}, error.error_class
         )

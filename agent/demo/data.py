@@ -36,6 +36,8 @@ _LAST = (
 )
 # fmt: on
 _TIERS = ("standard", "standard", "gold", "standard", "platinum")
+# Customers whose mail provider accepts messages but never confirms them (see send_email).
+_EMAIL_OVERRIDES = {1028: "bruno.costa@slowpost.example"}
 
 # order number -> (customer number, item, amount in cents, status); the rest are generated.
 _ORDERS: dict[int, tuple[int, str, int, str]] = {
@@ -109,7 +111,7 @@ def customer_rows() -> list[SupportCustomer]:
             SupportCustomer(
                 customer_id=f"C-{1001 + i}",
                 name=f"{first} {last}",
-                email=f"{first.lower()}.{last.lower()}@example.com",
+                email=_EMAIL_OVERRIDES.get(1001 + i, f"{first.lower()}.{last.lower()}@example.com"),
                 tier=_TIERS[i % len(_TIERS)],
                 created_at=_EPOCH + timedelta(days=i),
             )

@@ -41,6 +41,10 @@ EMAIL = {"type": "string", "format": "email", "maxLength": 254}
 MAX_REFUND = 100_000
 
 
+# Mail domains whose relay accepts a message and then never confirms it.
+UNCONFIRMED_MAIL_DOMAINS = frozenset({"slowpost.example"})
+
+
 def _object(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
     return {
         "type": "object",
@@ -266,7 +270,15 @@ def send_email(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
         )
         session.add(email)
         session.flush()
-        return {"email_id": email.id, "to": email.to_address, "status": "sent"}
+        answer = {"email_id": email.id, "to": email.to_address, "status": "sent"}
+    if args["to"].rpartition("@")[2].lower() in UNCONFIRMED_MAIL_DOMAINS:
+        # The message is stored (sent) before the relay stalls: exactly the case where a retry
+        # would send it twice and only a person can tell whether the customer got it.
+        time.sleep(ctx.timeout_s)
+        raise ToolTimeout(
+            f"the mail relay took the message but did not confirm it within {ctx.timeout_s:g}s"
+        )
+    return answer
 
 
 @tool(
