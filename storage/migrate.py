@@ -10,6 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
+from storage.errors import SchemaOutOfDateError
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -59,3 +61,18 @@ def _script_only_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
+
+
+def require_head(engine: Engine) -> None:
+    """Raise ``SchemaOutOfDateError`` unless the database is at the schema head.
+
+    Commands that read or write application tables call this first, so an empty or old database
+    gives one sentence saying what to run instead of an SQL error.
+    """
+    current = current_revision(engine)
+    head = head_revision()
+    if current != head:
+        raise SchemaOutOfDateError(
+            f"the database schema is at {current or 'nothing (an empty database)'}, the code "
+            f"needs {head}: run `steward db upgrade` first."
+        )

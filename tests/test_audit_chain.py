@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +11,7 @@ from sqlalchemy.engine import Engine
 from storage import migrate
 from storage.audit import GENESIS_HASH, append_event, verify_chain
 from storage.engine import read_session, write_session
+from tests.support.cli import steward
 
 
 def _append(engine: Engine, count: int) -> None:
@@ -79,18 +77,6 @@ def test_empty_chain_is_intact(engine: Engine) -> None:
     assert _verify(engine) == (True, None, 0, "")
 
 
-def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "STEWARD_DATABASE_URL": url}
-    return subprocess.run(
-        [sys.executable, "-m", "console.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize(
     ("tamper", "first_bad"),
     [
@@ -101,16 +87,16 @@ def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
 def test_cli_verify_exit_codes(db_url: sa.URL, tamper: str, first_bad: int) -> None:
     url = db_url.render_as_string(hide_password=False)
     engine = migrate_and_fill(db_url)
-    intact = _cli(url, "audit", "verify")
+    intact = steward(url, "audit", "verify")
     assert intact.returncode == 0, intact.stderr
     assert "5 events verified" in intact.stdout
     with engine.begin() as conn:
         conn.execute(sa.text(tamper))
     engine.dispose()
-    broken = _cli(url, "audit", "verify")
+    broken = steward(url, "audit", "verify")
     assert broken.returncode == 1
     assert f"event #{first_bad}" in broken.stdout
-    as_json = _cli(url, "audit", "verify", "--json")
+    as_json = steward(url, "audit", "verify", "--json")
     assert as_json.returncode == 1
     assert f'"first_bad_seq": {first_bad}' in as_json.stdout
 
@@ -141,5 +127,5 @@ def test_chain_survives_restart_of_process(tmp_path: Path) -> None:
     """Hashes computed at append time still match after a fresh process reads the rows."""
     url = sa.make_url(f"sqlite:///{tmp_path / 'a.db'}")
     migrate_and_fill(url).dispose()
-    result = _cli(url.render_as_string(), "audit", "verify")
+    result = steward(url.render_as_string(), "audit", "verify")
     assert result.returncode == 0 and "5 events" in result.stdout

@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from storage import migrate
 from storage.engine import create_engine
-
-
-def steward(url: URL, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "console.cli", *args],
-        env={**os.environ, "STEWARD_DATABASE_URL": url.render_as_string(hide_password=False)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+from tests.support.cli import steward
 
 
 def test_upgrade_then_no_op_then_current_then_downgrade(db_url: URL) -> None:

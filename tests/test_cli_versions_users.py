@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +15,7 @@ from agent.versions import create_agent
 from storage import migrate
 from storage.audit import verify_chain
 from storage.engine import create_engine, read_session, write_session
+from tests.support.cli import ok, refused, steward
 from tests.test_versions import SAMPLE, V2, edited
 
 
@@ -28,36 +26,6 @@ def migrated(db_url: URL) -> Iterator[Engine]:
     migrate.upgrade(engine)
     yield engine
     engine.dispose()
-
-
-def steward(
-    engine: Engine, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if k != "STEWARD_USER"}
-    environ["STEWARD_DATABASE_URL"] = engine.url.render_as_string(hide_password=False)
-    return subprocess.run(
-        [sys.executable, "-m", "console.cli", *args],
-        env={**environ, **(env or {})},
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-def refused(result: subprocess.CompletedProcess[str], fragment: str) -> None:
-    """Exit status 2 with one line on stderr containing ``fragment`` (and no traceback)."""
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("steward: ")
-    assert fragment in lines[0]
 
 
 def test_bootstrap_then_the_life_of_a_version(migrated: Engine, tmp_path: Path) -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -18,6 +15,7 @@ from storage.engine import create_engine, database_url, mask_url, write_session
 from storage.errors import DatabaseConfigError, DatabaseUnavailableError
 from storage.models import Agent, Worker
 from storage.types import utcnow
+from tests.support.cli import steward
 
 
 def test_sqlite_pragmas_are_set_on_every_connection(tmp_path: Path) -> None:
@@ -120,17 +118,6 @@ def test_write_sessions_serialize_read_modify_write(engine: Engine) -> None:
         assert session.exec(select(Worker)).one().runs_processed == 200
 
 
-def _cli(env_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "console.cli", *args],
-        env={**os.environ, "STEWARD_DATABASE_URL": env_url},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize(
     ("url", "phrase"),
     [
@@ -142,7 +129,7 @@ def _cli(env_url: str, *args: str) -> subprocess.CompletedProcess[str]:
 )
 @pytest.mark.parametrize("command", [["db", "upgrade"], ["db", "current"], ["audit", "verify"]])
 def test_cli_reports_bad_urls_in_one_line(url: str, phrase: str, command: list[str]) -> None:
-    result = _cli(url, *command)
+    result = steward(url, *command)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr

@@ -9,16 +9,20 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from storage.engine import check_connection, create_engine
+from storage.migrate import require_head
 
 
 class CommandError(Exception):
     """A one-line error for the person at the terminal (exit status 2)."""
 
 
-def open_engine() -> Engine:
-    """The engine for ``STEWARD_DATABASE_URL``, checked to be reachable."""
+def open_engine(*, require_schema: bool = True) -> Engine:
+    """The engine for ``STEWARD_DATABASE_URL``, checked to be reachable and, unless
+    ``require_schema`` is false (the ``db`` commands), to be at the schema head."""
     engine = create_engine()
     check_connection(engine)
+    if require_schema:
+        require_head(engine)
     return engine
 
 

@@ -28,7 +28,7 @@ def register(commands: Any) -> None:
 
 
 def _upgrade(args: argparse.Namespace) -> int:
-    engine = open_engine()
+    engine = open_engine(require_schema=False)
     before = migrate.current_revision(engine)
     migrate.upgrade(engine, args.revision)
     after = migrate.current_revision(engine)
@@ -40,7 +40,7 @@ def _upgrade(args: argparse.Namespace) -> int:
 
 
 def _current(args: argparse.Namespace) -> int:
-    engine = open_engine()
+    engine = open_engine(require_schema=False)
     current = migrate.current_revision(engine)
     head = migrate.head_revision()
     if args.json:
@@ -61,7 +61,7 @@ def _current(args: argparse.Namespace) -> int:
 def _downgrade(args: argparse.Namespace) -> int:
     if args.revision == "head":
         raise CommandError("downgrade needs a revision below the current one, or 'base'.")
-    engine = open_engine()
+    engine = open_engine(require_schema=False)
     before = migrate.current_revision(engine)
     migrate.downgrade(engine, args.revision)
     after = migrate.current_revision(engine)

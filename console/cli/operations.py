@@ -251,6 +251,9 @@ def _worker(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise CommandError("--concurrency must be at least 1.")
     logging.getLogger().setLevel(logging.INFO)
+    # The scheduler logs every job execution at INFO, several times a second.
+    if not args.verbose:
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
     engine = open_engine()
     worker = Worker(engine, concurrency=args.concurrency, lease_s=args.lease, poll_s=args.poll)
     if args.drain:
