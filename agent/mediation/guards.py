@@ -22,7 +22,10 @@ from storage.enums import ErrorClass
 ArgsValidator = Callable[[ToolSpec, Any], list[str]]
 
 
-def _no_facts() -> dict[str, Any]:
+FactLoader = Callable[[frozenset[str] | None], dict[str, Any]]
+
+
+def _no_facts(names: frozenset[str] | None) -> dict[str, Any]:
     return {}
 
 
@@ -30,10 +33,11 @@ def _no_facts() -> dict[str, Any]:
 class CallContext:
     """What guards may look at besides the call: the policy's variables, and a loader for the
     facts the policy asks for (run only when the policy stage is reached: earlier stages may
-    already have refused the call, and facts can cost a query)."""
+    already have refused the call, and facts can cost a query). The loader is given the names
+    the tool's rules read, or None for all of them."""
 
     variables: Mapping[str, Any]
-    load_facts: Callable[[], dict[str, Any]] = _no_facts
+    load_facts: FactLoader = _no_facts
 
 
 class Guard(Protocol):
@@ -100,7 +104,9 @@ class PolicyGuard:
         self.policy = policy
 
     def check(self, call: ProposedCall, ctx: CallContext) -> Decision | None:
-        return self.policy.evaluate(call.tool, {**ctx.variables, "facts": ctx.load_facts()})
+        needed = self.policy.facts_needed(call.tool)
+        facts = ctx.load_facts(needed) if needed is None or needed else {}
+        return self.policy.evaluate(call.tool, {**ctx.variables, "facts": facts})
 
 
 class RateLimitGuard:

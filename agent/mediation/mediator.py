@@ -7,12 +7,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from agent.mediation.decision import Decision
-from agent.mediation.guards import CallContext, Guard
+from agent.mediation.guards import CallContext, FactLoader, Guard
 from agent.planning.base import ProposedCall
 
 
@@ -51,7 +51,7 @@ class Mediator:
         self,
         call: ProposedCall,
         variables: Mapping[str, Any],
-        load_facts: Callable[[], dict[str, Any]] | None = None,
+        load_facts: FactLoader | None = None,
     ) -> GateResult:
         context = CallContext(variables, load_facts) if load_facts else CallContext(variables)
         return _run(self._authorize, call, context)

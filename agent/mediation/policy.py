@@ -62,6 +62,26 @@ class CompiledPolicy:
         )
         self.hash = policy_hash(spec)
         self._rules_by_tool: dict[str, tuple[CompiledRule, ...]] = {}
+        self._facts_by_tool: dict[str, object] = {}
+
+    def facts_needed(self, tool: str) -> frozenset[str] | None:
+        """The facts the conditions of ``tool``'s rules read; None when that cannot be told
+        (an expression uses ``facts`` as a whole), so all of them must be loaded.
+
+        Facts can cost a query each; most calls (lookups, say) need none of them.
+        """
+        cached = self._facts_by_tool.get(tool, _UNKNOWN)
+        if cached is _UNKNOWN:
+            names: set[str] = set()
+            for rule in self.rules_for(tool):
+                used = referenced_facts(rule.spec.when)
+                if used is None:
+                    names = set(self.spec.facts)
+                    break
+                names |= used
+            cached = frozenset(names)
+            self._facts_by_tool[tool] = cached
+        return cached  # type: ignore[return-value]
 
     def rules_for(self, tool: str) -> tuple[CompiledRule, ...]:
         cached = self._rules_by_tool.get(tool)
@@ -111,6 +131,20 @@ class CompiledPolicy:
                 max_tier=winner.max_tier,
             )
         return Decision.allow(winner.id, reason)
+
+
+_UNKNOWN = object()
+_FACTS_WORD = re.compile(r"\bfacts\b")
+_FACT_ACCESS = re.compile(r"""facts(?:\s*\.\s*([A-Za-z_]\w*)|\s*\[\s*["']([^"']+)["']\s*\])""")
+
+
+def referenced_facts(expression: str) -> set[str] | None:
+    """The fact names ``expression`` reads as ``facts.name`` or ``facts["name"]``; None when it
+    also uses ``facts`` some other way (then every fact may matter)."""
+    accesses = list(_FACT_ACCESS.finditer(expression))
+    if len(accesses) != len(_FACTS_WORD.findall(expression)):
+        return None
+    return {m.group(1) or m.group(2) for m in accesses}
 
 
 def _default_decision(effect: Effect) -> Decision:

@@ -53,7 +53,7 @@ def process_call(loop: _Loop, call: ProposedCall) -> None:
         "agent": bundle.agent_variables(),
     }
 
-    def load_facts() -> dict[str, Any]:
+    def load_facts(names: frozenset[str] | None) -> dict[str, Any]:
         try:
             return bundle.registry.facts_for(
                 bundle.spec,
@@ -64,6 +64,7 @@ def process_call(loop: _Loop, call: ProposedCall) -> None:
                     task=state.task,
                     run_id=state.run_id,
                 ),
+                only=names,
             )
         except Exception:
             log.warning("facts for %s in run %s failed", call.tool, state.run_id, exc_info=True)
@@ -295,7 +296,12 @@ def finish_call(
         for work in extra:
             work(session)
 
-    loop.run.commit(save)
+    if review_id is None and status is not ToolCallStatus.OUTCOME_UNKNOWN and spec.repeatable:
+        # A read, or a write the tool dedupes by its idempotency key: if a crash loses this
+        # record, the recovered run simply makes the call again with the same key.
+        loop.run.defer(save)
+    else:
+        loop.run.commit(save)
 
 
 def _outcome_unknown_review(loop: _Loop, ledger: ToolCall, why: str) -> Work:

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from agent.errors import LeaseLost
 from agent.planning.base import Turn
@@ -49,6 +49,9 @@ class RunState:
     tokens_out: int
     cost_usd: float
     root_step_id: int | None = None
+    # Whether a review of this run is open: read when the run is loaded, set when this loop
+    # opens one (only the worker holding the lease opens reviews of its run).
+    reviews_open: bool = False
     history: list[Turn] = field(default_factory=list)
     call_counts: dict[str, int] = field(default_factory=dict)
     arg_sums: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -82,14 +85,34 @@ class RunState:
                     sums[key] = sums.get(key, 0.0) + float(value)
 
 
+# Built once: constructing SQLAlchemy expressions costs more than executing them, and these
+# two statements run for every commit of every run. The run update takes its SET columns from
+# the parameters; the ``fence_*`` names keep the WHERE parameters apart from the columns.
+_RUNS = Run.__table__  # type: ignore[attr-defined]
+_STEPS = Step.__table__  # type: ignore[attr-defined]
+_FENCED_RUN_UPDATE = (
+    sa.update(_RUNS)
+    .where(_RUNS.c.id == sa.bindparam("fence_id"))
+    .where(_RUNS.c.lease_owner == sa.bindparam("fence_owner"))
+    .where(_RUNS.c.claims == sa.bindparam("fence_claims"))
+)
+_STEP_INSERT = sa.insert(_STEPS)
+
+
 class RunSession:
-    """Writes for one claimed run: buffered steps plus a fenced update of the run row."""
+    """Writes for one claimed run: buffered steps plus a fenced update of the run row.
+
+    Steps and ``defer``-red work wait in memory until the next ``commit``. The runtime commits
+    whenever a crash must not lose what happened (before a side-effecting call, after a call
+    that could not be repeated, at every stop); what it defers can be redone safely.
+    """
 
     def __init__(self, engine: Engine, state: RunState, lease_s: float) -> None:
         self.engine = engine
         self.state = state
         self.lease_s = lease_s
-        self.pending: list[Step] = []
+        self.pending: list[dict[str, Any]] = []
+        self.deferred: list[Callable[[Session], None]] = []
 
     def step(
         self,
@@ -105,31 +128,37 @@ class RunSession:
         started_at: Any = None,
         ended_at: Any = None,
         duration_ms: float | None = None,
-    ) -> Step:
+    ) -> None:
         """Queue a step for the next commit; seq numbers are assigned in order."""
         self.state.step_count += 1
         now = utcnow()
-        step = Step(
-            run_id=self.state.run_id,
-            seq=self.state.step_count,
-            parent_id=self.state.root_step_id,
-            kind=kind,
-            name=name[:128],
-            status=status,
-            call_id=call_id,
-            error_class=error_class,
-            started_at=started_at or now,
-            ended_at=ended_at or now,
-            duration_ms=duration_ms if duration_ms is not None else 0.0,
-            input=input,
-            output=output,
-            attributes=attributes or {},
+        self.pending.append(
+            {
+                "run_id": self.state.run_id,
+                "seq": self.state.step_count,
+                "parent_id": self.state.root_step_id,
+                "kind": kind,
+                "name": name[:128],
+                "call_id": call_id,
+                "status": status,
+                "error_class": error_class,
+                "started_at": started_at or now,
+                "ended_at": ended_at or now,
+                "duration_ms": duration_ms if duration_ms is not None else 0.0,
+                "input": input,
+                "output": output,
+                "attributes": attributes or {},
+            }
         )
-        self.pending.append(step)
-        return step
+
+    def defer(self, work: Callable[[Session], None] | None = None) -> None:
+        """Save ``work`` with the next commit instead of now (only what a crash may lose)."""
+        if work is not None:
+            self.deferred.append(work)
 
     def commit(self, work: Callable[[Session], None] | None = None, **run_fields: Any) -> None:
-        """Save queued steps, counters and ``run_fields`` atomically, if the lease is still ours."""
+        """Save queued steps, deferred work, counters and ``run_fields`` atomically, if the lease
+        is still ours."""
         state = self.state
         now = utcnow()
         values: dict[str, Any] = {
@@ -148,15 +177,21 @@ class RunSession:
         values.update(run_fields)
         with write_session(self.engine) as session:
             result = session.execute(
-                sa.update(Run)
-                .where(col(Run.id) == state.run_id)
-                .where(col(Run.lease_owner) == state.claim.owner)
-                .where(col(Run.claims) == state.claim.claim_no)
-                .values(**values)
+                _FENCED_RUN_UPDATE,
+                {
+                    "fence_id": state.run_id,
+                    "fence_owner": state.claim.owner,
+                    "fence_claims": state.claim.claim_no,
+                    **values,
+                },
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 raise LeaseLost(f"run {state.run_id}: the lease of {state.claim.owner} is gone")
-            session.add_all(self.pending)
+            if self.pending:
+                session.execute(_STEP_INSERT, self.pending)
+            for deferred in self.deferred:
+                deferred(session)
             if work is not None:
                 work(session)
         self.pending = []
+        self.deferred = []

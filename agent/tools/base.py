@@ -32,6 +32,12 @@ class ToolSpec:
     def has_side_effects(self) -> bool:
         return self.side_effect is not SideEffect.READ
 
+    @property
+    def repeatable(self) -> bool:
+        """Whether calling again with the same idempotency key is harmless (reads, idempotent
+        writes): the runtime may then lose the record of a call in a crash and redo it."""
+        return not self.has_side_effects or self.idempotent
+
     def function_definition(self) -> dict[str, Any]:
         """The OpenAI-style function definition a chat planner sends to a model."""
         return {

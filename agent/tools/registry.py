@@ -9,7 +9,7 @@ policy conditions read as ``facts.<name>``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,8 +142,10 @@ class ToolRegistry:
                 f"{', '.join(repr(n) for n in unknown)}; registered facts: {_listing(self._facts)}"
             )
 
-    def facts_for(self, spec: VersionSpec, ctx: FactContext) -> dict[str, Any]:
-        """Compute the facts the version's policy names, for one proposed call.
+    def facts_for(
+        self, spec: VersionSpec, ctx: FactContext, *, only: Collection[str] | None = None
+    ) -> dict[str, Any]:
+        """Compute the facts the version's policy names (or just ``only`` of them) for one call.
 
         A provider that raises is logged and its fact left out, so every rule that reads it
         cannot be evaluated and fails safe (deny and escalate rules apply, allow rules
@@ -155,6 +157,8 @@ class ToolRegistry:
         self.check_facts(spec)
         facts: dict[str, Any] = {}
         for name in spec.policy.facts:
+            if only is not None and name not in only:
+                continue
             try:
                 facts[name] = self._facts[name](ctx)
             except Exception:
