@@ -43,6 +43,12 @@ VERSION_SCHEMA: dict[str, Any] = {
                 "playbooks": {"type": "array", "items": {"type": "object"}},
                 "script": {"type": "array", "items": {"type": "object"}},
             },
+            # A chat planner cannot run without knowing which model to ask, and where.
+            "if": {"properties": {"kind": {"const": "chat"}}},
+            "then": {
+                "required": ["model", "base_url"],
+                "properties": {"base_url": {"pattern": "^https?://"}},
+            },
         },
         "tools": {"type": "array", "items": _NAME, "uniqueItems": True},
         "http_tools": {
@@ -122,6 +128,7 @@ VERSION_SCHEMA: dict[str, Any] = {
                 "max_planner_turns": {"type": "integer", "minimum": 1},
                 "run_deadline_s": {"type": "number", "exclusiveMinimum": 0},
                 "call_timeout_s": {"type": "number", "exclusiveMinimum": 0},
+                "model_timeout_s": {"type": "number", "exclusiveMinimum": 0},
                 "max_denials": {"type": "integer", "minimum": 0},
                 "max_rejections": {"type": "integer", "minimum": 0},
                 "max_consecutive_failures": {"type": "integer", "minimum": 1},
@@ -174,6 +181,12 @@ VERSION_SCHEMA: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class PlannerSpec:
+    """The ``planner`` section. ``playbook`` reads ``playbooks``, ``seed`` and ``noise``;
+    ``scripted`` reads ``script``; ``chat`` reads ``model``, ``base_url`` (an OpenAI-compatible
+    endpoint ending in ``/v1``), ``api_key_env`` (the *name* of the environment variable that
+    holds the key: the key itself is never part of a version), ``temperature``, ``seed``,
+    ``max_tokens`` and ``system_prompt`` (or ``prompt``)."""
+
     kind: str
     model: str = ""
     prompt: str = ""
@@ -216,10 +229,14 @@ class RateLimitSpec:
 
 @dataclass(frozen=True)
 class BudgetSpec:
+    """What one run may spend. ``model_timeout_s`` bounds each request of a chat planner (and
+    never outlasts what is left of ``run_deadline_s``)."""
+
     max_steps: int = 60
     max_planner_turns: int = 20
     run_deadline_s: float = 300.0
     call_timeout_s: float = 10.0
+    model_timeout_s: float = 60.0
     max_denials: int = 3
     max_rejections: int = 3
     max_consecutive_failures: int = 3

@@ -17,4 +17,8 @@ def build_planner(spec: PlannerSpec) -> Planner:
         from agent.planning.playbook import PlaybookPlanner
 
         return PlaybookPlanner(spec)
+    if spec.kind == "chat":
+        from agent.planning.chat import ChatPlanner
+
+        return ChatPlanner(spec)
     raise VersionSpecError(f"planner kind {spec.kind!r} is not available in this build")

@@ -41,6 +41,9 @@ class Proposal:
     # Set when the planner itself failed (malformed model output, refusal...): the runtime
     # records it as a planner_error observation instead of crashing.
     error: str | None = None
+    # How the proposal was produced (model latency, attempts, finish reason), for the proposal
+    # step's attributes; planners that call nothing leave it empty. Never holds secrets.
+    telemetry: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
     def final(cls, reasoning: str, answer: Mapping[str, Any]) -> Proposal:

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from agent.mediation.decision import Effect
@@ -201,7 +202,7 @@ def admit_and_execute(
     )
     if tool.spec.has_side_effects:
         # Committed before the tool runs: after a crash this row says the call may have happened.
-        loop.run.commit(lambda session: session.add(ledger))
+        loop.run.commit(lambda session: _insert_ledger(session, ledger))
     execution = execute(
         tool,
         args,
@@ -282,17 +283,24 @@ def finish_call(
         )
 
     def save(session: Session) -> None:
-        row = session.get(ToolCall, ledger.id) if ledger.id is not None else None
-        if row is None:
-            row = ledger
-        row.status = status
-        row.attempts = (row.attempts or 0) + len(execution.attempts)
-        row.result = result
-        row.error_class = execution.error_class
-        row.error_message = (execution.error or "")[:2000] or None
-        row.duration_ms = execution.duration_ms
-        row.finished_at = utcnow()
-        session.add(row)
+        outcome = {
+            "status": status,
+            "result": result,
+            "error_class": execution.error_class,
+            "error_message": (execution.error or "")[:2000] or None,
+            "duration_ms": execution.duration_ms,
+            "finished_at": utcnow(),
+        }
+        if ledger.id is None:  # a read: its ledger row is written once, now
+            for name, value in outcome.items():
+                setattr(ledger, name, value)
+            ledger.attempts = len(execution.attempts)
+            _insert_ledger(session, ledger)
+        else:
+            session.execute(
+                _LEDGER_FINISH,
+                {"ledger_id": ledger.id, "added_attempts": len(execution.attempts), **outcome},
+            )
         for work in extra:
             work(session)
 
@@ -302,6 +310,21 @@ def finish_call(
         loop.run.defer(save)
     else:
         loop.run.commit(save)
+
+
+# Built once (see RunSession): the ledger is written for every call. ``_LEDGER_FINISH`` takes
+# the other SET columns from its parameters.
+_LEDGER = ToolCall.__table__  # type: ignore[attr-defined]
+_LEDGER_INSERT = sa.insert(_LEDGER).returning(_LEDGER.c.id)
+_LEDGER_FINISH = (
+    sa.update(_LEDGER)
+    .where(_LEDGER.c.id == sa.bindparam("ledger_id"))
+    .values(attempts=_LEDGER.c.attempts + sa.bindparam("added_attempts"))
+)
+
+
+def _insert_ledger(session: Session, ledger: ToolCall) -> None:
+    ledger.id = session.execute(_LEDGER_INSERT, ledger.model_dump(exclude={"id"})).scalar_one()
 
 
 def _outcome_unknown_review(loop: _Loop, ledger: ToolCall, why: str) -> Work:

@@ -38,6 +38,7 @@ def claim_next(engine: Engine, owner: str, *, lease_s: float = 30.0) -> Claim | 
             .limit(1)
             .with_for_update(skip_locked=True)
         ).first()
+        fresh = run is None
         if run is None:
             run = _start_run_for_next_task(session, now)
         if run is None:
@@ -57,7 +58,7 @@ def claim_next(engine: Engine, owner: str, *, lease_s: float = 30.0) -> Claim | 
             session.add(task)
         session.flush()
         assert run.id is not None
-        return Claim(run_id=run.id, claim_no=run.claims, owner=owner)
+        return Claim(run_id=run.id, claim_no=run.claims, owner=owner, fresh=fresh)
 
 
 def _start_run_for_next_task(session: Session, now: sa.DateTime | object) -> Run | None:

@@ -56,16 +56,17 @@ def proposal_to_json(proposal: Proposal) -> dict[str, Any]:
             if proposal.final_answer is not None
             else None,
             "error": proposal.error,
-            "usage": (
-                {
-                    "model": proposal.usage.model,
-                    "prompt_tokens": proposal.usage.prompt_tokens,
-                    "completion_tokens": proposal.usage.completion_tokens,
-                }
-                if proposal.usage
-                else None
-            ),
         }
+    )
+    # Added after redaction: token counts are not secrets, though their names look like it.
+    document["usage"] = (
+        {
+            "model": proposal.usage.model,
+            "prompt_tokens": proposal.usage.prompt_tokens,
+            "completion_tokens": proposal.usage.completion_tokens,
+        }
+        if proposal.usage
+        else None
     )
     return document
 

@@ -8,15 +8,19 @@ lease, so a worker killed at any instant loses nothing: another one picks the ru
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from agent.errors import LeaseLost
+from agent.errors import InvalidInput, LeaseLost
 from agent.mediation.decision import Effect
-from agent.planning.base import Observation, Proposal, ProposedCall, RunContext, Turn
+from agent.planning.base import Observation, Proposal, ProposedCall, RunContext, TokenUsage, Turn
+from agent.pricing import price_table
 from agent.runtime import calls
 from agent.runtime.bundle import VersionBundle, load_bundle
 from agent.runtime.records import proposal_to_json, rebuild_history, redact
@@ -37,6 +41,10 @@ from storage.models import Review, Run, Step, Task, ToolCall
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
+
+# A final answer whose ``resolution`` is this value hands the task to a person: the run ends
+# ``escalated`` (with the class of the last error, if any) instead of ``succeeded``.
+HANDED_OFF = "escalated"
 
 _TASK_STATUS = {
     RunStatus.SUCCEEDED: TaskStatus.SUCCEEDED,
@@ -84,14 +92,19 @@ class RunProcessor:
             if row is None or row.lease_owner != claim.owner or row.claims != claim.claim_no:
                 raise LeaseLost(f"run {claim.run_id} is not held by {claim.owner}")
             task = session.get(Task, row.task_id)
-            steps = session.exec(
-                select(Step).where(col(Step.run_id) == claim.run_id).order_by(col(Step.seq))
-            ).all()
-            succeeded = session.exec(
-                select(ToolCall)
-                .where(col(ToolCall.run_id) == claim.run_id)
-                .where(col(ToolCall.status) == ToolCallStatus.SUCCEEDED)
-            ).all()
+            steps: Sequence[Step] = ()
+            succeeded: Sequence[ToolCall] = ()
+            reviews_open = False
+            if not claim.fresh:  # a run this claim just created has no history to read
+                steps = session.exec(
+                    select(Step).where(col(Step.run_id) == claim.run_id).order_by(col(Step.seq))
+                ).all()
+                succeeded = session.exec(
+                    select(ToolCall)
+                    .where(col(ToolCall.run_id) == claim.run_id)
+                    .where(col(ToolCall.status) == ToolCallStatus.SUCCEEDED)
+                ).all()
+                reviews_open = _open_review(session, claim.run_id)
         state = RunState(
             claim=claim,
             task_id=row.task_id,
@@ -109,6 +122,7 @@ class RunProcessor:
             cost_usd=row.cost_usd,
             root_step_id=next((s.id for s in steps if s.kind is StepKind.INVOKE_AGENT), None),
             history=rebuild_history(steps),
+            reviews_open=reviews_open,
         )
         for ledger in succeeded:
             state.count_success(ledger.tool, ledger.args)
@@ -127,9 +141,10 @@ class _Loop:
     def drive(self) -> RunStatus:
         if self.state.root_step_id is None:
             self._start()
-        stopped = calls.recover_in_flight(self) or calls.apply_decisions(self)
-        if stopped is not None:
-            return stopped
+        if not self.state.claim.fresh:
+            stopped = calls.recover_in_flight(self) or calls.apply_decisions(self)
+            if stopped is not None:
+                return stopped
         while True:
             if self._has_open_reviews():
                 return self.park()
@@ -149,10 +164,14 @@ class _Loop:
 
     def _start(self) -> None:
         now = utcnow()
-        root = self.run.step(
-            StepKind.INVOKE_AGENT,
-            self.bundle.agent_name,
-            StepStatus.RUNNING,
+        self.state.step_count += 1
+        root = Step(
+            run_id=self.state.run_id,
+            seq=self.state.step_count,
+            kind=StepKind.INVOKE_AGENT,
+            name=self.bundle.agent_name[:128],
+            status=StepStatus.RUNNING,
+            started_at=now,
             input=redact({"task": self.state.task}),
             attributes={
                 "agent": self.bundle.agent_name,
@@ -160,20 +179,16 @@ class _Loop:
                 "version_id": self.bundle.version_id,
             },
         )
-        self.run.commit(started_at=now)
+
+        def add_root(session: Session) -> None:
+            session.add(root)
+            session.flush()  # every later step points at the root's id
+
+        self.run.commit(add_root, started_at=now)
         self.state.root_step_id = root.id
 
     def _has_open_reviews(self) -> bool:
-        with read_session(self.p.engine) as session:
-            return (
-                session.exec(
-                    select(Review.id)
-                    .where(col(Review.run_id) == self.state.run_id)
-                    .where(col(Review.status).in_([ReviewStatus.PENDING, ReviewStatus.BLOCKED]))
-                    .limit(1)
-                ).first()
-                is not None
-            )
+        return self.state.reviews_open
 
     def _exhausted_budget(self) -> str | None:
         budgets = self.bundle.spec.budgets
@@ -213,6 +228,8 @@ class _Loop:
         return [c for c in todo if c.call_id not in reviewed]
 
     def context(self) -> RunContext:
+        spec = self.bundle.spec
+        time_left_s = spec.budgets.run_deadline_s - self.state.elapsed_agent_ms() / 1000.0
         return RunContext(
             run_id=self.state.run_id,
             task_id=self.state.task_id,
@@ -220,7 +237,15 @@ class _Loop:
             task=self.state.task,
             tools=list(self.bundle.tool_specs.values()),
             history=tuple(self.state.history),
-            planner_config={"version": self.bundle.version_number},
+            # What a planner that calls a model needs to stay inside the run's budgets and
+            # answer to its output contract (agent.planning.chat).
+            planner_config={
+                "version": self.bundle.version_number,
+                "output_schema": dict(spec.output.schema),
+                "model_timeout_s": spec.budgets.model_timeout_s,
+                "time_left_s": max(time_left_s, 0.0),
+                "retries": asdict(spec.retries),
+            },
         )
 
     def _plan(self) -> Proposal:
@@ -233,9 +258,12 @@ class _Loop:
         ended = utcnow()
         self.state.planner_turns += 1
         usage = proposal.usage
+        cost_usd = 0.0
         if usage is not None:
             self.state.tokens_in += usage.prompt_tokens
             self.state.tokens_out += usage.completion_tokens
+            cost_usd = _cost_usd(usage)
+            self.state.cost_usd += cost_usd
         failed = proposal.error is not None or (
             proposal.final_answer is None and not proposal.calls
         )
@@ -251,15 +279,20 @@ class _Loop:
             input={"turn": self.state.planner_turns},
             output=proposal_to_json(proposal),
             attributes={
+                **proposal.telemetry,
                 "model": usage.model if usage else self.bundle.spec.planner.model,
                 "prompt_tokens": usage.prompt_tokens if usage else 0,
                 "completion_tokens": usage.completion_tokens if usage else 0,
+                "cost_usd": cost_usd,
             },
             started_at=started,
             ended_at=ended,
             duration_ms=(ended - started).total_seconds() * 1000,
         )
-        self.run.commit()
+        if usage is not None:
+            # A proposal that cost a model call is saved at once, so a crash does not pay for it
+            # twice; a deterministic planner's proposal is cheaper to redo than to save.
+            self.run.commit()
         self.state.history.append(Turn(proposal))
         return proposal
 
@@ -297,6 +330,14 @@ class _Loop:
             error_class=ErrorClass.OUTPUT_INVALID if problems else None,
             output={"answer": redact(answer), "problems": problems},
         )
+        if not problems and answer.get("resolution") == HANDED_OFF:
+            # The agent itself gave the task to a person: a valid answer, not a completion.
+            return self.finish(
+                RunStatus.ESCALATED,
+                self._last_error_class(),
+                str(answer.get("summary") or "the agent handed the task to a person"),
+                output=answer,
+            )
         if not problems:
             return self.finish(RunStatus.SUCCEEDED, output=answer)
 
@@ -336,6 +377,7 @@ class _Loop:
         from agent.runtime.records import args_hash
 
         stored = redact(args) if args is not None else None
+        self.state.reviews_open = True
         return Review(
             run_id=self.state.run_id,
             agent_id=self.state.agent_id,
@@ -357,13 +399,36 @@ class _Loop:
 
     def park(self) -> RunStatus:
         """Wait for people: release the lease; the run is claimable again once they decide."""
+        parked = RunStatus.WAITING_REVIEW
+
+        def wait_or_resume(session: Session) -> None:
+            # The fenced update above locked the run row. A decision that committed before it
+            # saw the run still running and could not resume it; if every review is decided
+            # by now, the run is ready again instead of waiting for nobody.
+            nonlocal parked
+            if _open_review(session, self.state.run_id):
+                _set_task(session, self.state.task_id, TaskStatus.WAITING_REVIEW)
+                return
+            parked = RunStatus.READY
+            session.execute(
+                sa.update(Run).where(col(Run.id) == self.state.run_id).values(status=parked)
+            )
+
         self.run.commit(
-            lambda session: _set_task(session, self.state.task_id, TaskStatus.WAITING_REVIEW),
+            wait_or_resume,
             status=RunStatus.WAITING_REVIEW,
             lease_owner=None,
             lease_expires_at=None,
         )
-        return RunStatus.WAITING_REVIEW
+        return parked
+
+    def _last_error_class(self) -> ErrorClass | None:
+        """The error class of the most recent failed observation, if any (why it was handed off)."""
+        for turn in reversed(self.state.history):
+            for observation in reversed(turn.observations):
+                if observation.error_class is not None:
+                    return observation.error_class
+        return None
 
     def finish(
         self,
@@ -378,14 +443,18 @@ class _Loop:
 
         def close(session: Session) -> None:
             _set_task(session, self.state.task_id, _TASK_STATUS[status])
-            root = session.get(Step, root_id) if root_id else None
-            if root is not None:
-                root.status = StepStatus.OK if status is RunStatus.SUCCEEDED else StepStatus.ERROR
-                root.error_class = error_class
-                root.ended_at = now
-                root.duration_ms = self.state.elapsed_agent_ms()
-                root.output = {"status": status.value, "message": message}
-                session.add(root)
+            if root_id is not None:
+                session.execute(
+                    sa.update(Step)
+                    .where(col(Step.id) == root_id)
+                    .values(
+                        status=StepStatus.OK if status is RunStatus.SUCCEEDED else StepStatus.ERROR,
+                        error_class=error_class,
+                        ended_at=now,
+                        duration_ms=self.state.elapsed_agent_ms(),
+                        output={"status": status.value, "message": message},
+                    )
+                )
 
         self.run.commit(
             close,
@@ -407,6 +476,15 @@ class _Loop:
         }[effect]
 
 
+def _cost_usd(usage: TokenUsage) -> float:
+    """The price of one model call; a broken pricing file costs a log line, never the run."""
+    try:
+        return price_table().cost_usd(usage.model, usage.prompt_tokens, usage.completion_tokens)
+    except InvalidInput:
+        log.exception("the cost of a %s call is counted as 0", usage.model)
+        return 0.0
+
+
 def _fail_unloadable(run: RunSession, message: str) -> RunStatus:
     """End a run whose version cannot be built (say, a tool no longer registered)."""
     run.commit(
@@ -422,8 +500,18 @@ def _fail_unloadable(run: RunSession, message: str) -> RunStatus:
 
 
 def _set_task(session: Session, task_id: int, status: TaskStatus) -> None:
-    task = session.get(Task, task_id)
-    if task is not None:
-        task.status = status
-        task.updated_at = utcnow()
-        session.add(task)
+    session.execute(
+        sa.update(Task).where(col(Task.id) == task_id).values(status=status, updated_at=utcnow())
+    )
+
+
+def _open_review(session: Session, run_id: int) -> bool:
+    return (
+        session.exec(
+            select(Review.id)
+            .where(col(Review.run_id) == run_id)
+            .where(col(Review.status).in_([ReviewStatus.PENDING, ReviewStatus.BLOCKED]))
+            .limit(1)
+        ).first()
+        is not None
+    )

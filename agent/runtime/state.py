@@ -30,6 +30,8 @@ class Claim:
     run_id: int
     claim_no: int
     owner: str
+    # The run was created by this claim: it has no steps, calls or reviews to recover yet.
+    fresh: bool = False
 
 
 @dataclass

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from agent.errors import ServiceError
-from console.cli import audit, db, demo, operations, users, versions
+from console.cli import audit, db, demo, operations, replay, users, versions
 from console.cli.common import CommandError
 from storage.errors import StorageError
 
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     users.register(commands)
     operations.register(commands)
     demo.register(commands)
+    replay.register(commands)
     return parser
 
 
