@@ -63,6 +63,7 @@ class CompiledPolicy:
         self.hash = policy_hash(spec)
         self._rules_by_tool: dict[str, tuple[CompiledRule, ...]] = {}
         self._facts_by_tool: dict[str, object] = {}
+        self._variables_by_tool: dict[str, object] = {}
 
     def facts_needed(self, tool: str) -> frozenset[str] | None:
         """The facts the conditions of ``tool``'s rules read; None when that cannot be told
@@ -83,6 +84,17 @@ class CompiledPolicy:
             self._facts_by_tool[tool] = cached
         return cached  # type: ignore[return-value]
 
+    def variables_needed(self, tool: str) -> frozenset[str]:
+        """The top-level variables (``args``, ``task``, ...) ``tool``'s conditions name."""
+        cached = self._variables_by_tool.get(tool, _UNKNOWN)
+        if cached is _UNKNOWN:
+            names: set[str] = set()
+            for rule in self.rules_for(tool):
+                names |= set(_IDENTIFIER.findall(rule.spec.when))
+            cached = frozenset(names)
+            self._variables_by_tool[tool] = cached
+        return cached  # type: ignore[return-value]
+
     def rules_for(self, tool: str) -> tuple[CompiledRule, ...]:
         cached = self._rules_by_tool.get(tool)
         if cached is None:
@@ -96,7 +108,14 @@ class CompiledPolicy:
         A condition that cannot be evaluated (a missing field, a type error) fails safe: an
         allow rule becomes an escalation to a person, an escalate or deny rule still applies.
         """
-        context = cel.Context(dict(variables))
+        # Converting values for CEL is most of an evaluation's cost: pass only the variables
+        # the tool's rules name.
+        needed = self.variables_needed(tool)
+        context = cel.Context(
+            dict(variables)
+            if needed is None
+            else {k: v for k, v in variables.items() if k in needed}
+        )
         winner: PolicyRuleSpec | None = None
         winner_effect = Effect.ALLOW
         failure = ""
@@ -134,6 +153,8 @@ class CompiledPolicy:
 
 
 _UNKNOWN = object()
+# Every identifier in an expression; a superset of the variables it reads is all that matters.
+_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 _FACTS_WORD = re.compile(r"\bfacts\b")
 _FACT_ACCESS = re.compile(r"""facts(?:\s*\.\s*([A-Za-z_]\w*)|\s*\[\s*["']([^"']+)["']\s*\])""")
 

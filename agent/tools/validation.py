@@ -76,7 +76,19 @@ def compiled_validator(schema: Mapping[str, Any]) -> Draft202012Validator:
     Raises:
         jsonschema.exceptions.SchemaError: ``schema`` is not a valid JSON Schema.
     """
-    return _compile(json.dumps(schema, sort_keys=True, separators=(",", ":"), default=str))
+    # Tools keep their schema objects for life, so most look-ups hit the identity cache and
+    # skip serialising the schema; the entry keeps the schema alive so its id stays unique.
+    cached = _by_identity.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    validator = _compile(json.dumps(schema, sort_keys=True, separators=(",", ":"), default=str))
+    if len(_by_identity) < _IDENTITY_CACHE_SIZE:
+        _by_identity[id(schema)] = (schema, validator)
+    return validator
+
+
+_IDENTITY_CACHE_SIZE = 4096
+_by_identity: dict[int, tuple[Mapping[str, Any], Draft202012Validator]] = {}
 
 
 @functools.lru_cache(maxsize=512)
