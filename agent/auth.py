@@ -180,3 +180,44 @@ def _record_failure(session: Session, user: User, moment: datetime, reason: str)
         target_id=user.name,
         payload=payload,
     )
+
+
+def authenticate_email(engine: Engine, email: str, *, issuer: str = "oidc") -> Actor:
+    """Sign in a user whose identity provider vouched for ``email`` (single sign-on).
+
+    The roles come from the users table, never from the provider. The sign-in is audited.
+
+    Raises:
+        AuthenticationFailed: no enabled account has this email.
+    """
+    address = email.strip().lower()
+    with write_session(engine) as session:
+        user = session.exec(select(User).where(User.email == address)).first()
+        if user is None or user.disabled:
+            append_event(
+                session,
+                actor=ANONYMOUS,
+                action="user.login_failed",
+                target_type="user",
+                target_id=user.name if user else address,
+                payload={"reason": "disabled" if user else "unknown email", "issuer": issuer},
+            )
+            failed = True
+        else:
+            user.last_login_at = utcnow()
+            session.add(user)
+            append_event(
+                session,
+                actor=user.name,
+                action="user.login",
+                target_type="user",
+                target_id=user.name,
+                payload={"issuer": issuer},
+            )
+            failed = False
+            actor = Actor.of(user.name, user.roles)
+    if failed:
+        raise AuthenticationFailed(
+            f"no enabled Steward account has the email {address!r}; ask an admin to add it."
+        )
+    return actor

@@ -9,17 +9,17 @@ call itself: it makes the run claimable, and the worker executes the approved ca
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from agent.actors import DECIDE_ROLES, SYSTEM, Actor, require
-from agent.errors import DecisionConflict, Forbidden, InvalidInput, NotFound
+from agent.errors import DecisionConflict, Forbidden, InvalidInput, NotFound, ServiceError
 from agent.mediation.decision import Effect
 from agent.runtime.bundle import load_bundle
 from agent.runtime.records import args_hash
@@ -140,7 +140,120 @@ def decide(
     return result
 
 
-def _check_permission(actor: Actor, review: Review, kind: DecisionKind) -> None:
+class Decidable(Protocol):
+    """What a permission check reads of a review: a stored row or a read model of one."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def kind(self) -> ReviewKind: ...
+    @property
+    def rule_id(self) -> str | None: ...
+    @property
+    def override_roles(self) -> Sequence[str]: ...
+
+
+PERSON_DECISIONS = (
+    DecisionKind.APPROVE,
+    DecisionKind.EDIT,
+    DecisionKind.REJECT,
+    DecisionKind.OVERRIDE,
+)
+
+
+def permitted_decisions(actor: Actor, review: Decidable) -> frozenset[DecisionKind]:
+    """The decisions ``actor`` may take on an open ``review``, by the same rules ``decide`` applies.
+
+    The console offers exactly these actions; ``decide`` checks again when one is taken.
+    """
+    permitted = set()
+    for kind in PERSON_DECISIONS:
+        try:
+            _check_permission(actor, review, kind)
+        except (Forbidden, InvalidInput):
+            continue
+        permitted.add(kind)
+    return frozenset(permitted)
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    """What became of one review in a bulk decision.
+
+    Attributes:
+        review_id: the review.
+        decided: whether this decision applied.
+        message: one sentence: what happened, or why nothing did.
+        run_resumes: whether the review's run became claimable.
+    """
+
+    review_id: int
+    decided: bool
+    message: str
+    run_resumes: bool = False
+
+
+BULK_DECISIONS = (DecisionKind.APPROVE, DecisionKind.REJECT)
+
+
+def decide_many(
+    engine: Engine,
+    actor: Actor,
+    kind: DecisionKind,
+    seen: Mapping[int, int | None] | Iterable[int],
+    *,
+    reason: str = "",
+) -> tuple[BulkOutcome, ...]:
+    """Approve or reject several reviews, each in its own transaction with its own audit event.
+
+    One review failing (decided by someone else meanwhile, a block that cannot be approved, a
+    role that may not decide it) leaves the others unaffected; its outcome says why.
+
+    Args:
+        engine: the database.
+        actor: who decides.
+        kind: ``APPROVE`` or ``REJECT``.
+        seen: the review ids, or a mapping of review id to the row version the person saw
+            (each decision then fails if that review changed since).
+        reason: the reason recorded on every decision; required to reject.
+
+    Returns:
+        One outcome per review, in the order given.
+
+    Raises:
+        InvalidInput: ``kind`` cannot be taken in bulk, or a rejection has no reason; nothing
+            was changed.
+    """
+    if kind not in BULK_DECISIONS:
+        raise InvalidInput(
+            f"only approve and reject can be taken in bulk, not {kind.value}; "
+            "decide each review on its own."
+        )
+    if kind is DecisionKind.REJECT and not (reason or "").strip():
+        raise InvalidInput("a rejection needs a reason.")
+    versions = dict(seen) if isinstance(seen, Mapping) else dict.fromkeys(seen)
+    outcomes = []
+    for review_id, seen_version in versions.items():
+        try:
+            result = decide(
+                engine, actor, review_id, kind, reason=reason, seen_version=seen_version
+            )
+        except ServiceError as exc:
+            outcomes.append(BulkOutcome(review_id, decided=False, message=str(exc)))
+            continue
+        tail = "; the run resumes." if result.run_resumes else "."
+        outcomes.append(
+            BulkOutcome(
+                review_id,
+                decided=True,
+                message=f"review {review_id} {result.status.value} by {result.decided_by}{tail}",
+                run_resumes=result.run_resumes,
+            )
+        )
+    return tuple(outcomes)
+
+
+def _check_permission(actor: Actor, review: Decidable, kind: DecisionKind) -> None:
     action = f"{kind.value} review {review.id}"
     if kind is DecisionKind.OVERRIDE:
         if review.kind is not ReviewKind.BLOCK:
@@ -172,7 +285,12 @@ def _check_permission(actor: Actor, review: Review, kind: DecisionKind) -> None:
     require(actor, DECIDE_ROLES, action)
 
 
-def _checked_edit(engine: Engine, session: Session, review: Review, args: Any) -> dict[str, Any]:
+def parse_edited_args(args: Any) -> dict[str, Any]:
+    """Edited arguments as a dict, from a mapping or from JSON text.
+
+    Raises:
+        InvalidInput: the text is not JSON, or not a JSON object (the message says where).
+    """
     if isinstance(args, str):
         try:
             args = json.loads(args)
@@ -183,7 +301,11 @@ def _checked_edit(engine: Engine, session: Session, review: Review, args: Any) -
             ) from None
     if not isinstance(args, Mapping):
         raise InvalidInput("the edited arguments must be a JSON object.")
-    edited: dict[str, Any] = dict(args)
+    return dict(args)
+
+
+def _checked_edit(engine: Engine, session: Session, review: Review, args: Any) -> dict[str, Any]:
+    edited = parse_edited_args(args)
     args = edited
     bundle = load_bundle(engine, review.version_id)
     if review.kind is ReviewKind.OUTPUT_INVALID:
@@ -348,7 +470,9 @@ def _resume_if_clear(session: Session, run_id: int) -> bool:
     ).first()
     if still_open is not None:
         return False
-    run = session.get(Run, run_id)
+    # Locked, so a worker parking the run at this moment waits for this decision and then sees
+    # that nothing is left open (see the runtime's park).
+    run = session.get(Run, run_id, with_for_update=True)
     if run is None or run.status is not RunStatus.WAITING_REVIEW:
         return False
     run.status = RunStatus.READY  # the task stays waiting_review until a worker claims the run

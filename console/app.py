@@ -1,25 +1,97 @@
-"""The console's router: builds the pages from ``console/views`` and runs the chosen one."""
+"""The console's router: signs the user in, builds the pages their roles may see, runs one."""
 
 from __future__ import annotations
 
+import runpy
+from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 
 from console.resources import embedded_worker
+from console.session import current_user, oidc_signed_in, sign_out
+from storage.enums import Role
 
 VIEWS = Path(__file__).parent / "views"
+EVERYONE = frozenset(Role)
+
+
+@dataclass(frozen=True)
+class PageEntry:
+    file: str
+    title: str
+    icon: str
+    roles: frozenset[Role]
+
+
+# In navigation order. The services check roles again on every action; this only decides what
+# each role is shown.
+PAGES = (
+    PageEntry(
+        "queue.py", "Review queue", ":material/inbox:", frozenset({Role.OPERATOR, Role.MANAGER})
+    ),
+    PageEntry("runs.py", "Runs", ":material/timeline:", EVERYONE),
+    PageEntry(
+        "tasks.py",
+        "Tasks",
+        ":material/send:",
+        frozenset({Role.OPERATOR, Role.MANAGER, Role.ENGINEER}),
+    ),
+    PageEntry("kpis.py", "KPIs", ":material/monitoring:", frozenset({Role.MANAGER})),
+    PageEntry(
+        "versions.py",
+        "Versions",
+        ":material/deployed_code:",
+        frozenset({Role.ENGINEER, Role.MANAGER}),
+    ),
+    PageEntry("audit.py", "Audit log", ":material/policy:", frozenset({Role.MANAGER, Role.ADMIN})),
+    PageEntry("users.py", "Users", ":material/group:", frozenset({Role.ADMIN})),
+    PageEntry("status.py", "System status", ":material/monitor_heart:", EVERYONE),
+)
 
 st.set_page_config(page_title="Steward", page_icon=":material/shield_person:", layout="wide")
 embedded_worker()
 
-pages = [
-    st.Page(
-        VIEWS / "status.py",
-        title="System status",
-        icon=":material/monitor_heart:",
-        url_path="status",
+
+def _sign_in_at(url_path: str) -> st.Page:
+    """The sign-in form served at another page's address, so that a link such as
+    ``/runs?run=12`` opened signed out lands on that run once the user has signed in."""
+
+    def sign_in() -> None:
+        runpy.run_path(str(VIEWS / "signin.py"), run_name="__steward_view__")
+
+    return st.Page(sign_in, title="Sign in", icon=":material/login:", url_path=url_path)
+
+
+actor = current_user()
+if actor is None:
+    signin = st.Page(
+        VIEWS / "signin.py",
+        title="Sign in",
+        icon=":material/login:",
+        url_path="signin",
         default=True,
-    ),
-]
-st.navigation(pages).run()
+    )
+    others = [_sign_in_at(entry.file.removesuffix(".py")) for entry in PAGES]
+    st.navigation([signin, *others], position="hidden").run()
+else:
+    visible = [entry for entry in PAGES if actor.has_any(entry.roles)]
+    pages = [
+        st.Page(
+            VIEWS / entry.file,
+            title=entry.title,
+            icon=entry.icon,
+            url_path=entry.file.removesuffix(".py"),
+            default=index == 0,
+        )
+        for index, entry in enumerate(visible)
+    ]
+    with st.sidebar:
+        roles = ", ".join(sorted(role.value for role in actor.roles))
+        st.caption(f"Signed in as **{actor.name}** ({roles})")
+        if st.button("Sign out", key="auth.sign_out", icon=":material/logout:"):
+            sign_out()
+            if oidc_signed_in():
+                st.logout()
+            st.rerun()
+    st.navigation(pages).run()

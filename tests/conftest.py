@@ -93,3 +93,21 @@ def engine(db_url: URL) -> Iterator[Engine]:
     metadata.create_all(eng)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file with the demo seeded and every sample task processed (built once)."""
+    from tests.support.console import build_demo_template
+
+    path = tmp_path_factory.mktemp("demo") / "template.db"
+    build_demo_template(path)
+    return path
+
+
+@pytest.fixture
+def demo_url(demo_template: Path, tmp_path: Path) -> str:
+    """This test's own copy of the seeded demo database."""
+    from tests.support.console import copy_template
+
+    return copy_template(demo_template, tmp_path / "steward.db")

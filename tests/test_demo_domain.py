@@ -154,7 +154,7 @@ def test_it_access_policy_escalates_admin_and_denies_production() -> None:
     assert (prod.effect, prod.rule_id, prod.override_roles) == (
         Effect.DENY,
         "no-production-db",
-        ("admin",),
+        ("manager",),
     )
     assert grant(v2, "production-db", "read", "critical", "active").override_roles == ()
     assert grant(v1, "crm", "standard", "sensitive", "active").effect is Effect.ALLOW

@@ -7,7 +7,6 @@ import signal
 import threading
 from typing import Any
 
-from agent.demo.seed import DEMO_USERS, seed_demo, stream
 from agent.users import actor_for
 from console.cli.common import CommandError, open_engine, print_json
 from storage.engine import read_session
@@ -28,6 +27,8 @@ def register(commands: Any) -> None:
 
 
 def _seed(args: argparse.Namespace) -> int:
+    from agent.demo.seed import DEMO_USERS, seed_demo  # the agents' stack: only when seeding
+
     report = seed_demo(open_engine(), with_tasks=not args.no_tasks)
     if args.json:
         print_json(
@@ -53,6 +54,8 @@ def _seed(args: argparse.Namespace) -> int:
 
 
 def _stream(args: argparse.Namespace) -> int:
+    from agent.demo.seed import stream
+
     if args.rate <= 0:
         raise CommandError("--rate must be a positive number of tasks per second.")
     engine = open_engine()

@@ -12,16 +12,12 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
-from agent import reviews
 from agent.actors import READ_ROLES, Actor, require
-from agent.reviews import DecisionResult
-from agent.runtime.worker import Worker
 from agent.tasks import submit_task
 from agent.users import actor_for
 from console.cli.common import CommandError, open_engine, print_json
 from storage.engine import read_session
 from storage.enums import ErrorClass, RunStatus
-from storage.queries.kpis import KpiFilter, compute_kpis
 from storage.queries.runs import list_runs, review_queue, run_detail
 
 EXIT_OK = 0
@@ -206,10 +202,12 @@ def _reviews_list(args: argparse.Namespace) -> int:
 
 
 def _decide(args: argparse.Namespace) -> int:
+    from agent import reviews  # the runtime it binds decisions to loads only for decisions
+
     engine = open_engine()
     actor = _actor(args, engine)
     assert actor is not None
-    result: DecisionResult
+    result: reviews.DecisionResult
     if args.decision == "approve" and args.args:
         result = reviews.edit_and_approve(
             engine,
@@ -248,6 +246,8 @@ def _decide(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from agent.runtime.worker import Worker  # the scheduler is only needed here
+
     if args.concurrency < 1:
         raise CommandError("--concurrency must be at least 1.")
     logging.getLogger().setLevel(logging.INFO)
@@ -295,6 +295,8 @@ def _when(text: str | None, flag: str) -> datetime | None:
 
 
 def _kpis(args: argparse.Namespace) -> int:
+    from storage.queries.kpis import KpiFilter, compute_kpis  # pandas: only for this command
+
     engine = open_engine()
     _reader(args, engine)
     flt = KpiFilter(

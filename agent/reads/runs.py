@@ -1,0 +1,133 @@
+"""Reading runs: a filtered, paged run list and one run's full trace with its pinned version.
+
+Every role may read runs (managers read everything; engineers debug versions from traces;
+operators follow the runs they unblocked).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from agent.actors import READ_ROLES, Actor, require
+from agent.errors import NotFound
+from storage.engine import read_session
+from storage.enums import ErrorClass, RunStatus
+from storage.queries.runs import (
+    RunFilter,
+    RunSummary,
+    RunTrace,
+    agent_versions,
+    count_runs,
+    page_runs,
+    run_trace,
+)
+
+RUN_PAGE = 50
+MAX_RUN_PAGE = 200
+
+
+@dataclass(frozen=True)
+class RunPage:
+    """One page of a filtered run list.
+
+    Attributes:
+        runs: the runs on this page, newest first.
+        total: how many runs match the filter.
+        page: this page's number, from 1.
+        page_size: runs per page.
+    """
+
+    runs: tuple[RunSummary, ...]
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def pages(self) -> int:
+        """How many pages the matching runs fill (at least one)."""
+        return max(1, -(-self.total // self.page_size))
+
+
+def find_runs(
+    engine: Engine,
+    actor: Actor,
+    flt: RunFilter | None = None,
+    *,
+    page: int = 1,
+    page_size: int = RUN_PAGE,
+) -> RunPage:
+    """The runs ``flt`` matches, newest first, one page of them.
+
+    A page past the last one shows the last page, so a list that shrank (a narrower filter)
+    never comes back empty by accident.
+
+    Raises:
+        Forbidden: the actor holds no role.
+    """
+    require(actor, READ_ROLES, "read runs")
+    flt = flt or RunFilter()
+    size = min(max(page_size, 1), MAX_RUN_PAGE)
+    with read_session(engine) as session:
+        total = count_runs(flt, session=session)
+        last = max(1, -(-total // size))
+        number = min(max(page, 1), last)
+        runs = page_runs(flt, session=session, limit=size, offset=(number - 1) * size)
+    return RunPage(tuple(runs), total, number, size)
+
+
+@dataclass(frozen=True)
+class RunChoices:
+    """What runs can be filtered by.
+
+    Attributes:
+        versions: each agent's version numbers, by agent name.
+        statuses: every run status.
+        error_classes: every error class of the taxonomy.
+    """
+
+    versions: dict[str, tuple[int, ...]]
+    statuses: tuple[RunStatus, ...] = tuple(RunStatus)
+    error_classes: tuple[ErrorClass, ...] = tuple(ErrorClass)
+
+    @property
+    def agents(self) -> tuple[str, ...]:
+        """The agents' names, sorted."""
+        return tuple(sorted(self.versions))
+
+    def versions_of(self, agent: str | None) -> tuple[int, ...]:
+        """The version numbers of ``agent``, or of every agent when None."""
+        if agent is not None:
+            return self.versions.get(agent, ())
+        return tuple(sorted({n for numbers in self.versions.values() for n in numbers}))
+
+
+def run_choices(engine: Engine, actor: Actor) -> RunChoices:
+    """Agents and their versions, statuses and error classes, to filter runs by.
+
+    Raises:
+        Forbidden: the actor holds no role.
+    """
+    require(actor, READ_ROLES, "read runs")
+    with read_session(engine) as session:
+        pairs = agent_versions(session=session)
+    versions: dict[str, list[int]] = {}
+    for agent, number in pairs:
+        versions.setdefault(agent, []).append(number)
+    return RunChoices({agent: tuple(numbers) for agent, numbers in versions.items()})
+
+
+def run_details(engine: Engine, actor: Actor, run_id: int) -> RunTrace:
+    """One run: its task, steps, tool calls, reviews and decisions, and its pinned version.
+
+    Raises:
+        Forbidden: the actor holds no role.
+        NotFound: there is no such run.
+    """
+    require(actor, READ_ROLES, f"read run {run_id}")
+    with read_session(engine) as session:
+        trace = run_trace(run_id, session=session)
+    if trace is None:
+        raise NotFound(f"run {run_id} does not exist.")
+    return trace

@@ -1,0 +1,97 @@
+"""Reading work in flight: queued, running and parked tasks, and whether workers are alive.
+
+A worker heartbeats every third of its lease; one silent for longer than a lease is counted as
+gone, since its runs become claimable by others from then on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+
+from agent.actors import READ_ROLES, SUBMIT_ROLES, Actor, require
+from storage.engine import read_session
+from storage.enums import TaskStatus
+from storage.queries.system import WorkerHeartbeat
+from storage.queries.work import (
+    WorkItem,
+    agents_with_active_version,
+    live_workers,
+    tasks_by_status,
+    work_in_flight,
+)
+from storage.types import utcnow
+
+# The worker's default lease (agent.runtime.worker): a heartbeat older than this is stale.
+STALE_AFTER_S = 30.0
+WORK_PAGE = 100
+
+
+@dataclass(frozen=True)
+class WorkerState:
+    """A worker and how long ago it last reported."""
+
+    worker: WorkerHeartbeat
+    age_s: float
+
+    @property
+    def stale(self) -> bool:
+        """Silent for longer than a lease: its runs may already be claimed by others."""
+        return self.age_s > STALE_AFTER_S
+
+
+@dataclass(frozen=True)
+class WorkOverview:
+    """Tasks not yet finished (newest first), task counts by status, and the workers.
+
+    Attributes:
+        items: at most one page of queued, running and parked tasks.
+        counts: how many tasks are in each status.
+        workers: workers that have not stopped, latest heartbeat first.
+        as_of: when this was read.
+    """
+
+    items: tuple[WorkItem, ...]
+    counts: dict[TaskStatus, int]
+    workers: tuple[WorkerState, ...]
+    as_of: datetime
+
+    @property
+    def alive(self) -> bool:
+        """Whether at least one worker reported within a lease."""
+        return any(not w.stale for w in self.workers)
+
+
+def work_overview(
+    engine: Engine, actor: Actor, *, limit: int = WORK_PAGE, now: datetime | None = None
+) -> WorkOverview:
+    """Work in flight, task counts and worker heartbeats.
+
+    Raises:
+        Forbidden: the actor holds no role.
+    """
+    require(actor, READ_ROLES, "read the work in flight")
+    moment = now or utcnow()
+    with read_session(engine) as session:
+        items = work_in_flight(session=session, limit=limit)
+        counts = tasks_by_status(session=session)
+        workers = live_workers(session=session)
+    return WorkOverview(
+        tuple(items),
+        counts,
+        tuple(WorkerState(w, (moment - w.heartbeat_at).total_seconds()) for w in workers),
+        moment,
+    )
+
+
+def submission_agents(engine: Engine, actor: Actor) -> tuple[str, ...]:
+    """The agents ``actor`` can submit a task to now: those with an active version.
+
+    Raises:
+        Forbidden: the actor may not submit work.
+    """
+    require(actor, SUBMIT_ROLES, "submit tasks")
+    with read_session(engine) as session:
+        return tuple(agents_with_active_version(session=session))

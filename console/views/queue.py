@@ -1,0 +1,167 @@
+"""Review queue: open reviews most urgent first, refreshed live; open one to decide it.
+
+The list is a fragment that reruns itself every few seconds. The operator's place (the review
+open in the pane, the reviews selected for a bulk decision, the filters) is kept by review id in
+session state, so a refresh that adds or removes rows never moves it to another review.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import pandas as pd
+import streamlit as st
+
+from agent.reads.queue import QueueSnapshot, review_context
+from console.components import bulk, data
+from console.components.feedback import one_sentence, show_flash
+from console.components.formatting import compact, countdown, option_label, overdue
+from console.components.review import FLASH, render_review
+from console.resources import engine
+from console.session import require_user
+from storage.enums import DecisionKind
+from storage.queries.queue import QueueFilter
+from storage.types import utcnow
+
+REFRESH_S = 10
+OPENED = "queue.opened"
+SELECTED = "queue.bulk"
+
+st.title("Review queue")
+actor = require_user()
+st.session_state.setdefault(OPENED, None)
+st.session_state.setdefault(SELECTED, [])
+who = data.reader(actor)
+
+bulk.show_outcomes()
+
+with one_sentence():
+    choices = data.queue_filters(data.database(), who)
+columns = st.columns(5)
+flt = QueueFilter(
+    agent=columns[0].selectbox(
+        "Agent", choices.agents, index=None, placeholder="Any agent", key="queue.filter.agent"
+    ),
+    version=columns[1].selectbox(
+        "Version", choices.versions, index=None, placeholder="Any", key="queue.filter.version"
+    ),
+    kind=columns[2].selectbox(
+        "Kind", choices.kinds, index=None, placeholder="Any kind", key="queue.filter.kind"
+    ),
+    rule_id=columns[3].selectbox(
+        "Rule", choices.rules, index=None, placeholder="Any rule", key="queue.filter.rule"
+    ),
+    tool=columns[4].selectbox(
+        "Tool", choices.tools, index=None, placeholder="Any tool", key="queue.filter.tool"
+    ),
+)
+
+
+def _labels(snapshot: QueueSnapshot, opened: int | None) -> dict[int, str]:
+    labels = {
+        i.id: f"#{i.id} · {i.kind} · {i.tool or 'output'} · {i.agent} v{i.version}"
+        for i in snapshot.items
+    }
+    if opened is not None and opened not in labels:
+        labels[opened] = f"#{opened} (no longer in this list)"
+    return labels
+
+
+@st.fragment(run_every=REFRESH_S)
+def queue_list(flt: QueueFilter) -> None:
+    """The live list, the bulk selection and the picker that opens a review."""
+    with one_sentence():
+        snapshot = data.queue_snapshot(data.database(), who, flt)
+    now = utcnow()
+    total, late, shown = st.columns(3)
+    total.metric("Open reviews", snapshot.open_count)
+    late.metric("Overdue", snapshot.overdue_count)
+    shown.metric("Shown", len(snapshot.items))
+    if not snapshot.items:
+        st.info("Nothing is waiting for a decision.")
+    else:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "review": i.id,
+                        "SLA": countdown(i.sla_due_at, now),
+                        "overdue": overdue(i.sla_due_at, now),
+                        "risk": i.risk,
+                        "kind": i.kind,
+                        "status": i.status,
+                        "agent": f"{i.agent} v{i.version}",
+                        "tool": i.tool or "",
+                        "rule": i.rule_id or "",
+                        "tier": i.tier,
+                        "reason": i.reason,
+                        "args": compact(i.args, 80),
+                    }
+                    for i in snapshot.items
+                ]
+            ),
+            hide_index=True,
+            key="queue.table",
+            column_config={
+                "overdue": st.column_config.CheckboxColumn("overdue", width="small"),
+                "reason": st.column_config.TextColumn(width="medium"),
+            },
+        )
+        if snapshot.truncated:
+            st.caption(
+                f"The {len(snapshot.items)} most urgent of {snapshot.open_count}; "
+                "filter to see others."
+            )
+    ids = [i.id for i in snapshot.items]
+    opened = st.session_state[OPENED]
+    labels = _labels(snapshot, opened)
+    # Reviews decided elsewhere leave the list: drop them from the selection before the
+    # widget is drawn, so it never holds a review that is not shown.
+    st.session_state[SELECTED] = [i for i in st.session_state[SELECTED] if i in ids]
+    selected = st.multiselect(
+        "Select for a bulk decision",
+        ids,
+        key=SELECTED,
+        format_func=partial(option_label, labels),
+        placeholder="Choose reviews to approve or reject together",
+    )
+    approve, reject = st.columns(2)
+    chosen = [i for i in snapshot.items if i.id in selected]
+    for column, kind, label in (
+        (approve, DecisionKind.APPROVE, "Approve selected"),
+        (reject, DecisionKind.REJECT, "Reject selected"),
+    ):
+        if column.button(
+            f"{label} ({len(chosen)})", key=f"queue.bulk_{kind.value}", disabled=not chosen
+        ):
+            bulk.ask(kind, chosen)
+            st.rerun(scope="app")  # the confirmation dialog opens from a full run
+
+    choice = st.selectbox(
+        "Open a review",
+        list(labels),
+        index=None,
+        key="queue.open",
+        format_func=partial(option_label, labels),
+        placeholder="Choose a review to see it and decide",
+    )
+    if choice != opened:
+        st.session_state[OPENED] = choice
+        st.rerun(scope="app")  # the pane below the fragment redraws only in a full run
+
+
+queue_list(flt)
+
+action = bulk.pending()
+if action is not None:
+    bulk.confirm(actor, action)
+
+st.divider()
+show_flash(FLASH)
+opened_id = st.session_state[OPENED]
+if opened_id is None:
+    st.caption("Open a review from the list to see the task, the call and the trace.")
+else:
+    with one_sentence():
+        context = review_context(engine(), actor, opened_id)
+    render_review(context, now=utcnow())

@@ -1,0 +1,120 @@
+"""Work in flight: queued, running and parked tasks with their latest run, and the workers'
+heartbeats, for the tasks view."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from storage.enums import RunStatus, TaskStatus
+from storage.models import Agent, Run, Task, Worker
+from storage.queries.system import WorkerHeartbeat
+
+IN_FLIGHT_TASK = (TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.WAITING_REVIEW)
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """A task not yet finished, with its latest run and who holds its lease."""
+
+    task_id: int
+    agent: str
+    status: TaskStatus
+    priority: int
+    submitted_by: str
+    source: str
+    created_at: datetime
+    run_id: int | None
+    run_status: RunStatus | None
+    lease_owner: str | None
+    heartbeat_at: datetime | None
+    steps: int
+
+
+def work_in_flight(*, session: Session, limit: int = 100) -> list[WorkItem]:
+    """Queued, running and parked tasks, newest first, each with its latest run."""
+    latest_run = (
+        sa.select(sa.func.max(col(Run.id)))
+        .where(col(Run.task_id) == col(Task.id))
+        .correlate(Task)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        sa.select(
+            col(Task.id),
+            col(Agent.name),
+            col(Task.status),
+            col(Task.priority),
+            col(Task.submitted_by),
+            col(Task.source),
+            col(Task.created_at),
+            col(Run.id).label("run_id"),
+            col(Run.status).label("run_status"),
+            col(Run.lease_owner),
+            col(Run.heartbeat_at),
+            col(Run.step_count),
+        )
+        .join(Agent, col(Agent.id) == col(Task.agent_id))
+        .outerjoin(Run, col(Run.id) == latest_run)
+        .where(col(Task.status).in_(IN_FLIGHT_TASK))
+        .order_by(col(Task.created_at).desc(), col(Task.id).desc())
+        .limit(limit)
+    ).all()
+    return [
+        WorkItem(
+            task_id=row.id,
+            agent=row.name,
+            status=TaskStatus(row.status),
+            priority=row.priority,
+            submitted_by=row.submitted_by,
+            source=row.source,
+            created_at=row.created_at,
+            run_id=row.run_id,
+            run_status=RunStatus(row.run_status) if row.run_status else None,
+            lease_owner=row.lease_owner,
+            heartbeat_at=row.heartbeat_at,
+            steps=row.step_count or 0,
+        )
+        for row in rows
+    ]
+
+
+def tasks_by_status(*, session: Session) -> dict[TaskStatus, int]:
+    """How many tasks are in each status."""
+    rows = session.execute(
+        sa.select(col(Task.status), sa.func.count()).group_by(col(Task.status))
+    ).all()
+    return {TaskStatus(status): int(n) for status, n in rows}
+
+
+def live_workers(*, session: Session) -> list[WorkerHeartbeat]:
+    """Workers that have not said they stopped, latest heartbeat first."""
+    rows = session.exec(
+        select(Worker)
+        .where(col(Worker.stopped_at).is_(None))
+        .order_by(col(Worker.heartbeat_at).desc())
+    ).all()
+    return [
+        WorkerHeartbeat(
+            id=w.id,
+            hostname=w.hostname,
+            pid=w.pid,
+            embedded=w.embedded,
+            started_at=w.started_at,
+            heartbeat_at=w.heartbeat_at,
+            runs_processed=w.runs_processed,
+        )
+        for w in rows
+    ]
+
+
+def agents_with_active_version(*, session: Session) -> list[str]:
+    """Names of the agents that can take work now."""
+    return list(
+        session.exec(
+            select(Agent.name).where(col(Agent.active_version_id).is_not(None)).order_by(Agent.name)
+        ).all()
+    )

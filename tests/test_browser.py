@@ -1,0 +1,179 @@
+"""One real browser walks the operator's main path end to end.
+
+The console runs as ``streamlit run`` in a subprocess, on a copy of the seeded demo, with its
+embedded worker on; Debian's Chromium drives it. An operator signs in, opens the oldest pending
+refund, approves it, follows the link to its run and watches the run succeed.
+
+Chromium comes from the system (``apt-get install chromium``), never from a browser download.
+Without it the test is skipped locally and fails under ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlmodel import col, select
+
+from storage.engine import read_session
+from storage.enums import ReviewStatus, RunStatus
+from storage.models import Review, Run
+from tests.support.console import engine_for
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+STARTUP_S = 90.0
+STEP_MS = 30_000
+
+
+@pytest.fixture
+def chromium() -> Path:
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing (apt-get install chromium)"
+        if IN_CI:
+            pytest.fail(message + "; CI=true: the browser test must run")
+        pytest.skip(message)
+    return CHROMIUM
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def console(demo_url: str, tmp_path: Path) -> Iterator[str]:
+    """The console serving ``demo_url`` on a free local port, its worker embedded."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "STEWARD_DATABASE_URL": demo_url,
+        "STEWARD_EMBEDDED_WORKER": "1",
+    }
+    log = (tmp_path / "console.log").open("wb")
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "streamlit"),
+            "run",
+            "console/app.py",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_healthy(url, server)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=15)
+        log.close()
+
+
+def _wait_until_healthy(url: str, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + STARTUP_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(f"the console exited with {server.returncode} while starting")
+        try:
+            if httpx.get(f"{url}/_stcore/health", timeout=2).text.strip() == "ok":
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"the console did not answer on {url} within {STARTUP_S:.0f} s")
+
+
+def test_operator_approves_the_oldest_refund_and_sees_its_run_succeed(
+    console: str, demo_url: str, chromium: Path
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    engine = engine_for(demo_url)
+    with read_session(engine) as session:
+        refund = session.exec(
+            select(Review)
+            .where(col(Review.kind) == "escalation")
+            .where(col(Review.tool) == "issue_refund")
+            .where(col(Review.status) == ReviewStatus.PENDING)
+            .order_by(col(Review.created_at))
+        ).first()
+    assert refund is not None
+    assert refund.id is not None
+
+    with sync_playwright() as playwright:
+        # Running as root (containers, CI) needs Chromium's sandbox off.
+        browser = playwright.chromium.launch(
+            executable_path=str(chromium), headless=True, args=["--no-sandbox"]
+        )
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(STEP_MS)
+            page.goto(console)
+            page.get_by_role("textbox", name="Name").fill("olga")
+            page.get_by_role("textbox", name="Password").fill("olga-steward-demo")
+            page.get_by_role("button", name="Sign in").click()
+            expect(page.get_by_role("heading", name="Review queue")).to_be_visible()
+
+            page.get_by_role("combobox", name="Open a review").click()
+            # The list is virtualised: typing narrows it to the wanted review.
+            page.keyboard.type(f"#{refund.id} ·")
+            page.get_by_role("option", name=f"#{refund.id} · escalation · issue_refund").click()
+            expect(
+                page.get_by_role("heading", name=f"Review {refund.id}: escalation of issue_refund")
+            ).to_be_visible()
+            page.get_by_role("button", name="Approve", exact=True).click()
+            expect(
+                page.get_by_text(f"Review {refund.id} approved by olga; the run resumes.")
+            ).to_be_visible()
+
+            page.get_by_role("link", name=f"Open run {refund.run_id}").click()
+            expect(page.get_by_text(f"Run {refund.run_id}: support v1")).to_be_visible()
+            # The run view follows a running run live until it ends.
+            status = page.get_by_test_id("stMetric").filter(has_text="Status")
+            expect(status).to_contain_text("succeeded", timeout=90_000)
+            expect(page.get_by_text("The answer meets the output contract.")).to_be_visible()
+
+            # The run's link opened afresh (a new session, signed out) asks for a sign-in at
+            # the run's own address, then shows that run.
+            page.goto(f"{console}/runs?run={refund.run_id}")
+            page.get_by_role("textbox", name="Name").fill("olga")
+            page.get_by_role("textbox", name="Password").fill("olga-steward-demo")
+            page.get_by_role("button", name="Sign in").click()
+            expect(page.get_by_text(f"Run {refund.run_id}: support v1")).to_be_visible()
+        finally:
+            browser.close()
+
+    with read_session(engine) as session:
+        run = session.get(Run, refund.run_id)
+        decided = session.get(Review, refund.id)
+    engine.dispose()
+    assert run is not None
+    assert run.status is RunStatus.SUCCEEDED
+    assert decided is not None
+    assert (decided.status, decided.decided_by) == (ReviewStatus.APPROVED, "olga")

@@ -1,0 +1,209 @@
+"""The runs view: filters, paging, opening a run, and a run's trace reached by ``?run=ID``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
+from streamlit.testing.v1 import AppTest
+
+from agent import reviews
+from agent.actors import Actor
+from agent.tools.registry import default_registry
+from agent.versions.service import activate_version
+from storage.engine import read_session, write_session
+from storage.enums import ErrorClass, ReviewStatus, RunStatus
+from storage.models import Review, Run
+from storage.types import utcnow
+from tests.support.console import engine_for, open_console
+from tests.support.runtime import drive
+
+APP = str(Path(__file__).resolve().parents[1] / "console" / "app.py")
+
+
+@pytest.fixture
+def db(demo_url: str) -> Iterator[Engine]:
+    engine = engine_for(demo_url)
+    yield engine
+    engine.dispose()
+
+
+def linked(monkeypatch: pytest.MonkeyPatch, url: str, run: str, user: str = "olga") -> AppTest:
+    """The console opened on ``runs?run=<run>``, as a link followed in a signed-in session."""
+    monkeypatch.setenv("STEWARD_DATABASE_URL", url)
+    monkeypatch.setenv("STEWARD_EMBEDDED_WORKER", "0")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["auth.user"] = {"name": user}
+    at.query_params["run"] = run
+    at.switch_page("views/runs.py")
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def frame(at: AppTest, first_column: str) -> pd.DataFrame:
+    """The table whose first column is ``first_column`` (st.dataframe keeps no key in AppTest)."""
+    tables = [df.value for df in at.dataframe]
+    return next(t for t in tables if len(t.columns) and t.columns[0] == first_column)
+
+
+def texts(elements: object) -> str:
+    return " ".join(str(e.value) for e in elements)  # type: ignore[attr-defined]
+
+
+def run_count(engine: Engine, *conditions: sa.ColumnElement[bool]) -> int:
+    with read_session(engine) as session:
+        return int(
+            session.execute(
+                sa.select(sa.func.count()).select_from(Run).where(*conditions)
+            ).scalar_one()
+        )
+
+
+def test_run_list_filters_pages_and_opens_a_run(
+    demo_url: str, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = open_console(monkeypatch, demo_url, user="erin", page="runs.py")
+    total = run_count(db)
+    assert f"{total:,} runs match · page 1 of 2" in texts(at.caption)
+    assert len(frame(at, "run")) == 50
+    at.pagination(key="runs.page").set_value(2).run()
+    assert not at.exception
+    assert len(frame(at, "run")) == total - 50
+
+    at.selectbox(key="runs.filter.status").set_value("waiting_review").run()
+    waiting = run_count(db, col(Run.status) == RunStatus.WAITING_REVIEW)
+    table = frame(at, "run")
+    assert len(table) == waiting
+    assert set(table["status"]) == {"waiting_review"}
+    assert at.session_state["runs.page"] == 1
+
+    at.selectbox(key="runs.filter.agent").set_value("it-access").run()
+    at.selectbox(key="runs.filter.version").set_value(1).run()
+    table = frame(at, "run")
+    assert set(table["agent"]) == {"it-access v1"}
+    assert len(table) == run_count(
+        db,
+        col(Run.status) == RunStatus.WAITING_REVIEW,
+        col(Run.agent_id) == 2,
+        col(Run.version_id) == 3,
+    )
+
+    chosen = int(table.iloc[0]["run"])
+    at.selectbox(key="runs.open").set_value(chosen).run()
+    assert not at.exception
+    assert at.query_params["run"] == str(chosen)
+    assert at.subheader[0].value.startswith(f"Run {chosen}: it-access v1")
+    at.button(key="runs.back").click().run()
+    assert "run" not in at.query_params
+    assert "runs match" in texts(at.caption)
+
+
+def test_error_class_and_time_range_filters(
+    demo_url: str, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with write_session(db) as session:
+        run = session.get(Run, 2)
+        old = session.get(Run, 3)
+        assert run is not None and old is not None
+        run.error_class = ErrorClass.INTERNAL_ERROR
+        old.created_at = utcnow() - timedelta(days=2)
+        session.add_all([run, old])
+    at = open_console(monkeypatch, demo_url, user="mona", page="runs.py")
+    at.selectbox(key="runs.filter.error_class").set_value("internal_error").run()
+    assert list(frame(at, "run")["run"]) == [2]
+
+    at.selectbox(key="runs.filter.error_class").set_value(None).run()
+    at.selectbox(key="runs.filter.range").set_value("Last 24 hours").run()
+    assert f"{run_count(db) - 1:,} runs match" in texts(at.caption)
+    at.pagination(key="runs.page").set_value(2).run()
+    assert 3 not in set(frame(at, "run")["run"])
+    at.selectbox(key="runs.filter.range").set_value("Custom dates").run()
+    at.date_input(key="runs.filter.dates").set_value(
+        (pd.Timestamp("2020-01-01").date(), pd.Timestamp("2020-01-31").date())
+    ).run()
+    assert not at.exception
+    assert "No run matches these filters." in texts(at.info)
+
+
+def test_a_linked_run_shows_its_trace_and_the_version_it_was_pinned_to(
+    demo_url: str, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with write_session(db) as session:
+        activate_version(Actor.of("erin", ["engineer"]), "support", 2, session=session, reason="v2")
+    at = linked(monkeypatch, demo_url, "1")
+    assert at.subheader[0].value == "Run 1: support v1"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Status"] == "succeeded"
+    timeline = frame(at, "seq")
+    assert list(timeline["seq"]) == list(range(1, len(timeline) + 1))
+    assert {"invoke_agent", "proposal", "apply_guardrail", "execute_tool", "final_output"} <= set(
+        timeline["kind"]
+    )
+    guardrails = timeline[timeline["kind"] == "apply_guardrail"]
+    assert (guardrails["rule"] != "").all()
+    assert "The answer meets the output contract." in texts(at.success)
+    calls = frame(at, "call")
+    assert (calls["attempts"] >= 1).all()
+    assert "issue_refund" in set(calls["tool"])
+    rules = frame(at, "rule")
+    assert "refund-needs-approval" in set(rules["rule"])
+    assert "Version support v1, as pinned when the run started" in texts(at.markdown)
+
+    assert not at.code
+    at.toggle(key="runs.show_yaml").set_value(True).run()
+    assert "Customer support agent, version 1" in at.code[0].value
+
+    at.selectbox(key="runs.step").set_value(2).run()
+    assert not at.exception
+    assert at.json[-1].value  # the chosen step's input and output
+
+
+def test_a_run_decided_by_a_person_shows_who_and_why(
+    demo_url: str, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with read_session(db) as session:
+        refund = session.exec(
+            select(Review)
+            .where(col(Review.rule_id) == "refund-needs-approval")
+            .where(col(Review.status) == ReviewStatus.PENDING)
+            .order_by(col(Review.id))
+        ).first()
+    assert refund is not None and refund.id is not None
+    waiting = linked(monkeypatch, demo_url, str(refund.run_id))
+    assert "The run is waiting review; this page follows it live." in texts(waiting.info)
+    assert frame(waiting, "review").iloc[0]["decided by"] == ""
+
+    reviews.approve(db, Actor.of("olga", ["operator"]), refund.id, reason="receipt checked")
+    drive(db, default_registry())
+    at = linked(monkeypatch, demo_url, str(refund.run_id))
+    assert {m.label: m.value for m in at.metric}["Status"] == "succeeded"
+    decisions = frame(at, "review")
+    assert decisions.iloc[0][["status", "decided by", "reason"]].tolist() == [
+        "approved",
+        "olga",
+        "receipt checked",
+    ]
+    timeline = frame(at, "seq")
+    human = timeline[timeline["kind"] == "human_approval"]
+    assert human["what happened"].tolist() == ["approved by olga: receipt checked"]
+
+
+@pytest.mark.parametrize(
+    ("link", "message"),
+    [
+        ("abc", "The link names run 'abc', which is not a run number."),
+        ("99999", "Run 99999 does not exist."),
+    ],
+)
+def test_a_bad_run_link_says_so_in_one_sentence(
+    demo_url: str, monkeypatch: pytest.MonkeyPatch, link: str, message: str
+) -> None:
+    at = linked(monkeypatch, demo_url, link)
+    assert [e.value for e in at.error] == [message]
