@@ -18,8 +18,8 @@ from agent.actors import Actor
 from agent.tools.registry import default_registry
 from agent.versions.service import activate_version
 from storage.engine import read_session, write_session
-from storage.enums import ErrorClass, ReviewStatus, RunStatus
-from storage.models import Review, Run
+from storage.enums import ErrorClass, ReviewStatus, RunStatus, StepKind, StepStatus
+from storage.models import Review, Run, Step
 from storage.types import utcnow
 from tests.support.console import engine_for, open_console
 from tests.support.runtime import drive
@@ -207,3 +207,40 @@ def test_a_bad_run_link_says_so_in_one_sentence(
 ) -> None:
     at = linked(monkeypatch, demo_url, link)
     assert [e.value for e in at.error] == [message]
+
+
+def test_a_chat_planned_run_shows_its_model_calls(
+    db: Engine, demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The trace a chat planner leaves: proposal steps carrying the model's telemetry.
+    with write_session(db) as session:
+        run = session.exec(select(Run).order_by(col(Run.id))).first()
+        assert run is not None and run.id is not None
+        run.tokens_in, run.tokens_out, run.cost_usd = 1200, 80, 0.00023
+        session.add(run)
+        session.add(
+            Step(
+                run_id=run.id,
+                seq=run.step_count + 1,
+                kind=StepKind.PROPOSAL,
+                name="chat",
+                status=StepStatus.OK,
+                attributes={
+                    "model": "gpt-4o-mini",
+                    "prompt_tokens": 1200,
+                    "completion_tokens": 80,
+                    "cost_usd": 0.00023,
+                    "model_latency_ms": 812.5,
+                    "model_attempts": 2,
+                    "model_http": ["429", "200"],
+                    "finish_reason": "tool_calls",
+                },
+            )
+        )
+        run_id = run.id
+    at = linked(monkeypatch, demo_url, str(run_id))
+    calls = frame(at, "step")
+    assert list(calls["model"]) == ["gpt-4o-mini"]
+    assert list(calls["HTTP attempts"]) == ["429 → 200"]
+    assert list(calls["tokens in"]) == [1200]
+    assert "1 calls (0 failed)" in texts(at.caption)

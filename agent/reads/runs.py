@@ -23,6 +23,7 @@ from storage.queries.runs import (
     page_runs,
     run_trace,
 )
+from storage.queries.usage import RunUsage, run_usage
 
 RUN_PAGE = 50
 MAX_RUN_PAGE = 200
@@ -131,3 +132,16 @@ def run_details(engine: Engine, actor: Actor, run_id: int) -> RunTrace:
     if trace is None:
         raise NotFound(f"run {run_id} does not exist.")
     return trace
+
+
+def model_usage(engine: Engine, actor: Actor, run_id: int) -> RunUsage | None:
+    """The model calls of a run planned by a language model: tokens, cost, latency and HTTP
+    attempts per call; None when the run asked no model.
+
+    Raises:
+        Forbidden: the actor holds no role.
+    """
+    require(actor, READ_ROLES, f"read run {run_id}")
+    with read_session(engine) as session:
+        usage = run_usage(run_id, session=session)
+    return usage if usage is not None and usage.model_calls else None

@@ -18,6 +18,7 @@ from console.components.formatting import compact, duration, option_label, when
 from storage.enums import StepKind
 from storage.queries.records import TraceStep
 from storage.queries.runs import RunTrace
+from storage.queries.usage import RunUsage
 
 # The root span covers the whole run and a human approval step measures a person's wait:
 # neither is agent latency, so the chart leaves them out (as the KPIs do).
@@ -116,8 +117,9 @@ def render_step_inspector(steps: Sequence[TraceStep], *, key: str) -> None:
         )
 
 
-def render_trace(trace: RunTrace, *, now: datetime) -> None:
-    """The run view: header, task, timeline, latency, tool calls, decisions, output, version."""
+def render_trace(trace: RunTrace, *, now: datetime, usage: RunUsage | None = None) -> None:
+    """The run view: header, task, timeline, latency, model calls (a chat planner's), tool
+    calls, decisions, output, version."""
     run = trace.run
     st.subheader(f"Run {run.id}: {run.agent} v{run.version}")
     status, agent_time, steps, claims = st.columns(4)
@@ -150,10 +152,41 @@ def render_trace(trace: RunTrace, *, now: datetime) -> None:
     render_step_inspector(trace.steps, key="runs.step")
 
     _render_latency(trace.steps)
+    if usage is not None:
+        _render_model_calls(usage)
     _render_tool_calls(trace)
     _render_decisions(trace, now=now)
     _render_output(trace)
     _render_version(trace)
+
+
+def _render_model_calls(usage: RunUsage) -> None:
+    st.markdown("**Model calls**")
+    st.caption(
+        f"{usage.model_calls} calls ({usage.failed_calls} failed) · "
+        f"{usage.tokens_in:,} tokens in, {usage.tokens_out:,} out · ${usage.cost_usd:.4f}"
+    )
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "step": call.seq,
+                    "model": call.model,
+                    "status": call.status,
+                    "error class": call.error_class or "",
+                    "tokens in": call.prompt_tokens,
+                    "tokens out": call.completion_tokens,
+                    "cost (USD)": round(call.cost_usd, 6),
+                    "model latency (ms)": call.latency_ms,
+                    "HTTP attempts": " → ".join(call.http),
+                    "finish": call.finish_reason or "",
+                }
+                for call in usage.calls
+            ]
+        ),
+        hide_index=True,
+        key="runs.model_calls",
+    )
 
 
 def _render_latency(steps: Sequence[TraceStep]) -> None:

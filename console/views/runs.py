@@ -12,7 +12,7 @@ from functools import partial
 import pandas as pd
 import streamlit as st
 
-from agent.reads.runs import run_details
+from agent.reads.runs import model_usage, run_details
 from console.components import data
 from console.components.feedback import one_sentence
 from console.components.formatting import option_label, when
@@ -171,9 +171,10 @@ def _run_list() -> None:
 def _live_trace(run_id: int) -> None:
     with one_sentence():
         trace = run_details(engine(), actor, run_id)
+        usage = model_usage(engine(), actor, run_id)
     if trace.run.status.is_terminal:
         st.rerun(scope="app")  # finished: draw it once more as a still page
-    render_trace(trace, now=utcnow())
+    render_trace(trace, now=utcnow(), usage=usage)
 
 
 def _run_page(raw: str) -> None:
@@ -185,8 +186,9 @@ def _run_page(raw: str) -> None:
     run_id = int(raw)
     with one_sentence():
         trace = run_details(engine(), actor, run_id)
+        usage = model_usage(engine(), actor, run_id)
     if trace.run.status.is_terminal:
-        render_trace(trace, now=utcnow())
+        render_trace(trace, now=utcnow(), usage=usage)
     else:
         st.fragment(run_every=LIVE_REFRESH_S)(_live_trace)(run_id)
 
