@@ -5,6 +5,7 @@ Modules:
     document    validate a document (schema, cross-references, rate limits, CEL) and hash it
     agents      agents: create and list (audited)
     service     versions: create, list, show, activate, roll back (audited)
+    pinned      open reviews still pinned to inactive versions
     rows        row look-ups and their read models
     diff        what changed between two versions
     cache       the runtime's per-version ``VersionSpec`` cache
@@ -23,7 +24,15 @@ from agent.versions.document import (
     load_version_document,
     parse_version,
 )
-from agent.versions.models import AgentInfo, DeploymentInfo, VersionDetail, VersionInfo
+from agent.versions.models import (
+    AgentInfo,
+    DeploymentInfo,
+    PinnedReview,
+    PinnedReviews,
+    VersionDetail,
+    VersionInfo,
+)
+from agent.versions.pinned import pinned_reviews
 from agent.versions.service import (
     activate_version,
     active_version,
@@ -31,6 +40,7 @@ from agent.versions.service import (
     deployment_history,
     list_versions,
     rollback,
+    rollback_target,
     show_version,
 )
 
@@ -39,6 +49,8 @@ __all__ = [
     "DeploymentInfo",
     "FieldChange",
     "ParsedVersion",
+    "PinnedReview",
+    "PinnedReviews",
     "RuleChange",
     "VersionDetail",
     "VersionDiff",
@@ -57,6 +69,8 @@ __all__ = [
     "load_spec",
     "load_version_document",
     "parse_version",
+    "pinned_reviews",
     "rollback",
+    "rollback_target",
     "show_version",
 ]

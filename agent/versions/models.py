@@ -62,3 +62,32 @@ class DeploymentInfo:
     actor: str
     reason: str
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class PinnedReview:
+    """An open review raised by a version that is no longer the active one."""
+
+    id: int
+    run_id: int
+    version: int
+    status: str
+    tool: str | None
+    rule_id: str | None
+    created_at: datetime
+    sla_due_at: datetime | None
+
+
+@dataclass(frozen=True)
+class PinnedReviews:
+    """The open reviews still pinned to an agent's inactive versions.
+
+    Attributes:
+        total: how many there are.
+        by_version: how many per version number.
+        reviews: the oldest of them (at most the limit asked for), oldest first.
+    """
+
+    total: int
+    by_version: dict[int, int]
+    reviews: tuple[PinnedReview, ...]

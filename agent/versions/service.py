@@ -177,15 +177,7 @@ def rollback(actor: Actor, agent_name: str, *, session: Session, reason: str) ->
     require(actor, VERSION_ROLES, f"roll back {agent_name!r}")
     reason = _check_reason(reason)
     agent = agent_row(session, agent_name, lock=True)
-    deployments = session.exec(
-        select(Deployment).where(Deployment.agent_id == agent.id).order_by(col(Deployment.id))
-    ).all()
-    stack: list[int] = []
-    for deployment in deployments:
-        if deployment.action is DeploymentAction.ROLLBACK:
-            stack.pop()
-        else:
-            stack.append(deployment.to_version_id)
+    stack = _activation_stack(session, agent)
     if len(stack) < 2:
         raise InvalidInput(
             f"{agent_name} has no earlier active version to roll back to; "
@@ -197,6 +189,35 @@ def rollback(actor: Actor, agent_name: str, *, session: Session, reason: str) ->
     return _move_pointer(
         session, actor, agent=agent, version=target, action=DeploymentAction.ROLLBACK, reason=reason
     )
+
+
+def rollback_target(actor: Actor, agent_name: str, *, session: Session) -> VersionInfo | None:
+    """The version ``rollback`` would return to now, or None when there is none.
+
+    Raises:
+        NotFound: no such agent.
+    """
+    require(actor, READ_ROLES, f"read the deployment history of {agent_name!r}")
+    agent = agent_row(session, agent_name)
+    stack = _activation_stack(session, agent)
+    if len(stack) < 2:
+        return None
+    target = session.get(AgentVersion, stack[-2])
+    return version_info(agent, target) if target is not None else None
+
+
+def _activation_stack(session: Session, agent: Agent) -> list[int]:
+    """The version ids the agent was activated on, replayed as a stack (a rollback pops)."""
+    deployments = session.exec(
+        select(Deployment).where(Deployment.agent_id == agent.id).order_by(col(Deployment.id))
+    ).all()
+    stack: list[int] = []
+    for deployment in deployments:
+        if deployment.action is DeploymentAction.ROLLBACK:
+            stack.pop()
+        else:
+            stack.append(deployment.to_version_id)
+    return stack
 
 
 def deployment_history(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from storage.types import JSONDoc, UTCDateTime, utcnow
@@ -12,6 +13,7 @@ from storage.types import JSONDoc, UTCDateTime, utcnow
 
 class AuditEvent(SQLModel, table=True):
     __tablename__ = "audit_events"
+    __table_args__ = (sa.Index("ix_audit_events_target", "target_type", "target_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     seq: int = Field(unique=True)

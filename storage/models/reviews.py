@@ -24,6 +24,7 @@ class Review(SQLModel, table=True):
         sa.Index("ix_reviews_queue", "status", "sla_due_at"),
         sa.Index("ix_reviews_run", "run_id", "created_at"),
         sa.Index("ix_reviews_ready", "status", "applied_at"),
+        sa.Index("ix_reviews_created", "created_at"),  # KPIs over a time range
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -49,6 +49,7 @@ class Run(SQLModel, table=True):
         sa.Index("ix_runs_listing", "agent_id", "version_id", "status", "created_at"),
         sa.Index("ix_runs_claim", "status", "lease_expires_at"),
         sa.Index("ix_runs_created", "created_at"),
+        sa.Index("ix_runs_errors", "error_class", "created_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -82,7 +83,12 @@ class Step(SQLModel, table=True):
     """One entry of a run's trace: reasoning, proposal, guardrail, tool attempt, human decision."""
 
     __tablename__ = "steps"
-    __table_args__ = (sa.UniqueConstraint("run_id", "seq"),)
+    __table_args__ = (
+        sa.UniqueConstraint("run_id", "seq"),
+        # KPIs: a range's guardrail decisions, and its error breakdown from the index alone.
+        sa.Index("ix_steps_kind_run", "kind", "run_id"),
+        sa.Index("ix_steps_errors", "error_class", "kind", "run_id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     run_id: int = Field(foreign_key="runs.id")
@@ -108,6 +114,8 @@ class ToolCall(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_tool_calls_tool_created", "tool", "created_at"),
         sa.Index("ix_tool_calls_run", "run_id", "created_at"),
+        # KPIs: tool health and latency percentiles without reading the wide ledger rows.
+        sa.Index("ix_tool_calls_health", "tool", "duration_ms", "status", "attempts"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

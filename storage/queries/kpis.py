@@ -1,7 +1,11 @@
-"""The KPIs of DESIGN.md for a time range, agent and version, computed with SQL and pandas.
+"""The KPIs of DESIGN.md for a time range, agent and version, aggregated by the database.
 
-Each section is a plain dict (or a DataFrame for tables), so the CLI can print JSON and the
-console can chart it without recomputing anything.
+Every figure is aggregated in SQL (``storage.queries.kpi_sections``); no query fetches the runs,
+steps or tool calls it summarizes, so the report costs the same few queries at a hundred runs or
+at a hundred thousand. Run figures (completion, escalation, latency, tools, errors, policy) describe
+the runs *started* in the range; review figures (decisions, time to decision, SLA compliance)
+describe the reviews *raised* in the range. Sections are plain dicts or small DataFrames, so
+the CLI prints JSON and the console charts them without recomputing anything.
 """
 
 from __future__ import annotations
@@ -11,26 +15,62 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from storage.enums import RunStatus, StepKind
-from storage.models import (
-    Agent,
-    AgentVersion,
-    CircuitBreaker,
-    Review,
-    ReviewDecision,
-    Run,
-    Step,
-    ToolCall,
+from storage.queries.kpi_sections import (
+    ERROR_STEP_KINDS,
+    FINISHED,
+    TOOL_COLUMNS,
+    TREND_COLUMNS,
+    Scope,
+    error_kpis,
+    policy_kpis,
+    review_kpis,
+    run_kpis,
+    run_latency,
+    run_summary,
+    tool_kpis,
+    trend,
 )
+from storage.queries.stats import Grain
+from storage.types import utcnow
 
-FINISHED = [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.ESCALATED]
+__all__ = [
+    "ERROR_STEP_KINDS",
+    "FINISHED",
+    "KpiFilter",
+    "KpiReport",
+    "compare_versions",
+    "compute_kpis",
+]
+
+# The figures a version comparison sets side by side: (label, section, key, sub-key).
+COMPARED: tuple[tuple[str, str, str, str | None], ...] = (
+    ("runs", "runs", "total", None),
+    ("completion rate", "runs", "completion_rate", None),
+    ("autonomous resolution rate", "runs", "autonomous_resolution_rate", None),
+    ("escalation rate", "runs", "escalation_rate", None),
+    ("run latency p50 (ms)", "latency", "run_ms", "p50"),
+    ("run latency p95 (ms)", "latency", "run_ms", "p95"),
+    ("run latency p99 (ms)", "latency", "run_ms", "p99"),
+    ("tool latency p95 (ms)", "latency", "tool_ms", "p95"),
+    ("reviews", "reviews", "total", None),
+    ("time to decision p50 (s)", "reviews", "time_to_decision_s", "p50"),
+    ("time to decision p95 (s)", "reviews", "time_to_decision_s", "p95"),
+    ("SLA compliance", "reviews", "sla_compliance", None),
+    ("valid, in-scope proposals", "proposals", "valid_rate", None),
+    ("tokens per run", "runs", "tokens_per_run", None),
+    ("cost per run (USD)", "runs", "cost_per_run_usd", None),
+)
 
 
 @dataclass(frozen=True)
 class KpiFilter:
+    """Which work the KPIs describe: created in ``[since, until)``, of an agent and version.
+
+    ``version`` is a version number; without ``agent`` it matches that number of every agent.
+    """
+
     since: datetime | None = None
     until: datetime | None = None
     agent: str | None = None
@@ -39,229 +79,143 @@ class KpiFilter:
 
 @dataclass
 class KpiReport:
+    """The KPIs of one filter, section by section."""
+
     runs: dict[str, Any] = field(default_factory=dict)
     reviews: dict[str, Any] = field(default_factory=dict)
-    tools: pd.DataFrame = field(default_factory=pd.DataFrame)
+    tools: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TOOL_COLUMNS))
     errors: dict[str, int] = field(default_factory=dict)
-    policy: pd.DataFrame = field(default_factory=pd.DataFrame)
+    policy: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["rule_id", "effect", "count"])
+    )
     latency: dict[str, Any] = field(default_factory=dict)
+    proposals: dict[str, Any] = field(default_factory=dict)
+    trend: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TREND_COLUMNS))
 
     def as_dict(self) -> dict[str, Any]:
+        """Plain data for JSON output."""
+        trend = self.trend.copy()
+        if not trend.empty:
+            trend["period"] = trend["period"].map(lambda moment: moment.isoformat())
         return {
             "runs": self.runs,
             "reviews": self.reviews,
             "latency": self.latency,
             "errors": self.errors,
+            "proposals": self.proposals,
             "tools": self.tools.to_dict(orient="records"),
             "policy": self.policy.to_dict(orient="records"),
+            "trend": trend.to_dict(orient="records"),
         }
 
-
-def _run_ids(flt: KpiFilter) -> Any:
-    query = sa.select(col(Run.id))
-    if flt.agent:
-        query = query.join(Agent, col(Agent.id) == col(Run.agent_id)).where(
-            col(Agent.name) == flt.agent
-        )
-    if flt.version is not None:
-        query = query.join(AgentVersion, col(AgentVersion.id) == col(Run.version_id)).where(
-            col(AgentVersion.number) == flt.version
-        )
-    if flt.since is not None:
-        query = query.where(col(Run.created_at) >= flt.since)
-    if flt.until is not None:
-        query = query.where(col(Run.created_at) < flt.until)
-    return query
-
-
-def _frame(session: Session, query: Any) -> pd.DataFrame:
-    result = session.execute(query)
-    return pd.DataFrame(result.all(), columns=list(result.keys()))
-
-
-def _pct(series: pd.Series, q: float) -> float | None:
-    return None if series.empty else round(float(series.quantile(q)), 1)
+    def to_frame(self) -> pd.DataFrame:
+        """Every figure as one long table (section, item, metric, value), for CSV export."""
+        rows: list[tuple[str, str, str, Any]] = []
+        for section, values in (
+            ("runs", self.runs),
+            ("reviews", self.reviews),
+            ("latency", self.latency),
+            ("proposals", self.proposals),
+        ):
+            rows.extend((section, item, metric, value) for item, metric, value in _flat(values))
+        rows.extend(("errors", name, "count", count) for name, count in self.errors.items())
+        for record in self.tools.to_dict(orient="records"):
+            rows.extend(
+                ("tools", str(record["tool"]), str(k), v) for k, v in record.items() if k != "tool"
+            )
+        for record in self.policy.to_dict(orient="records"):
+            item = f"{record['rule_id']} ({record['effect']})"
+            rows.append(("policy", item, "count", record["count"]))
+        for record in self.trend.to_dict(orient="records"):
+            period = record["period"].isoformat()
+            rows.extend(("trend", period, str(k), v) for k, v in record.items() if k != "period")
+        return pd.DataFrame(rows, columns=["section", "item", "metric", "value"])
 
 
-def _rate(part: float, whole: float) -> float | None:
-    return None if not whole else round(part / whole, 4)
+def compute_kpis(
+    flt: KpiFilter, *, session: Session, grain: Grain = "day", now: datetime | None = None
+) -> KpiReport:
+    """The KPIs for ``flt``.
 
+    Args:
+        flt: the time range, agent and version.
+        session: an open session.
+        grain: the width of the trend's periods.
+        now: the moment open reviews are judged against their SLA (default: now).
 
-def compute_kpis(flt: KpiFilter, *, session: Session) -> KpiReport:
-    runs_q = _run_ids(flt).subquery()
-    runs = _frame(
-        session,
-        sa.select(
-            col(Run.id),
-            col(Run.status),
-            col(Run.error_class),
-            col(Run.agent_time_ms),
-            col(Run.tokens_in),
-            col(Run.tokens_out),
-            col(Run.cost_usd),
-        ).where(col(Run.id).in_(sa.select(runs_q.c.id))),
-    )
-    reviews = _frame(
-        session,
-        sa.select(
-            col(Review.id),
-            col(Review.run_id),
-            col(Review.status),
-            col(Review.created_at),
-            col(Review.decided_at),
-            col(Review.sla_due_at),
-        ).where(col(Review.run_id).in_(sa.select(runs_q.c.id))),
+    Returns:
+        The report; an unknown agent or version gives an empty one.
+    """
+    scope = Scope.of(
+        session=session, since=flt.since, until=flt.until, agent=flt.agent, version=flt.version
     )
     report = KpiReport()
-    finished = runs[runs["status"].isin(FINISHED)] if not runs.empty else runs
-    reviewed_runs = set(reviews["run_id"]) if not reviews.empty else set()
-    succeeded = finished[finished["status"] == RunStatus.SUCCEEDED] if not runs.empty else runs
-    autonomous = succeeded[~succeeded["id"].isin(reviewed_runs)] if not runs.empty else runs
-    report.runs = {
-        "total": len(runs),
-        "finished": len(finished),
-        "succeeded": len(succeeded),
-        "completion_rate": _rate(len(succeeded), len(finished)),
-        "autonomous_resolution_rate": _rate(len(autonomous), len(finished)),
-        "escalation_rate": _rate(
-            len(reviewed_runs & set(runs["id"])) if not runs.empty else 0, len(runs)
-        ),
-        "by_status": runs["status"].astype(str).value_counts().to_dict() if not runs.empty else {},
-        "tokens_per_run": round(float((runs["tokens_in"] + runs["tokens_out"]).mean()), 1)
-        if not runs.empty
-        else None,
-        "cost_per_run_usd": round(float(runs["cost_usd"].mean()), 6) if not runs.empty else None,
-    }
-    report.latency = {
-        "run_ms": {
-            "p50": _pct(finished["agent_time_ms"], 0.5) if not runs.empty else None,
-            "p95": _pct(finished["agent_time_ms"], 0.95) if not runs.empty else None,
-            "p99": _pct(finished["agent_time_ms"], 0.99) if not runs.empty else None,
-        },
-    }
-    report.reviews = _review_kpis(session, reviews)
-    report.tools, tool_latency = _tool_kpis(session, runs_q)
-    report.latency["tool_ms"] = tool_latency
-    report.errors = _error_kpis(session, runs_q)
-    report.policy = _policy_kpis(session, runs_q)
+    if scope is None:
+        report.runs = run_summary([], [], [])
+        report.reviews = {"total": 0, "open": 0}
+        return report
+    moment = now or utcnow()
+    report.runs = run_kpis(scope, session=session)
+    report.latency = {"run_ms": run_latency(scope, session=session)}
+    report.reviews = review_kpis(scope, session=session, now=moment)
+    report.tools, report.latency["tool_ms"] = tool_kpis(scope, session=session)
+    report.errors = error_kpis(scope, session=session)
+    report.policy, report.proposals = policy_kpis(scope, session=session)
+    report.trend = trend(scope, session=session, grain=grain, now=moment)
     return report
 
 
-def _review_kpis(session: Session, reviews: pd.DataFrame) -> dict[str, Any]:
-    if reviews.empty:
-        return {"total": 0, "open": 0}
-    decisions = _frame(
-        session,
-        sa.select(col(ReviewDecision.review_id), col(ReviewDecision.decision)).where(
-            col(ReviewDecision.review_id).in_(reviews["id"].tolist())
-        ),
+def compare_versions(
+    flt: KpiFilter, agent: str, a: int, b: int, *, session: Session, now: datetime | None = None
+) -> pd.DataFrame:
+    """The headline KPIs of two versions of ``agent`` over ``flt``'s time range, side by side.
+
+    Returns:
+        One row per figure, with columns ``metric``, ``v{a}``, ``v{b}`` and ``change``
+        (``v{b}`` minus ``v{a}``, where both are known).
+    """
+    columns: dict[str, list[Any]] = {"metric": [label for label, *_ in COMPARED]}
+    for number in (a, b):
+        sections = _headline(
+            KpiFilter(since=flt.since, until=flt.until, agent=agent, version=number),
+            session=session,
+            now=now or utcnow(),
+        )
+        values: list[Any] = []
+        for _label, section, key, sub in COMPARED:
+            value = sections[section].get(key)
+            values.append(value.get(sub) if sub and isinstance(value, dict) else value)
+        columns[f"v{number}"] = values
+    table = pd.DataFrame(columns)
+    before = pd.to_numeric(table[f"v{a}"], errors="coerce")
+    after = pd.to_numeric(table[f"v{b}"], errors="coerce")
+    table["change"] = (after - before).round(4)
+    return table
+
+
+def _headline(flt: KpiFilter, *, session: Session, now: datetime) -> dict[str, dict[str, Any]]:
+    """The sections a comparison reads (no trend, errors or policy table: it is not shown)."""
+    scope = Scope.of(
+        session=session, since=flt.since, until=flt.until, agent=flt.agent, version=flt.version
     )
-    decided = reviews.dropna(subset=["decided_at"])
-    waits = (
-        pd.to_datetime(decided["decided_at"], utc=True)
-        - pd.to_datetime(decided["created_at"], utc=True)
-    ).dt.total_seconds()
-    on_time = (
-        pd.to_datetime(decided["decided_at"], utc=True)
-        <= pd.to_datetime(decided["sla_due_at"], utc=True)
-    ).sum()
-    counts = (
-        decisions["decision"].astype(str).value_counts()
-        if not decisions.empty
-        else pd.Series(dtype=int)
-    )
-    total = int(counts.sum())
+    if scope is None:
+        return {"runs": run_summary([], [], []), "reviews": {}, "latency": {}, "proposals": {}}
+    _tools, tool_ms = tool_kpis(scope, session=session)
+    _policy, proposals = policy_kpis(scope, session=session)
     return {
-        "total": len(reviews),
-        "open": int(reviews["decided_at"].isna().sum()),
-        "decisions": {k: int(v) for k, v in counts.items()},
-        "decision_rates": {k: _rate(int(v), total) for k, v in counts.items()},
-        "time_to_decision_s": {"p50": _pct(waits, 0.5), "p95": _pct(waits, 0.95)},
-        "sla_compliance": _rate(int(on_time), len(decided)),
+        "runs": run_kpis(scope, session=session),
+        "reviews": review_kpis(scope, session=session, now=now),
+        "latency": {"run_ms": run_latency(scope, session=session), "tool_ms": tool_ms},
+        "proposals": proposals,
     }
 
 
-def _tool_kpis(session: Session, runs_q: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
-    calls = _frame(
-        session,
-        sa.select(
-            col(ToolCall.tool),
-            col(ToolCall.status),
-            col(ToolCall.attempts),
-            col(ToolCall.duration_ms),
-        ).where(col(ToolCall.run_id).in_(sa.select(runs_q.c.id))),
-    )
-    breakers = {b.tool: b.opened_count for b in session.exec(select(CircuitBreaker)).all()}
-    if calls.empty:
-        return pd.DataFrame(
-            columns=[
-                "tool",
-                "calls",
-                "success_rate",
-                "first_attempt_success_rate",
-                "p50_ms",
-                "p95_ms",
-                "circuit_openings",
-            ]
-        ), {}
-    calls["ok"] = calls["status"].astype(str) == "succeeded"
-    calls["first_ok"] = calls["ok"] & (calls["attempts"] <= 1)
-    table = (
-        calls.groupby("tool")
-        .agg(
-            calls=("ok", "size"),
-            success_rate=("ok", "mean"),
-            first_attempt_success_rate=("first_ok", "mean"),
-            p50_ms=("duration_ms", lambda s: s.quantile(0.5)),
-            p95_ms=("duration_ms", lambda s: s.quantile(0.95)),
-        )
-        .reset_index()
-    )
-    table["circuit_openings"] = table["tool"].map(breakers).fillna(0).astype(int)
-    table = table.round(4)
-    durations = calls["duration_ms"].dropna()
-    return table, {
-        "p50": _pct(durations, 0.5),
-        "p95": _pct(durations, 0.95),
-        "p99": _pct(durations, 0.99),
-    }
-
-
-def _error_kpis(session: Session, runs_q: Any) -> dict[str, int]:
-    rows = session.execute(
-        sa.select(col(Step.error_class), sa.func.count())
-        .where(col(Step.run_id).in_(sa.select(runs_q.c.id)))
-        .where(col(Step.error_class).is_not(None))
-        .where(
-            col(Step.kind).in_(
-                [
-                    StepKind.APPLY_GUARDRAIL,
-                    StepKind.OBSERVATION,
-                    StepKind.PROPOSAL,
-                    StepKind.FINAL_OUTPUT,
-                    StepKind.HUMAN_APPROVAL,
-                ]
-            )
-        )
-        .group_by(col(Step.error_class))
-    ).all()
-    return {str(getattr(k, "value", k)): int(n) for k, n in rows}
-
-
-def _policy_kpis(session: Session, runs_q: Any) -> pd.DataFrame:
-    steps = _frame(
-        session,
-        sa.select(col(Step.attributes))
-        .where(col(Step.run_id).in_(sa.select(runs_q.c.id)))
-        .where(col(Step.kind) == StepKind.APPLY_GUARDRAIL),
-    )
-    if steps.empty:
-        return pd.DataFrame(columns=["rule_id", "effect", "count"])
-    attrs = pd.json_normalize(steps["attributes"].tolist())
-    attrs = attrs.reindex(columns=["rule_id", "effect"]).fillna("-")
-    return (
-        attrs.value_counts()
-        .rename("count")
-        .reset_index()
-        .sort_values(["count", "rule_id"], ascending=[False, True], ignore_index=True)
-    )
+def _flat(values: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """``{"run_ms": {"p50": 1}}`` -> ``[("run_ms", "p50", 1)]``; scalars get item ``"all"``."""
+    out: list[tuple[str, str, Any]] = []
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.extend((key, str(metric), inner) for metric, inner in value.items())
+        else:
+            out.append(("all", key, value))
+    return out

@@ -170,6 +170,11 @@ def _pct(series: pd.Series, q: float) -> float | None:
     return None if values.empty else round(float(values.quantile(q)), 1)
 
 
+def any_model_usage(flt: KpiFilter, *, session: Session) -> bool:
+    """Whether any run in ``flt`` asked a language model (a cheap check before the tables)."""
+    return session.execute(_runs(flt).where(col(Run.tokens_in) > 0).limit(1)).first() is not None
+
+
 def usage_by_version(flt: KpiFilter, *, session: Session) -> pd.DataFrame:
     """Tokens, cost and model calls per agent and version over ``flt``: one row each.
 

@@ -1,0 +1,262 @@
+"""Versions for engineers: list, compare, create from YAML, activate, roll back; managers read.
+
+Activation and rollback ask for confirmation and a reason in a dialog. The action waiting for
+confirmation is kept in session state as plain data, so the dialog survives the reruns its
+own widgets cause, and is forgotten when it is dismissed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from agent.actors import VERSION_ROLES, Actor
+from agent.errors import VersionSpecError
+from agent.versions import (
+    VersionInfo,
+    activate_version,
+    create_version,
+    deployment_history,
+    diff_versions,
+    list_agents,
+    list_versions,
+    pinned_reviews,
+    rollback,
+    rollback_target,
+    show_version,
+)
+from console.resources import engine
+from console.session import require_user
+from console.widgets.choice import remembered_choice
+from console.widgets.feedback import REPORTED, attempt, report
+from console.widgets.source import show_line
+from console.widgets.version_diff import render_diff
+from storage.engine import read_session, write_session
+
+CONFIRM = "versions.confirm"
+FLASH = "versions.flash"
+
+
+def forget_confirmation() -> None:
+    st.session_state.pop(CONFIRM, None)
+
+
+@st.dialog("Change the active version", on_dismiss=forget_confirmation)
+def confirm_change(actor: Actor, pending: dict[str, Any]) -> None:
+    """Ask for a reason, then activate or roll back as ``pending`` describes."""
+    agent, number, current = pending["agent"], pending["number"], pending["current"]
+    verb = "Roll back" if pending["action"] == "rollback" else "Activate"
+    before = f"v{current}" if current else "no active version"
+    st.markdown(
+        f"**{verb} {agent}** from {before} to **v{number}**? New runs start on v{number} "
+        "at once; runs already started, and their open reviews, keep the version they pinned."
+    )
+    reason = st.text_input("Reason (recorded with the change)", key="versions.reason")
+    left, right = st.columns(2)
+    if left.button(verb, type="primary", key="versions.confirm_yes"):
+
+        def change() -> str:
+            with write_session(engine()) as session:
+                if pending["action"] == "rollback":
+                    done = rollback(actor, agent, session=session, reason=reason)
+                else:
+                    done = activate_version(actor, agent, number, session=session, reason=reason)
+            before = f"v{done.from_number}" if done.from_number else "no version"
+            verb = "rolled back" if pending["action"] == "rollback" else "activated"
+            return f"{agent}: {verb} {before} → v{done.to_number}."
+
+        message = attempt(change)
+        if message is not None:
+            forget_confirmation()
+            st.session_state.pop("versions.reason", None)
+            st.session_state[FLASH] = message
+            st.rerun()
+    if right.button("Cancel", key="versions.confirm_no"):
+        forget_confirmation()
+        st.rerun()
+
+
+def versions_frame(versions: tuple[VersionInfo, ...]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "version": v.number,
+                "active": "● active" if v.is_active else "",
+                "hash": v.short_hash,
+                "note": v.note,
+                "created by": v.created_by,
+                "created": v.created_at,
+            }
+            for v in versions
+        ],
+        columns=["version", "active", "hash", "note", "created by", "created"],
+    )
+
+
+def load_yaml(actor: Actor, agent: str, number: int) -> None:
+    """Button callback: put a version's YAML in the editor (before the editor is drawn)."""
+
+    def source() -> str:
+        with read_session(engine()) as session:
+            return show_version(actor, agent, number, session=session).source_yaml
+
+    text = attempt(source)
+    if text is not None:
+        st.session_state["versions.yaml"] = text
+
+
+def create_panel(actor: Actor, agent: str, numbers: list[int]) -> None:
+    st.subheader("New version from YAML")
+    if numbers:
+        st.button(
+            f"Start from v{numbers[0]}",
+            key="versions.load_yaml",
+            on_click=load_yaml,
+            args=(actor, agent, numbers[0]),
+            icon=":material/content_copy:",
+        )
+    with st.form("versions.create_form"):
+        text = st.text_area("Version YAML", height=360, key="versions.yaml")
+        note = st.text_input("Note: what changed and why", key="versions.note")
+        submitted = st.form_submit_button(
+            "Validate and store", type="primary", key="versions.create"
+        )
+    if not submitted:
+        return
+    try:
+        with write_session(engine()) as session:
+            created = create_version(actor, agent, text, session=session, note=note)
+    except VersionSpecError as exc:
+        report(exc, prefix="Nothing was stored. ")
+        show_line(text, exc.line)
+        return
+    except REPORTED as exc:
+        report(exc, prefix="Nothing was stored. ")
+        return
+    st.session_state[FLASH] = (
+        f"Stored {created.agent} version {created.number} (hash {created.short_hash}); "
+        "it is not active until you activate it."
+    )
+    st.rerun()
+
+
+st.title("Versions")
+actor = require_user()
+can_change = actor.has_any(VERSION_ROLES)
+flash = st.session_state.pop(FLASH, None)
+if flash:
+    st.success(flash, icon=":material/check_circle:")
+
+with read_session(engine()) as session:
+    agents = attempt(lambda: [a.name for a in list_agents(actor, session=session)])
+if not agents:
+    if agents is not None:
+        st.info("No agents yet: create one with `steward agents create NAME`.")
+    st.stop()
+agent = remembered_choice("Agent", agents, "versions.agent")
+if not can_change:
+    st.caption("Read-only: engineers create, activate and roll back versions.")
+
+with read_session(engine()) as session:
+    versions = attempt(lambda: list_versions(actor, agent, session=session))
+if versions is None:
+    st.stop()
+numbers = [v.number for v in versions]
+active = next((v.number for v in versions if v.is_active), None)
+st.dataframe(versions_frame(versions), hide_index=True, key="versions.list")
+
+if can_change and numbers:
+    with read_session(engine()) as session:
+        target = attempt(lambda: rollback_target(actor, agent, session=session))
+    left, right = st.columns(2)
+    with left:
+        others = [n for n in numbers if n != active] or numbers
+        chosen = remembered_choice("Version to activate", others, "versions.activate_number")
+        if st.button("Activate…", key="versions.activate", icon=":material/rocket_launch:"):
+            st.session_state[CONFIRM] = {
+                "action": "activate",
+                "agent": agent,
+                "number": int(chosen),
+                "current": active,
+            }
+    with right:
+        label = f"Roll back to v{target.number}…" if target else "Roll back…"
+        st.caption("Return to the version that was active before the current one.")
+        if st.button(
+            label, key="versions.rollback", disabled=target is None, icon=":material/undo:"
+        ):
+            assert target is not None  # the button is disabled otherwise
+            st.session_state[CONFIRM] = {
+                "action": "rollback",
+                "agent": agent,
+                "number": target.number,
+                "current": active,
+            }
+    pending = st.session_state.get(CONFIRM)
+    if isinstance(pending, dict) and pending.get("agent") == agent:
+        confirm_change(actor, pending)
+
+st.subheader("Compare two versions")
+if len(numbers) < 2:
+    st.caption("There is only one version.")
+else:
+    left, right = st.columns(2)
+    # Newest first: by default, what the newest version changed from the one before it.
+    with left:
+        a = remembered_choice("From", numbers, "versions.diff_a", default=numbers[1])
+    with right:
+        b = remembered_choice("To", numbers, "versions.diff_b", default=numbers[0])
+    if a == b:
+        st.caption("Pick two different versions.")
+    else:
+        with read_session(engine()) as session:
+            diff = attempt(lambda: diff_versions(actor, agent, a, b, session=session))
+        if diff is not None:
+            render_diff(diff)
+
+if can_change:
+    create_panel(actor, agent, numbers)
+
+st.subheader("Deployment history")
+with read_session(engine()) as session:
+    history = attempt(lambda: deployment_history(actor, agent, session=session))
+if history:
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "when": d.created_at,
+                    "action": d.action.value,
+                    "from": f"v{d.from_number}" if d.from_number else "none",
+                    "to": f"v{d.to_number}",
+                    "by": d.actor,
+                    "reason": d.reason,
+                }
+                for d in history
+            ]
+        ),
+        hide_index=True,
+        key="versions.history",
+    )
+elif history is not None:
+    st.caption(f"{agent} has never been activated.")
+
+st.subheader("Open reviews pinned to older versions")
+with read_session(engine()) as session:
+    pinned = attempt(lambda: pinned_reviews(actor, agent, session=session))
+if pinned is not None:
+    if not pinned.total:
+        st.caption("None: every open review belongs to the active version.")
+    else:
+        counts = ", ".join(f"v{n}: {count}" for n, count in pinned.by_version.items())
+        st.warning(
+            f"{pinned.total} open review(s) still run on older versions ({counts}); their runs "
+            "resume on those versions once decided."
+        )
+        st.dataframe(
+            pd.DataFrame([vars(review) for review in pinned.reviews]),
+            hide_index=True,
+            key="versions.pinned",
+        )

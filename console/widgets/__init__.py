@@ -1,0 +1,1 @@
+"""Rendering helpers shared by the managers', engineers' and admins' views."""

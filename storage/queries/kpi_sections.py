@@ -1,0 +1,469 @@
+"""The KPI sections, one aggregate query (or a few) each, over a scope of runs and reviews.
+
+``storage.queries.kpis`` assembles them into a report. Every function here returns figures the
+database computed: counts and sums by ``GROUP BY``, percentiles from value histograms (see
+``storage.queries.stats``), never rows fetched to be summarized in Python.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session, col, select
+
+from storage.enums import ErrorClass, ReviewStatus, RunStatus, StepKind, ToolCallStatus
+from storage.models import (
+    Agent,
+    AgentVersion,
+    CircuitBreaker,
+    Review,
+    ReviewDecision,
+    Run,
+    Step,
+    ToolCall,
+)
+from storage.queries.stats import (
+    Grain,
+    count_where,
+    dialect_of,
+    histograms,
+    parse_bucket,
+    percentiles,
+    read_percentiles,
+    seconds_between,
+    time_bucket,
+)
+
+FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.ESCALATED)
+OPEN_REVIEWS = (ReviewStatus.PENDING, ReviewStatus.BLOCKED)
+# Decided by a person; ``expired`` is the SLA clock deciding, which is what compliance measures.
+DECIDED_BY_PEOPLE = (
+    ReviewStatus.APPROVED,
+    ReviewStatus.EDITED,
+    ReviewStatus.REJECTED,
+    ReviewStatus.OVERRIDDEN,
+)
+ERROR_STEP_KINDS = (
+    StepKind.APPLY_GUARDRAIL,
+    StepKind.OBSERVATION,
+    StepKind.PROPOSAL,
+    StepKind.FINAL_OUTPUT,
+    StepKind.HUMAN_APPROVAL,
+)
+# A proposal refused by these gate stages was malformed or out of scope: the coherence proxy.
+INCOHERENT_STAGES = ("scope", "arguments")
+TOOL_COLUMNS = [
+    "tool",
+    "calls",
+    "success_rate",
+    "first_attempt_success_rate",
+    "retried",
+    "p50_ms",
+    "p95_ms",
+    "circuit_openings",
+]
+TREND_COLUMNS = [
+    "period",
+    "runs",
+    "finished",
+    "succeeded",
+    "completion_rate",
+    "escalation_rate",
+    "mean_agent_ms",
+    "reviews",
+    "sla_compliance",
+]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A KPI filter as conditions on ``runs`` and on ``reviews``, names resolved to ids."""
+
+    runs: tuple[ColumnElement[bool], ...]
+    reviews: tuple[ColumnElement[bool], ...]
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        session: Session,
+        since: datetime | None,
+        until: datetime | None,
+        agent: str | None,
+        version: int | None,
+    ) -> Scope | None:
+        """The scope of runs and reviews created in ``[since, until)`` of an agent and version.
+
+        Returns:
+            None when the agent or version does not exist (nothing can match).
+        """
+        runs: list[ColumnElement[bool]] = []
+        reviews: list[ColumnElement[bool]] = []
+        if agent:
+            agent_id = session.exec(select(Agent.id).where(col(Agent.name) == agent)).first()
+            if agent_id is None:
+                return None
+            runs.append(col(Run.agent_id) == agent_id)
+            reviews.append(col(Review.agent_id) == agent_id)
+        if version is not None:
+            versions = select(AgentVersion.id).where(col(AgentVersion.number) == version)
+            if agent:
+                versions = versions.where(col(AgentVersion.agent_id) == agent_id)
+            ids = list(session.exec(versions).all())
+            if not ids:
+                return None
+            runs.append(col(Run.version_id).in_(ids))
+            reviews.append(col(Review.version_id).in_(ids))
+        if since is not None:
+            runs.append(col(Run.created_at) >= since)
+            reviews.append(col(Review.created_at) >= since)
+        if until is not None:
+            runs.append(col(Run.created_at) < until)
+            reviews.append(col(Review.created_at) < until)
+        return cls(tuple(runs), tuple(reviews))
+
+    def run_ids(self, column: Any) -> tuple[ColumnElement[bool], ...]:
+        """A condition restricting ``column`` (a run id) to the runs in scope, if any."""
+        if not self.runs:
+            return ()
+        return (col(column).in_(sa.select(col(Run.id)).where(*self.runs)),)
+
+
+def run_kpis(scope: Scope, *, session: Session) -> dict[str, Any]:
+    """Completion, autonomous resolution and escalation rates, counts by status and failure
+    class, tokens and cost per run."""
+    by_status = session.execute(
+        sa.select(
+            col(Run.status),
+            sa.func.count(),
+            sa.func.sum(col(Run.tokens_in) + col(Run.tokens_out)),
+            sa.func.sum(col(Run.cost_usd)),
+        )
+        .where(*scope.runs)
+        .group_by(col(Run.status))
+    ).all()
+    reviewed = session.execute(
+        sa.select(col(Run.status), sa.func.count(sa.distinct(col(Review.run_id))))
+        .join(Run, col(Run.id) == col(Review.run_id))
+        .where(*scope.runs)
+        .group_by(col(Run.status))
+    ).all()
+    failures = session.execute(
+        sa.select(col(Run.error_class), sa.func.count())
+        .where(*scope.runs, col(Run.error_class).is_not(None))
+        .group_by(col(Run.error_class))
+    ).all()
+    return run_summary(by_status, reviewed, failures)
+
+
+def run_summary(
+    by_status: Sequence[Any], reviewed: Sequence[Any], failures: Sequence[Any]
+) -> dict[str, Any]:
+    """The run figures from grouped rows (all empty: the figures of no runs at all).
+
+    Args:
+        by_status: (status, runs, tokens, cost) per run status.
+        reviewed: (status, runs with at least one review) per run status.
+        failures: (error class, runs) per error class of failed or escalated runs.
+    """
+    counts = {RunStatus(status): int(n) for status, n, *_ in by_status}
+    total = sum(counts.values())
+    finished = sum(counts.get(status, 0) for status in FINISHED)
+    succeeded = counts.get(RunStatus.SUCCEEDED, 0)
+    reviewed_by_status = {RunStatus(status): int(n) for status, n in reviewed}
+    tokens = sum(int(row[2] or 0) for row in by_status)
+    cost = sum(float(row[3] or 0.0) for row in by_status)
+    return {
+        "total": total,
+        "finished": finished,
+        "succeeded": succeeded,
+        "completion_rate": rate(succeeded, finished),
+        "autonomous_resolution_rate": rate(
+            succeeded - reviewed_by_status.get(RunStatus.SUCCEEDED, 0), finished
+        ),
+        "escalation_rate": rate(sum(reviewed_by_status.values()), total),
+        "by_status": {status.value: n for status, n in sorted(counts.items())},
+        "failures_by_error_class": {
+            str(getattr(cls, "value", cls)): int(n)
+            for cls, n in sorted(failures, key=lambda row: str(row[0]))
+        },
+        "tokens_per_run": round(tokens / total, 1) if total else None,
+        "cost_per_run_usd": round(cost / total, 6) if total else None,
+    }
+
+
+def run_latency(scope: Scope, *, session: Session) -> dict[str, float | None]:
+    """p50, p95 and p99 of finished runs' agent time in ms (human wait excluded)."""
+    found = percentiles(
+        sa.select(col(Run.agent_time_ms).label("value")).where(
+            *scope.runs, col(Run.status).in_(FINISHED)
+        ),
+        (0.5, 0.95, 0.99),
+        session=session,
+    ).get(None, {})
+    return {f"p{round(q * 100)}": round_or_none(found.get(q)) for q in (0.5, 0.95, 0.99)}
+
+
+def _review_conditions(dialect: str, now: datetime) -> dict[str, ColumnElement[Any]]:
+    """SLA bookkeeping as SQL expressions over ``reviews``."""
+    has_sla = col(Review.sla_due_at).is_not(None)
+    return {
+        # A review's SLA outcome is known once it was decided or expired, or is overdue.
+        "sla_known": sa.and_(
+            has_sla,
+            sa.or_(col(Review.status).not_in(OPEN_REVIEWS), col(Review.sla_due_at) < now),
+        ),
+        "on_time": sa.and_(
+            has_sla,
+            col(Review.status).in_(DECIDED_BY_PEOPLE),
+            col(Review.decided_at) <= col(Review.sla_due_at),
+        ),
+        "wait_s": seconds_between(col(Review.decided_at), col(Review.created_at), dialect),
+    }
+
+
+def review_kpis(scope: Scope, *, session: Session, now: datetime) -> dict[str, Any]:
+    """Reviews raised, still open, decisions and their rates, time to decision, SLA compliance.
+
+    SLA compliance is the share of reviews with an SLA whose outcome is known (decided,
+    expired, or still open past the due time at ``now``) that a person decided in time.
+    """
+    expr = _review_conditions(dialect_of(session), now)
+    by_status = {
+        ReviewStatus(status): int(n)
+        for status, n in session.execute(
+            sa.select(col(Review.status), sa.func.count())
+            .where(*scope.reviews)
+            .group_by(col(Review.status))
+        ).all()
+    }
+    sla = session.execute(
+        sa.select(count_where(expr["on_time"]), count_where(expr["sla_known"])).where(
+            *scope.reviews
+        )
+    ).one()
+    decisions = {
+        str(getattr(kind, "value", kind)): int(n)
+        for kind, n in session.execute(
+            sa.select(col(ReviewDecision.decision), sa.func.count())
+            .join(Review, col(Review.id) == col(ReviewDecision.review_id))
+            .where(*scope.reviews)
+            .group_by(col(ReviewDecision.decision))
+        ).all()
+    }
+    waits = percentiles(
+        sa.select(expr["wait_s"].label("value")).where(
+            *scope.reviews, col(Review.status).in_(DECIDED_BY_PEOPLE)
+        ),
+        (0.5, 0.95),
+        session=session,
+    ).get(None, {})
+    decided = sum(decisions.values())
+    return {
+        "total": sum(by_status.values()),
+        "open": sum(by_status.get(status, 0) for status in OPEN_REVIEWS),
+        "by_status": {status.value: n for status, n in sorted(by_status.items())},
+        "decisions": decisions,
+        "decision_rates": {kind: rate(n, decided) for kind, n in decisions.items()},
+        "time_to_decision_s": {
+            "p50": round_or_none(waits.get(0.5)),
+            "p95": round_or_none(waits.get(0.95)),
+        },
+        "sla_compliance": rate(int(sla[0]), int(sla[1])),
+        "sla_reviews": int(sla[1]),
+    }
+
+
+def tool_kpis(scope: Scope, *, session: Session) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Per tool: calls, success before and after retries, latency, circuit openings; and the
+    p50/p95/p99 of every call. Circuit openings count since the breaker was created."""
+    in_scope = scope.run_ids(ToolCall.run_id)
+    succeeded = col(ToolCall.status) == ToolCallStatus.SUCCEEDED
+    rows = session.execute(
+        sa.select(
+            col(ToolCall.tool),
+            sa.func.count(),
+            count_where(succeeded),
+            count_where(sa.and_(succeeded, col(ToolCall.attempts) <= 1)),
+            count_where(col(ToolCall.attempts) > 1),
+        )
+        .where(*in_scope)
+        .group_by(col(ToolCall.tool))
+        .order_by(col(ToolCall.tool))
+    ).all()
+    if not rows:
+        return pd.DataFrame(columns=TOOL_COLUMNS), {"p50": None, "p95": None, "p99": None}
+    durations = histograms(
+        sa.select(col(ToolCall.tool).label("grp"), col(ToolCall.duration_ms).label("value")).where(
+            *in_scope
+        ),
+        session=session,
+    )
+    per_tool = {tool: read_percentiles(h, (0.5, 0.95)) for tool, h in durations.items()}
+    overall = read_percentiles(
+        sorted(entry for h in durations.values() for entry in h), (0.5, 0.95, 0.99)
+    )
+    breakers = dict(
+        session.execute(sa.select(col(CircuitBreaker.tool), col(CircuitBreaker.opened_count))).all()
+    )
+    table = pd.DataFrame(
+        [
+            {
+                "tool": tool,
+                "calls": int(calls),
+                "success_rate": rate(int(ok), int(calls)),
+                "first_attempt_success_rate": rate(int(first_ok), int(calls)),
+                "retried": int(retried),
+                "p50_ms": round_or_none(per_tool.get(tool, {}).get(0.5)),
+                "p95_ms": round_or_none(per_tool.get(tool, {}).get(0.95)),
+                "circuit_openings": int(breakers.get(tool, 0)),
+            }
+            for tool, calls, ok, first_ok, retried in rows
+        ],
+        columns=TOOL_COLUMNS,
+    )
+    return table, {f"p{round(q * 100)}": round_or_none(overall.get(q)) for q in (0.5, 0.95, 0.99)}
+
+
+def error_kpis(scope: Scope, *, session: Session) -> dict[str, int]:
+    """Trace steps by error class, most frequent first (tool attempts are counted once, by
+    the observation that reports their outcome)."""
+    rows = session.execute(
+        sa.select(col(Step.error_class), sa.func.count())
+        .where(
+            # Equality on every class rather than IS NOT NULL: it lets SQLite walk the
+            # (error_class, kind, run_id) index instead of scanning every step.
+            col(Step.error_class).in_(list(ErrorClass)),
+            col(Step.kind).in_(ERROR_STEP_KINDS),
+            *scope.run_ids(Step.run_id),
+        )
+        .group_by(col(Step.error_class))
+    ).all()
+    return {
+        str(getattr(cls, "value", cls)): int(n)
+        for cls, n in sorted(rows, key=lambda row: -int(row[1]))
+    }
+
+
+def policy_kpis(scope: Scope, *, session: Session) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Gate decisions per rule and effect, and the share of proposals that were valid and in
+    scope (the coherence proxy)."""
+    # A guardrail step's attributes are exactly its rule, effect and stage, so grouping by the
+    # stored text yields a handful of groups; parsing them here is much cheaper than extracting
+    # JSON fields from every row in SQL. (PostgreSQL's json type has no equality: cast.)
+    attributes = sa.cast(col(Step.attributes), sa.Text)
+    rows = session.execute(
+        sa.select(attributes, sa.func.count())
+        .where(col(Step.kind) == StepKind.APPLY_GUARDRAIL, *scope.run_ids(Step.run_id))
+        .group_by(attributes)
+    ).all()
+    counts: dict[tuple[str, str, str], int] = {}
+    for text, n in rows:
+        decoded = json.loads(text) if text else {}
+        values = decoded if isinstance(decoded, dict) else {}
+        rule, effect, stage = (str(values.get(k) or "-") for k in ("rule_id", "effect", "stage"))
+        counts[rule, effect, stage] = counts.get((rule, effect, stage), 0) + int(n)
+    checked = sum(counts.values())
+    incoherent = sum(
+        n
+        for (_rule, effect, stage), n in counts.items()
+        if effect == "deny" and stage in INCOHERENT_STAGES
+    )
+    by_rule: dict[tuple[str, str], int] = {}
+    for (rule, effect, _stage), n in counts.items():
+        by_rule[rule, effect] = by_rule.get((rule, effect), 0) + n
+    # Most frequent first, then by rule id, so the table reads the same on every database.
+    policy = pd.DataFrame(
+        [
+            (rule, effect, n)
+            for (rule, effect), n in sorted(by_rule.items(), key=lambda i: (-i[1], i[0]))
+        ],
+        columns=["rule_id", "effect", "count"],
+    )
+    return policy, {
+        "checked": checked,
+        "invalid_or_out_of_scope": incoherent,
+        "valid_rate": rate(checked - incoherent, checked),
+    }
+
+
+def trend(scope: Scope, *, session: Session, grain: Grain, now: datetime) -> pd.DataFrame:
+    """Volumes and rates per hour or day (UTC), one row per period with runs or reviews."""
+    dialect = dialect_of(session)
+    run_bucket = time_bucket(col(Run.created_at), grain, dialect).label("bucket")
+    finished = col(Run.status).in_(FINISHED)
+    runs = session.execute(
+        sa.select(
+            run_bucket,
+            sa.func.count(),
+            count_where(finished),
+            count_where(col(Run.status) == RunStatus.SUCCEEDED),
+            sa.func.avg(sa.case((finished, col(Run.agent_time_ms)))),
+        )
+        .where(*scope.runs)
+        .group_by(run_bucket)
+    ).all()
+    reviewed = dict(
+        session.execute(
+            sa.select(run_bucket, sa.func.count(sa.distinct(col(Review.run_id))))
+            .join(Run, col(Run.id) == col(Review.run_id))
+            .where(*scope.runs)
+            .group_by(run_bucket)
+        ).all()
+    )
+    expr = _review_conditions(dialect, now)
+    review_bucket = time_bucket(col(Review.created_at), grain, dialect).label("bucket")
+    reviews = {
+        bucket: (int(n), int(on_time), int(known))
+        for bucket, n, on_time, known in session.execute(
+            sa.select(
+                review_bucket,
+                sa.func.count(),
+                count_where(expr["on_time"]),
+                count_where(expr["sla_known"]),
+            )
+            .where(*scope.reviews)
+            .group_by(review_bucket)
+        ).all()
+    }
+    # Periods with reviews but no run started (a quiet day after a busy one) still show.
+    run_rows = {
+        bucket: (int(total), int(done), int(ok), mean) for bucket, total, done, ok, mean in runs
+    }
+    records = []
+    for bucket in sorted(set(run_rows) | set(reviews)):
+        total, done, ok, mean_ms = run_rows.get(bucket, (0, 0, 0, None))
+        raised, on_time, known = reviews.get(bucket, (0, 0, 0))
+        records.append(
+            {
+                "period": parse_bucket(bucket, grain),
+                "runs": total,
+                "finished": done,
+                "succeeded": ok,
+                "completion_rate": rate(ok, done),
+                "escalation_rate": rate(int(reviewed.get(bucket, 0)), total),
+                "mean_agent_ms": round_or_none(mean_ms),
+                "reviews": raised,
+                "sla_compliance": rate(on_time, known),
+            }
+        )
+    return pd.DataFrame(records, columns=TREND_COLUMNS).astype(
+        {"runs": "int64", "finished": "int64", "succeeded": "int64", "reviews": "int64"}
+    )
+
+
+def rate(part: float, whole: float) -> float | None:
+    """``part / whole`` to four places, or None when there is nothing to divide by."""
+    return None if not whole else round(part / whole, 4)
+
+
+def round_or_none(value: float | None) -> float | None:
+    """A figure to one decimal, or None when unknown."""
+    return None if value is None else round(float(value), 1)

@@ -1,0 +1,190 @@
+"""The versions view: create from YAML (and refuse a bad one by line), compare, activate and roll
+back with a reason, the deployment history, reviews pinned to older versions, read-only managers.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import col, select
+
+from agent.versions import diff_versions
+from storage.engine import read_session
+from storage.enums import DeploymentAction, ReviewStatus
+from storage.models import Agent, AgentVersion, AuditEvent, Deployment, Review
+from tests.support.console import engine_for
+from tests.support.pages import open_page
+from tests.support.runtime import ENGINEER
+
+AGENT = "support"
+
+
+def _state(url: str) -> tuple[int | None, list[int], list[tuple[str, str]]]:
+    """(active version number, version numbers, deployments as (action, reason))."""
+    engine = engine_for(url)
+    with read_session(engine) as session:
+        agent = session.exec(select(Agent).where(Agent.name == AGENT)).one()
+        versions = session.exec(select(AgentVersion).where(AgentVersion.agent_id == agent.id)).all()
+        deployments = session.exec(
+            select(Deployment).where(Deployment.agent_id == agent.id).order_by(col(Deployment.id))
+        ).all()
+    engine.dispose()
+    active = next((v.number for v in versions if v.id == agent.active_version_id), None)
+    return (
+        active,
+        sorted(v.number for v in versions),
+        [(d.action.value, d.reason) for d in deployments],
+    )
+
+
+def _open(url: str, monkeypatch: pytest.MonkeyPatch, user: str = "erin"):  # type: ignore[no-untyped-def]
+    return open_page(monkeypatch, url, "versions.py", user=user, state={"versions.agent": AGENT})
+
+
+def test_lists_versions_with_the_active_one_and_a_readable_diff(
+    demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _open(demo_url, monkeypatch)
+    listed = next(df.value for df in at.dataframe if df.value.columns[0] == "version")
+    assert listed["version"].tolist() == [2, 1]
+    assert listed["active"].tolist() == ["", "● active"]
+    # The diff of v1 -> v2 shows the rules the service finds changed.
+    engine = engine_for(demo_url)
+    with read_session(engine) as session:
+        expected = diff_versions(ENGINEER, AGENT, 1, 2, session=session)
+    engine.dispose()
+    rules = next(df.value for df in at.dataframe if df.value.columns[0] == "rule")
+    assert sorted(rules["rule"]) == sorted(
+        [
+            *expected.rules_added,
+            *expected.rules_removed,
+            *(r.rule_id for r in expected.rules_changed),
+        ]
+    )
+    assert expected.text.rstrip("\n") in [c.value for c in at.code]
+
+
+def test_create_a_version_from_yaml(demo_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = _open(demo_url, monkeypatch)
+    at.button(key="versions.load_yaml").click().run()
+    source = at.text_area(key="versions.yaml").value
+    assert source.startswith("#")
+    changed = source.replace("planner:\n", "planner:\n  temperature: 0.5\n", 1)
+    at.text_area(key="versions.yaml").input(changed)
+    at.text_input(key="versions.note").input("warmer planner")
+    at.button(key="versions.create").click().run()
+    assert not at.exception
+    (stored_message,) = [s.value for s in at.success]
+    assert stored_message.startswith("Stored support version 3")
+    active, numbers, _ = _state(demo_url)
+    assert (active, numbers) == (1, [1, 2, 3])
+    engine = engine_for(demo_url)
+    with read_session(engine) as session:
+        stored = session.exec(select(AgentVersion).where(AgentVersion.number == 3)).one()
+    engine.dispose()
+    assert (stored.note, stored.created_by, stored.source_yaml) == (
+        "warmer planner",
+        "erin",
+        changed,
+    )
+
+
+def test_a_yaml_error_shows_its_line_and_stores_nothing(
+    demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _open(demo_url, monkeypatch)
+    wrong_key = (
+        "description: x\nplanner:\n  kind: playbook\n  bogus: 1\n"
+        "tools: []\npolicy: {default: allow}\n"
+    )
+    at.text_area(key="versions.yaml").input(wrong_key)
+    at.button(key="versions.create").click().run()
+    assert not at.exception
+    (message,) = [e.value for e in at.error]
+    assert message.startswith("Nothing was stored. Line 4: planner: unknown key 'bogus'")
+    assert ">  4 |   bogus: 1" in at.code[-1].value.replace("> 4", ">  4")
+
+    # A syntax error at the very end still points at the last lines.
+    at.text_area(key="versions.yaml").input("planner:\n  kind: [unclosed\n")
+    at.button(key="versions.create").click().run()
+    assert not at.exception
+    (message,) = [e.value for e in at.error]
+    assert message.startswith("Nothing was stored. Line 3: not valid YAML")
+    assert at.code[-1].value.splitlines()[-1].startswith(">")
+    assert _state(demo_url)[1] == [1, 2]
+
+
+def test_activate_then_roll_back_with_reasons(
+    demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _open(demo_url, monkeypatch)
+    at.selectbox(key="versions.activate_number").select(2)
+    at.button(key="versions.activate").click().run()
+    # No reason: refused, nothing moves, the dialog stays open.
+    at.button(key="versions.confirm_yes").click().run()
+    assert [e.value for e in at.error] == [
+        "A reason is required: say why the active version changes."
+    ]
+    assert _state(demo_url)[0] == 1
+    at.text_input(key="versions.reason").input("stricter refunds")
+    at.button(key="versions.confirm_yes").click().run()
+    assert not at.exception
+    assert [s.value for s in at.success] == ["support: activated v1 → v2."]
+    assert _state(demo_url)[0] == 2
+
+    # The open reviews of v1 now show as pinned to an older version.
+    engine = engine_for(demo_url)
+    with read_session(engine) as session:
+        open_v1 = session.exec(
+            select(Review)
+            .join(AgentVersion, col(AgentVersion.id) == col(Review.version_id))
+            .where(
+                col(AgentVersion.number) == 1,
+                col(Review.status).in_([ReviewStatus.PENDING, ReviewStatus.BLOCKED]),
+            )
+            .join(Agent, col(Agent.id) == col(Review.agent_id))
+            .where(Agent.name == AGENT)
+        ).all()
+    engine.dispose()
+    assert open_v1
+    assert at.warning[0].value.startswith(f"{len(open_v1)} open review(s) still run on older")
+    pinned = next(df.value for df in at.dataframe if df.value.columns[0] == "id")
+    assert sorted(pinned["id"]) == sorted(r.id for r in open_v1)
+
+    assert at.button(key="versions.rollback").label == "Roll back to v1…"
+    at.button(key="versions.rollback").click().run()
+    at.text_input(key="versions.reason").input("refund complaints")
+    at.button(key="versions.confirm_yes").click().run()
+    assert not at.exception
+    active, _numbers, deployments = _state(demo_url)
+    assert active == 1
+    assert deployments[-2:] == [
+        (DeploymentAction.ACTIVATE.value, "stricter refunds"),
+        (DeploymentAction.ROLLBACK.value, "refund complaints"),
+    ]
+    history = next(df.value for df in at.dataframe if df.value.columns[0] == "when")
+    assert history["action"].tolist()[:2] == ["rollback", "activate"]
+    engine = engine_for(demo_url)
+    with read_session(engine) as session:
+        actions = session.exec(
+            select(AuditEvent.action)
+            .where(col(AuditEvent.action).like("version.%"))
+            .order_by(col(AuditEvent.seq))
+        ).all()
+    engine.dispose()
+    assert actions[-2:] == ["version.activate", "version.rollback"]
+
+
+def test_cancel_changes_nothing_and_managers_only_read(
+    demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _open(demo_url, monkeypatch)
+    at.button(key="versions.activate").click().run()
+    at.button(key="versions.confirm_no").click().run()
+    assert "versions.confirm" not in at.session_state
+    assert _state(demo_url)[0] == 1
+
+    at = _open(demo_url, monkeypatch, user="mona")
+    keys = {b.key for b in at.button}
+    assert not keys & {"versions.activate", "versions.rollback", "versions.create"}
+    assert "Read-only" in " ".join(c.value for c in at.caption)
+    assert next(df.value for df in at.dataframe if df.value.columns[0] == "version") is not None
