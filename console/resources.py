@@ -10,7 +10,9 @@ import streamlit as st
 from sqlalchemy.engine import Engine
 
 from agent.runtime.worker import Worker
-from storage.engine import create_engine, database_url
+from storage.engine import check_connection, create_engine, database_url
+from storage.errors import StorageError
+from storage.migrate import require_head
 
 log = logging.getLogger(__name__)
 EMBEDDED_WORKER_VARIABLE = "STEWARD_EMBEDDED_WORKER"
@@ -25,6 +27,20 @@ def engine() -> Engine:
 def _engine_for(url: str) -> Engine:
     # Keyed by URL so that a changed configuration (or a test's database) gets its own engine.
     return create_engine(url)
+
+
+def database_problem() -> str | None:
+    """One sentence saying why the console cannot use its database now, or None if it can."""
+    try:
+        current = engine()
+        check_connection(current)
+        require_head(current)
+    except StorageError as exc:
+        return str(exc)
+    except Exception as exc:  # whatever the driver raises becomes one sentence
+        log.warning("the database cannot be used", exc_info=True)
+        return f"The database cannot be read ({type(exc).__name__}); check STEWARD_DATABASE_URL."
+    return None
 
 
 def embedded_worker_enabled() -> bool:

@@ -11,15 +11,19 @@ from streamlit.testing.v1 import AppTest
 from storage import migrate
 from storage.audit import append_event
 from storage.engine import create_engine, write_session
-from storage.models import Worker
+from storage.models import User, Worker
 
 APP = str(Path(__file__).resolve().parents[1] / "console" / "app.py")
 
 
-def _app(monkeypatch: pytest.MonkeyPatch, url: str) -> AppTest:
+def _app(monkeypatch: pytest.MonkeyPatch, url: str, *, user: str | None = None) -> AppTest:
     monkeypatch.setenv("STEWARD_DATABASE_URL", url)
     monkeypatch.setenv("STEWARD_EMBEDDED_WORKER", "0")
     at = AppTest.from_file(APP, default_timeout=30)
+    if user is not None:
+        at.session_state["auth.user"] = {"name": user}
+        at.run()
+        at.switch_page("views/status.py")
     at.run()
     assert not at.exception
     return at
@@ -32,12 +36,13 @@ def test_status_of_a_migrated_database(db_url: URL, monkeypatch: pytest.MonkeyPa
         for i in range(3):
             append_event(session, actor="admin", action="user.add", target_id=i)
         session.add(Worker(id="host:1:abc", hostname="host", pid=1, embedded=True))
+        session.add(User(name="root", roles=["admin"]))
     engine.dispose()
 
     url = db_url.render_as_string(hide_password=False)
     if db_url.get_backend_name() == "postgresql":  # trust auth accepts any password
         url = db_url.set(password="s3cret-pw").render_as_string(hide_password=False)
-    at = _app(monkeypatch, url)
+    at = _app(monkeypatch, url, user="root")
 
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Schema revision"] == migrate.head_revision()
@@ -46,6 +51,7 @@ def test_status_of_a_migrated_database(db_url: URL, monkeypatch: pytest.MonkeyPa
     frames = {next(iter(df.value.columns)): df.value for df in at.dataframe}
     tables = frames["table"].set_index("table")["rows"].to_dict()
     assert tables["audit_events"] == 3
+    assert tables["users"] == 1
     assert tables["runs"] == 0
     workers = frames["worker"]
     assert list(workers["worker"]) == ["host:1:abc"]
@@ -55,12 +61,13 @@ def test_status_of_a_migrated_database(db_url: URL, monkeypatch: pytest.MonkeyPa
         assert "***" in caption
 
 
-def test_status_warns_when_schema_is_behind(
+def test_an_unmigrated_database_is_one_sentence_before_sign_in(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Nothing works on an unmigrated database, sign-in included: one sentence says what to run.
     at = _app(monkeypatch, f"sqlite:///{tmp_path / 'empty.db'}")
-    assert "steward db upgrade" in at.warning[0].value
-    assert at.info[0].value == "No worker has reported a heartbeat."
+    assert len(at.error) == 1
+    assert "steward db upgrade" in at.error[0].value
 
 
 def test_status_explains_a_bad_url_in_one_sentence(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,11 +14,10 @@ from sqlalchemy.engine import Engine
 from agent.actors import READ_ROLES, SUBMIT_ROLES, Actor, require
 from storage.engine import read_session
 from storage.enums import TaskStatus
-from storage.queries.system import WorkerHeartbeat
+from storage.queries.system import WorkerHeartbeat, live_workers
 from storage.queries.work import (
     WorkItem,
     agents_with_active_version,
-    live_workers,
     tasks_by_status,
     work_in_flight,
 )

@@ -25,6 +25,7 @@ from storage.queries.records import (
     decision_records,
     review_record,
     trace_steps,
+    version_ids_of,
 )
 
 OPEN_REVIEW = (ReviewStatus.PENDING, ReviewStatus.BLOCKED)
@@ -69,12 +70,7 @@ class QueueFilter:
         if self.agent:
             conditions.append(col(Review.agent_id) == agent_id_of(self.agent))
         if self.version is not None:
-            versions = sa.select(col(AgentVersion.id)).where(
-                col(AgentVersion.number) == self.version
-            )
-            if self.agent:
-                versions = versions.where(col(AgentVersion.agent_id) == agent_id_of(self.agent))
-            conditions.append(col(Review.version_id).in_(versions))
+            conditions.append(col(Review.version_id).in_(version_ids_of(self.version, self.agent)))
         if self.kind:
             conditions.append(col(Review.kind) == ReviewKind(self.kind))
         if self.rule_id:

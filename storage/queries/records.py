@@ -14,12 +14,20 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from storage.enums import DecisionKind, ErrorClass, ReviewKind, ReviewStatus, StepKind, StepStatus
-from storage.models import Agent, Review, ReviewDecision, Step
+from storage.models import Agent, AgentVersion, Review, ReviewDecision, Step
 
 
 def agent_id_of(name: str) -> sa.ScalarSelect[Any]:
     """The id of the agent called ``name``, as a subquery (so filters stay on indexed ids)."""
     return sa.select(col(Agent.id)).where(col(Agent.name) == name).scalar_subquery()
+
+
+def version_ids_of(number: int, agent: str | None) -> sa.Select[Any]:
+    """The ids of the agent versions numbered ``number`` (of ``agent``, or of every agent)."""
+    versions = sa.select(col(AgentVersion.id)).where(col(AgentVersion.number) == number)
+    if agent:
+        versions = versions.where(col(AgentVersion.agent_id) == agent_id_of(agent))
+    return versions
 
 
 @dataclass(frozen=True)

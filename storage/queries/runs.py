@@ -28,6 +28,7 @@ from storage.queries.records import (
     decision_records,
     review_record,
     trace_steps,
+    version_ids_of,
 )
 
 __all__ = [
@@ -95,12 +96,7 @@ class RunFilter:
         if self.agent:
             conditions.append(col(Run.agent_id) == agent_id_of(self.agent))
         if self.version is not None:
-            versions = sa.select(col(AgentVersion.id)).where(
-                col(AgentVersion.number) == self.version
-            )
-            if self.agent:
-                versions = versions.where(col(AgentVersion.agent_id) == agent_id_of(self.agent))
-            conditions.append(col(Run.version_id).in_(versions))
+            conditions.append(col(Run.version_id).in_(version_ids_of(self.version, self.agent)))
         if self.status is not None:
             conditions.append(col(Run.status) == self.status)
         if self.error_class is not None:

@@ -52,23 +52,7 @@ def system_status(*, session: Session) -> SystemStatus:
             ).scalar_one()
     workers: list[WorkerHeartbeat] = []
     if Worker.__tablename__ in existing:
-        rows = session.exec(
-            select(Worker)
-            .where(col(Worker.stopped_at).is_(None))
-            .order_by(col(Worker.heartbeat_at).desc())
-        ).all()
-        workers = [
-            WorkerHeartbeat(
-                id=w.id,
-                hostname=w.hostname,
-                pid=w.pid,
-                embedded=w.embedded,
-                started_at=w.started_at,
-                heartbeat_at=w.heartbeat_at,
-                runs_processed=w.runs_processed,
-            )
-            for w in rows
-        ]
+        workers = live_workers(session=session)
     revision = MigrationContext.configure(connection).get_current_revision()
     return SystemStatus(
         database_url=mask_url(bind.engine.url),
@@ -78,3 +62,24 @@ def system_status(*, session: Session) -> SystemStatus:
         row_counts=counts,
         workers=workers,
     )
+
+
+def live_workers(*, session: Session) -> list[WorkerHeartbeat]:
+    """Workers that have not said they stopped, latest heartbeat first."""
+    rows = session.exec(
+        select(Worker)
+        .where(col(Worker.stopped_at).is_(None))
+        .order_by(col(Worker.heartbeat_at).desc())
+    ).all()
+    return [
+        WorkerHeartbeat(
+            id=w.id,
+            hostname=w.hostname,
+            pid=w.pid,
+            embedded=w.embedded,
+            started_at=w.started_at,
+            heartbeat_at=w.heartbeat_at,
+            runs_processed=w.runs_processed,
+        )
+        for w in rows
+    ]

@@ -10,8 +10,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from storage.enums import RunStatus, TaskStatus
-from storage.models import Agent, Run, Task, Worker
-from storage.queries.system import WorkerHeartbeat
+from storage.models import Agent, Run, Task
 
 IN_FLIGHT_TASK = (TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.WAITING_REVIEW)
 
@@ -88,27 +87,6 @@ def tasks_by_status(*, session: Session) -> dict[TaskStatus, int]:
         sa.select(col(Task.status), sa.func.count()).group_by(col(Task.status))
     ).all()
     return {TaskStatus(status): int(n) for status, n in rows}
-
-
-def live_workers(*, session: Session) -> list[WorkerHeartbeat]:
-    """Workers that have not said they stopped, latest heartbeat first."""
-    rows = session.exec(
-        select(Worker)
-        .where(col(Worker.stopped_at).is_(None))
-        .order_by(col(Worker.heartbeat_at).desc())
-    ).all()
-    return [
-        WorkerHeartbeat(
-            id=w.id,
-            hostname=w.hostname,
-            pid=w.pid,
-            embedded=w.embedded,
-            started_at=w.started_at,
-            heartbeat_at=w.heartbeat_at,
-            runs_processed=w.runs_processed,
-        )
-        for w in rows
-    ]
 
 
 def agents_with_active_version(*, session: Session) -> list[str]:
