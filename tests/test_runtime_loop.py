@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from agent import reviews
-from storage.engine import read_session
+from storage.engine import read_session, write_session
 from storage.enums import (
     ErrorClass,
     ReviewKind,
@@ -146,3 +148,42 @@ def test_a_version_that_cannot_be_loaded_fails_its_run(engine: Engine) -> None:
     run = _run(engine)
     assert run.error_class is ErrorClass.INTERNAL_ERROR
     assert "cannot be loaded" in (run.error_message or "")
+
+
+def test_a_saved_answer_whose_run_stopped_is_finished_not_planned_again(engine: Engine) -> None:
+    import sqlalchemy as sa
+
+    from storage.types import utcnow
+
+    install_agent(
+        engine,
+        "shop",
+        scripted_version([{"reasoning": "done", "final": {"resolution": "refunded"}}]),
+    )
+    submit(engine, "shop", {"order_id": "O1"})
+    assert drive(engine, shop_registry(Effects())) == [RunStatus.SUCCEEDED]
+    # Put the database back to the moment after the answer was saved and before the run
+    # finished: the worker lost its lease (or died) there.
+    run = _run(engine)
+    with write_session(engine) as session:
+        session.execute(sa.delete(Step).where(col(Step.kind) == StepKind.FINAL_OUTPUT))
+        session.execute(
+            sa.update(Run)
+            .where(col(Run.id) == run.id)
+            .values(
+                status=RunStatus.RUNNING,
+                output=None,
+                finished_at=None,
+                lease_owner="dead-worker",
+                lease_expires_at=utcnow() - timedelta(seconds=1),
+                step_count=run.step_count - 1,
+            )
+        )
+    assert drive(engine, shop_registry(Effects()), owner="heir") == [RunStatus.SUCCEEDED]
+    finished = _run(engine)
+    assert finished.output == {"resolution": "refunded"}
+    assert finished.planner_turns == 1  # the planner was not asked again
+    assert finished.consecutive_failures == 0
+    with read_session(engine) as session:
+        kinds = [s.kind for s in session.exec(select(Step).order_by(col(Step.seq))).all()]
+    assert kinds.count(StepKind.FINAL_OUTPUT) == 1

@@ -1,4 +1,7 @@
-"""The IT-access demo domain: tools over the directory and IAM tables, and its policy's facts."""
+"""The IT-access demo domain: tools over the directory and IAM tables, and its policy's facts.
+
+Its tools run inline, like the support tools: short transactions with a bounded wait.
+"""
 
 from __future__ import annotations
 
@@ -77,6 +80,7 @@ def _active(employee: ItEmployee, action: str) -> None:
         ["employee_id", "name", "email", "status", "grants"],
     ),
     data_sources=("directory", "iam"),
+    inline=True,
 )
 def lookup_employee(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
     """Look up an employee in the directory, with the access they currently hold."""
@@ -141,6 +145,7 @@ def _grant_by_key(session: Session, key: str) -> ItAccessGrant | None:
     idempotent=True,
     data_sources=("iam",),
     compensating_tool="revoke_access",
+    inline=True,
 )
 def grant_access(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
     """Grant an active employee access to an application at a level (read, standard, admin).
@@ -199,6 +204,7 @@ def grant_access(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
     side_effect=SideEffect.WRITE,
     idempotent=True,
     data_sources=("iam",),
+    inline=True,
 )
 def revoke_access(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
     """Revoke every active grant an employee holds on an application. Repeating it is harmless."""
@@ -241,6 +247,7 @@ def revoke_access(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
     side_effect=SideEffect.WRITE,
     idempotent=False,
     data_sources=("directory",),
+    inline=True,
 )
 def reset_password(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
     """Send an active employee a password reset link (to their directory email unless

@@ -2,6 +2,10 @@
 
 Amounts cross the tool boundary in dollars and are stored in cents. The fraud check talks to a
 simulated, flaky fraud service: orders the seed data marks time out, fail, or fail once.
+
+Every tool here runs inline (in the worker's thread): each is one short transaction whose only
+wait is the database's busy timeout, and the simulated slow services give up by themselves at
+the call's timeout.
 """
 
 from __future__ import annotations
@@ -81,6 +85,7 @@ def _missing(what: str, key: str) -> ToolError:
         ["customer_id", "name", "email", "tier", "erased", "open_tickets"],
     ),
     data_sources=("crm", "tickets"),
+    inline=True,
 )
 def lookup_customer(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
     """Look up a customer by id: name, email address on file, tier and open tickets."""
@@ -121,6 +126,7 @@ def lookup_customer(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]
         ["order_id", "customer_id", "amount", "refunded", "refundable", "status"],
     ),
     data_sources=("orders",),
+    inline=True,
 )
 def lookup_order(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
     """Look up an order by id: customer, item, amount, what was refunded so far, status."""
@@ -181,6 +187,7 @@ def _refund_by_key(session: Session, key: str) -> SupportRefund | None:
     side_effect=SideEffect.WRITE,
     idempotent=True,
     data_sources=("payments", "orders"),
+    inline=True,
 )
 def issue_refund(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
     """Refund an amount in dollars on a customer's order to the original payment method.
@@ -256,6 +263,7 @@ def issue_refund(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
     side_effect=SideEffect.WRITE,
     idempotent=False,
     data_sources=("email",),
+    inline=True,
 )
 def send_email(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
     """Send an email about a customer's case. Not idempotent: every call sends another email."""
@@ -301,6 +309,7 @@ def send_email(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
     side_effect=SideEffect.WRITE,
     idempotent=True,
     data_sources=("tickets",),
+    inline=True,
 )
 def close_ticket(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
     """Close a support ticket with a resolution note. Closing a closed ticket changes nothing."""
@@ -329,6 +338,7 @@ def close_ticket(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
     side_effect=SideEffect.IRREVERSIBLE,
     idempotent=True,
     data_sources=("crm",),
+    inline=True,
 )
 def delete_customer_data(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
     """Erase a customer's personal data for good (name and email). Cannot be undone."""
@@ -362,6 +372,7 @@ def _risk(score: int) -> str:
         ["order_id", "score", "risk"],
     ),
     data_sources=("fraud",),
+    inline=True,
 )
 def check_fraud_score(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
     """Ask the fraud service how risky an order is (score 0-100, risk low/medium/high)."""

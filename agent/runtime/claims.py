@@ -39,8 +39,9 @@ def claim_next(engine: Engine, owner: str, *, lease_s: float = 30.0) -> Claim | 
             .with_for_update(skip_locked=True)
         ).first()
         fresh = run is None
+        task: Task | None = None
         if run is None:
-            run = _start_run_for_next_task(session, now)
+            run, task = _start_run_for_next_task(session, now)
         if run is None:
             return None
         if run.status is RunStatus.RUNNING:
@@ -51,17 +52,31 @@ def claim_next(engine: Engine, owner: str, *, lease_s: float = 30.0) -> Claim | 
         run.heartbeat_at = now
         run.claims += 1
         session.add(run)
-        task = session.get(Task, run.task_id)
+        if task is None:
+            task = session.get(Task, run.task_id)
         if task is not None and task.status is not TaskStatus.RUNNING:
             task.status = TaskStatus.RUNNING
             task.updated_at = now
             session.add(task)
         session.flush()
         assert run.id is not None
-        return Claim(run_id=run.id, claim_no=run.claims, owner=owner, fresh=fresh)
+        if fresh and task is not None:
+            return Claim(
+                run_id=run.id,
+                claim_no=run.claims,
+                owner=owner,
+                fresh=True,
+                task_id=run.task_id,
+                agent_id=run.agent_id,
+                version_id=run.version_id,
+                task_input=dict(task.input),
+            )
+        return Claim(run_id=run.id, claim_no=run.claims, owner=owner)
 
 
-def _start_run_for_next_task(session: Session, now: sa.DateTime | object) -> Run | None:
+def _start_run_for_next_task(
+    session: Session, now: sa.DateTime | object
+) -> tuple[Run | None, Task | None]:
     task = session.exec(
         select(Task)
         .where(col(Task.status) == TaskStatus.QUEUED)
@@ -70,14 +85,14 @@ def _start_run_for_next_task(session: Session, now: sa.DateTime | object) -> Run
         .with_for_update(skip_locked=True)
     ).first()
     if task is None:
-        return None
+        return None, None
     agent = session.get(Agent, task.agent_id)
     if agent is None or agent.active_version_id is None:
         task.status = TaskStatus.FAILED
         task.updated_at = utcnow()
         session.add(task)
         log.warning("task %s: agent %s has no active version", task.id, task.agent_id)
-        return None
+        return None, None
     assert task.id is not None
     run = Run(
         task_id=task.id,
@@ -87,7 +102,7 @@ def _start_run_for_next_task(session: Session, now: sa.DateTime | object) -> Run
     )
     session.add(run)
     session.flush()
-    return run
+    return run, task
 
 
 def has_ready_work(engine: Engine) -> bool:

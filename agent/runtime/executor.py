@@ -77,8 +77,10 @@ class Execution:
 def call_with_timeout(
     tool: Tool, args: Mapping[str, Any], ctx: ToolContext, *, inline: bool = False
 ) -> dict[str, Any]:
-    """One attempt. ``inline`` runs in this thread (for tools that bound their own time)."""
-    if inline:
+    """One attempt. ``inline`` (or the tool's own ``spec.inline``) runs it in this thread, for
+    tools that bound their own time; any other tool runs in the pool, waited for at most
+    ``ctx.timeout_s``."""
+    if inline or tool.spec.inline:
         return tool.call(args, ctx)
     future = _executor_pool().submit(tool.call, args, ctx)
     try:

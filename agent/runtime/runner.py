@@ -87,6 +87,23 @@ class RunProcessor:
             return RunStatus.RUNNING
 
     def _load(self, claim: Claim) -> RunState:
+        if claim.fresh and claim.task_input is not None:
+            return RunState(
+                claim=claim,
+                task_id=claim.task_id,
+                agent_id=claim.agent_id,
+                version_id=claim.version_id,
+                task=dict(claim.task_input),
+                step_count=0,
+                planner_turns=0,
+                denial_count=0,
+                rejection_count=0,
+                consecutive_failures=0,
+                agent_time_ms=0.0,
+                tokens_in=0,
+                tokens_out=0,
+                cost_usd=0.0,
+            )
         with read_session(self.engine) as session:
             row = session.get(Run, claim.run_id)
             if row is None or row.lease_owner != claim.owner or row.claims != claim.claim_no:
@@ -145,6 +162,11 @@ class _Loop:
             stopped = calls.recover_in_flight(self) or calls.apply_decisions(self)
             if stopped is not None:
                 return stopped
+            answered = self.state.history[-1].proposal if self.state.history else None
+            if answered is not None and answered.final_answer is not None:
+                # The planner's answer was saved but the run stopped before it finished (a
+                # crash, a lost lease): finish it now rather than ask the planner again.
+                return self._finalize(dict(answered.final_answer))
         while True:
             if self._has_open_reviews():
                 return self.park()
@@ -163,29 +185,27 @@ class _Loop:
                 calls.process_call(self, call)
 
     def _start(self) -> None:
-        now = utcnow()
-        self.state.step_count += 1
-        root = Step(
-            run_id=self.state.run_id,
-            seq=self.state.step_count,
-            kind=StepKind.INVOKE_AGENT,
-            name=self.bundle.agent_name[:128],
-            status=StepStatus.RUNNING,
-            started_at=now,
-            input=redact({"task": self.state.task}),
-            attributes={
-                "agent": self.bundle.agent_name,
-                "version": self.bundle.version_number,
-                "version_id": self.bundle.version_id,
-            },
+        # Saved with the run's first commit: nothing happened yet that a crash could lose.
+        self.run.start(
+            {
+                "parent_id": None,
+                "kind": StepKind.INVOKE_AGENT,
+                "name": self.bundle.agent_name[:128],
+                "call_id": None,
+                "status": StepStatus.RUNNING,
+                "error_class": None,
+                "started_at": utcnow(),
+                "ended_at": None,
+                "duration_ms": None,
+                "input": redact({"task": self.state.task}),
+                "output": None,
+                "attributes": {
+                    "agent": self.bundle.agent_name,
+                    "version": self.bundle.version_number,
+                    "version_id": self.bundle.version_id,
+                },
+            }
         )
-
-        def add_root(session: Session) -> None:
-            session.add(root)
-            session.flush()  # every later step points at the root's id
-
-        self.run.commit(add_root, started_at=now)
-        self.state.root_step_id = root.id
 
     def _has_open_reviews(self) -> bool:
         return self.state.reviews_open
@@ -439,10 +459,10 @@ class _Loop:
         output: dict[str, Any] | None = None,
     ) -> RunStatus:
         now = utcnow()
-        root_id = self.state.root_step_id
 
         def close(session: Session) -> None:
             _set_task(session, self.state.task_id, _TASK_STATUS[status])
+            root_id = self.state.root_step_id  # read now: the same commit may insert the root
             if root_id is not None:
                 session.execute(
                     sa.update(Step)

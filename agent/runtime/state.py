@@ -30,8 +30,13 @@ class Claim:
     run_id: int
     claim_no: int
     owner: str
-    # The run was created by this claim: it has no steps, calls or reviews to recover yet.
+    # The run was created by this claim: it has no steps, calls or reviews to recover yet, and
+    # the claim carries what loading it would read (so a new run costs no extra query).
     fresh: bool = False
+    task_id: int = 0
+    agent_id: int = 0
+    version_id: int = 0
+    task_input: dict[str, Any] | None = None
 
 
 @dataclass
@@ -99,6 +104,7 @@ _FENCED_RUN_UPDATE = (
     .where(_RUNS.c.claims == sa.bindparam("fence_claims"))
 )
 _STEP_INSERT = sa.insert(_STEPS)
+_ROOT_INSERT = sa.insert(_STEPS).returning(_STEPS.c.id)
 
 
 class RunSession:
@@ -115,6 +121,13 @@ class RunSession:
         self.lease_s = lease_s
         self.pending: list[dict[str, Any]] = []
         self.deferred: list[Callable[[Session], None]] = []
+        self.root: dict[str, Any] | None = None
+
+    def start(self, root: dict[str, Any]) -> None:
+        """Queue the run's root step (``invoke_agent``); the next commit inserts it first and
+        points the steps queued meanwhile at it."""
+        self.state.step_count += 1
+        self.root = {**root, "run_id": self.state.run_id, "seq": self.state.step_count}
 
     def step(
         self,
@@ -176,6 +189,8 @@ class RunSession:
             "heartbeat_at": now,
             "lease_expires_at": now + timedelta(seconds=self.lease_s),
         }
+        if self.root is not None:
+            values["started_at"] = self.root["started_at"]
         values.update(run_fields)
         with write_session(self.engine) as session:
             result = session.execute(
@@ -189,6 +204,11 @@ class RunSession:
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 raise LeaseLost(f"run {state.run_id}: the lease of {state.claim.owner} is gone")
+            if self.root is not None:
+                root_id = session.execute(_ROOT_INSERT, self.root).scalar_one()
+                for row in self.pending:
+                    row["parent_id"] = root_id
+                state.root_step_id = root_id
             if self.pending:
                 session.execute(_STEP_INSERT, self.pending)
             for deferred in self.deferred:
@@ -197,3 +217,4 @@ class RunSession:
                 work(session)
         self.pending = []
         self.deferred = []
+        self.root = None

@@ -27,6 +27,10 @@ class ToolSpec:
     idempotent: bool = True
     data_sources: tuple[str, ...] = ()
     compensating_tool: str | None = None
+    # Run in the worker's own thread, without a hand-off to the timeout pool: only for fast
+    # in-process tools whose every wait has its own bound, since the executor cannot then cut
+    # the call at the version's call timeout. A tool that may hang must leave this off.
+    inline: bool = False
 
     @property
     def has_side_effects(self) -> bool:

@@ -11,6 +11,7 @@ import logging
 import random
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from enum import StrEnum
 from typing import Any
 
@@ -38,7 +39,8 @@ class FaultyTool:
     either, so wrapping a non-idempotent tool injects no duplicate side effects.
 
     Args:
-        inner: the tool to wrap; its spec is passed through unchanged.
+        inner: the tool to wrap; its spec is passed through unchanged (except that a tool
+            that may hang is never run inline).
         fail_rate: share of attempts that raise a retryable ``ToolError``.
         hang_rate: share of attempts that hang.
         hang_s: how long a hang lasts (bounded by ``MAX_HANG_S``).
@@ -75,6 +77,9 @@ class FaultyTool:
 
     @property
     def spec(self) -> ToolSpec:
+        if self.hang_rate and self.inner.spec.inline:
+            # A tool that may hang needs the executor's timeout: never run it inline.
+            return replace(self.inner.spec, inline=False)
         return self.inner.spec
 
     def planned_fault(self, ctx: ToolContext) -> Fault | None:

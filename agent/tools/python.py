@@ -60,6 +60,7 @@ def tool(
     idempotent: bool = True,
     data_sources: tuple[str, ...] = (),
     compensating_tool: str | None = None,
+    inline: bool = False,
 ) -> Callable[[ToolFunction], PythonTool]:
     """Turn a function into a ``PythonTool``.
 
@@ -81,6 +82,8 @@ def tool(
         idempotent: whether repeating a call with the same idempotency key is harmless.
         data_sources: the systems the tool touches, for scope checks.
         compensating_tool: the tool that undoes this one, if any.
+        inline: run in the worker's thread (see ``ToolSpec.inline``): only for fast tools
+            that bound every wait themselves.
 
     Returns:
         A decorator producing the ``PythonTool``.
@@ -100,6 +103,7 @@ def tool(
             idempotent=idempotent,
             data_sources=data_sources,
             compensating_tool=compensating_tool,
+            inline=inline,
         )
         return PythonTool(spec, fn)
 
