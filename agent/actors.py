@@ -40,6 +40,10 @@ DECIDE_ROLES = frozenset({Role.OPERATOR})
 VERSION_ROLES = frozenset({Role.ENGINEER})
 USER_ADMIN_ROLES = frozenset({Role.ADMIN})
 AUDIT_ROLES = frozenset({Role.MANAGER, Role.ADMIN})
+# Operators work the review queue; managers read it (and override where a rule names them).
+QUEUE_ROLES = frozenset({Role.OPERATOR, Role.MANAGER})
+# Managers watch KPIs; engineers read them per version to decide what to activate or roll back.
+KPI_ROLES = frozenset({Role.MANAGER, Role.ENGINEER})
 
 
 def require(actor: Actor, allowed: Iterable[Role | str], action: str) -> None:

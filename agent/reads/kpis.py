@@ -7,15 +7,11 @@ from datetime import datetime
 import pandas as pd
 from sqlmodel import Session
 
-from agent.actors import Actor, require
+from agent.actors import KPI_ROLES, Actor, require
 from agent.errors import InvalidInput
-from storage.enums import Role
 from storage.queries.kpis import KpiFilter, KpiReport, compare_versions, compute_kpis
 from storage.queries.stats import GRAINS, Grain
 from storage.queries.usage import any_model_usage, usage_by_version
-
-# Managers watch KPIs; engineers read them per version to decide what to activate or roll back.
-KPI_ROLES = frozenset({Role.MANAGER, Role.ENGINEER})
 
 
 def kpi_report(

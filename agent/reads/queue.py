@@ -15,13 +15,13 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from agent.actors import Actor, require
+from agent.actors import QUEUE_ROLES, Actor, require
 from agent.errors import NotFound, ServiceError
 from agent.reviews import parse_edited_args, permitted_decisions
 from agent.runtime.bundle import load_bundle
 from agent.tools.validation import validate
 from storage.engine import read_session
-from storage.enums import DecisionKind, ReviewKind, Role
+from storage.enums import DecisionKind, ReviewKind
 from storage.queries.queue import (
     QueueFacets,
     QueueFilter,
@@ -36,7 +36,6 @@ from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
-QUEUE_ROLES = frozenset({Role.OPERATOR, Role.MANAGER})
 QUEUE_PAGE = 100
 
 

@@ -297,7 +297,7 @@ def finish_call(
             ledger.attempts = len(execution.attempts)
             _insert_ledger(session, ledger)
         else:
-            session.execute(
+            session.connection().execute(
                 _LEDGER_FINISH,
                 {"ledger_id": ledger.id, "added_attempts": len(execution.attempts), **outcome},
             )
@@ -324,7 +324,8 @@ _LEDGER_FINISH = (
 
 
 def _insert_ledger(session: Session, ledger: ToolCall) -> None:
-    ledger.id = session.execute(_LEDGER_INSERT, ledger.model_dump(exclude={"id"})).scalar_one()
+    row = ledger.model_dump(exclude={"id"})
+    ledger.id = session.connection().execute(_LEDGER_INSERT, row).scalar_one()
 
 
 def _outcome_unknown_review(loop: _Loop, ledger: ToolCall, why: str) -> Work:

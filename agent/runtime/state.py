@@ -193,7 +193,9 @@ class RunSession:
             values["started_at"] = self.root["started_at"]
         values.update(run_fields)
         with write_session(self.engine) as session:
-            result = session.execute(
+            # Core statements on the session's connection: the ORM layer adds nothing here.
+            connection = session.connection()
+            result = connection.execute(
                 _FENCED_RUN_UPDATE,
                 {
                     "fence_id": state.run_id,
@@ -202,15 +204,15 @@ class RunSession:
                     **values,
                 },
             )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
+            if result.rowcount != 1:
                 raise LeaseLost(f"run {state.run_id}: the lease of {state.claim.owner} is gone")
             if self.root is not None:
-                root_id = session.execute(_ROOT_INSERT, self.root).scalar_one()
+                root_id = connection.execute(_ROOT_INSERT, self.root).scalar_one()
                 for row in self.pending:
                     row["parent_id"] = root_id
                 state.root_step_id = root_id
             if self.pending:
-                session.execute(_STEP_INSERT, self.pending)
+                connection.execute(_STEP_INSERT, self.pending)
             for deferred in self.deferred:
                 deferred(session)
             if work is not None:
