@@ -132,7 +132,7 @@ def test_operator_approves_the_oldest_refund_and_sees_its_run_succeed(
             executable_path=str(chromium), headless=True, args=["--no-sandbox"]
         )
         try:
-            page = browser.new_page()
+            page = browser.new_page(viewport={"width": 1440, "height": 1200})
             page.set_default_timeout(STEP_MS)
             page.goto(console)
             page.get_by_role("textbox", name="Name").fill("olga")
@@ -141,9 +141,13 @@ def test_operator_approves_the_oldest_refund_and_sees_its_run_succeed(
             expect(page.get_by_role("heading", name="Review queue")).to_be_visible()
 
             page.get_by_role("combobox", name="Open a review").click()
-            # The list is virtualised: typing narrows it to the wanted review.
-            page.keyboard.type(f"#{refund.id} ·")
-            page.get_by_role("option", name=f"#{refund.id} · escalation · issue_refund").click()
+            # The list is virtualised and may open beyond the viewport: typing narrows it to
+            # the wanted review, and Enter picks the one match.
+            page.keyboard.type(f"#{refund.id} · escalation · issue_refund")
+            expect(
+                page.get_by_role("option", name=f"#{refund.id} · escalation · issue_refund")
+            ).to_have_count(1)
+            page.keyboard.press("Enter")
             expect(
                 page.get_by_role("heading", name=f"Review {refund.id}: escalation of issue_refund")
             ).to_be_visible()
