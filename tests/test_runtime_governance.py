@@ -19,6 +19,7 @@ from tests.support.runtime import (
     Effects,
     drive,
     install_agent,
+    park_payment,
     scripted_version,
     shop_registry,
     submit,
@@ -89,25 +90,9 @@ def test_bad_proposals_are_denied_or_parked_with_their_error_class(engine: Engin
 
 
 def test_block_can_only_be_overridden_by_named_roles_with_a_reason(engine: Engine) -> None:
-    effects = Effects()
-    registry = shop_registry(effects)
-    install_agent(
-        engine,
-        "shop",
-        scripted_version(
-            [
-                {
-                    "reasoning": "big",
-                    "calls": [{"tool": "pay", "args": {"order_id": "O2", "amount": 1200}}],
-                },
-                {"reasoning": "done", "final": {"resolution": "refunded"}},
-            ]
-        ),
-    )
-    submit(engine, "shop", {"order_id": "O2"})
-    drive(engine, registry)
-    with read_session(engine) as session:
-        block = session.exec(select(Review)).one()
+    parked = park_payment(engine, 1200, order_id="O2")
+    effects, registry = parked.effects, parked.registry
+    block = parked.review
     assert block.id is not None
     with pytest.raises(InvalidInput, match="only be overridden"):
         reviews.approve(engine, OPERATOR, block.id)
@@ -122,25 +107,9 @@ def test_block_can_only_be_overridden_by_named_roles_with_a_reason(engine: Engin
 
 
 def test_edit_is_revalidated_and_a_deny_rule_still_applies(engine: Engine) -> None:
-    effects = Effects()
-    registry = shop_registry(effects)
-    install_agent(
-        engine,
-        "shop",
-        scripted_version(
-            [
-                {
-                    "reasoning": "refund",
-                    "calls": [{"tool": "pay", "args": {"order_id": "O1", "amount": 300}}],
-                },
-                {"reasoning": "done", "final": {"resolution": "refunded"}},
-            ]
-        ),
-    )
-    submit(engine, "shop", {"order_id": "O1"})
-    drive(engine, registry)
-    with read_session(engine) as session:
-        review = session.exec(select(Review)).one()
+    parked = park_payment(engine, 300)
+    effects, registry = parked.effects, parked.registry
+    review = parked.review
     review_id = review.id or 0
     with pytest.raises(InvalidInput, match="not valid JSON"):
         reviews.edit_and_approve(engine, OPERATOR, review_id, "{amount: 20")
@@ -162,24 +131,7 @@ def test_edit_is_revalidated_and_a_deny_rule_still_applies(engine: Engine) -> No
 
 
 def test_second_decision_conflicts_naming_who_decided(engine: Engine) -> None:
-    effects = Effects()
-    install_agent(
-        engine,
-        "shop",
-        scripted_version(
-            [
-                {
-                    "reasoning": "refund",
-                    "calls": [{"tool": "pay", "args": {"order_id": "O1", "amount": 300}}],
-                },
-                {"reasoning": "done", "final": {"resolution": "refunded"}},
-            ]
-        ),
-    )
-    submit(engine, "shop", {"order_id": "O1"})
-    drive(engine, shop_registry(effects))
-    with read_session(engine) as session:
-        review_id = session.exec(select(Review)).one().id or 0
+    review_id = park_payment(engine, 300).review.id or 0
     reviews.approve(engine, OPERATOR, review_id)
     with pytest.raises(DecisionConflict, match="already approved by olga") as info:
         reviews.reject(engine, OPERATOR.__class__.of("oscar", ["operator"]), review_id, "no")

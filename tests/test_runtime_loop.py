@@ -18,12 +18,13 @@ from storage.enums import (
     TaskStatus,
     ToolCallStatus,
 )
-from storage.models import Review, Run, Step, Task, ToolCall
+from storage.models import Run, Step, Task, ToolCall
 from tests.support.runtime import (
     OPERATOR,
     Effects,
     drive,
     install_agent,
+    park_payment,
     scripted_version,
     shop_registry,
     submit,
@@ -76,26 +77,11 @@ def test_allowed_calls_execute_and_the_run_succeeds(engine: Engine) -> None:
 
 
 def test_escalation_parks_the_run_and_approval_executes_exactly_once(engine: Engine) -> None:
-    effects = Effects()
-    registry = shop_registry(effects)
-    install_agent(
-        engine,
-        "shop",
-        scripted_version(
-            [
-                {
-                    "reasoning": "refund big",
-                    "calls": [{"tool": "pay", "args": {"order_id": "O1", "amount": 500}}],
-                },
-                {"reasoning": "done", "final": {"resolution": "refunded"}},
-            ]
-        ),
-    )
-    submit(engine, "shop", {"order_id": "O1"})
-    assert drive(engine, registry) == [RunStatus.WAITING_REVIEW]
+    parked = park_payment(engine, 500)
+    effects, registry = parked.effects, parked.registry
+    assert parked.statuses == [RunStatus.WAITING_REVIEW]
     assert effects.by_key == {}
-    with read_session(engine) as session:
-        review = session.exec(select(Review)).one()
+    review = parked.review
     assert (review.kind, review.status, review.rule_id) == (
         ReviewKind.ESCALATION,
         ReviewStatus.PENDING,
@@ -110,25 +96,9 @@ def test_escalation_parks_the_run_and_approval_executes_exactly_once(engine: Eng
 
 
 def test_rejection_reaches_the_planner_and_nothing_executes(engine: Engine) -> None:
-    effects = Effects()
-    registry = shop_registry(effects)
-    install_agent(
-        engine,
-        "shop",
-        scripted_version(
-            [
-                {
-                    "reasoning": "refund big",
-                    "calls": [{"tool": "pay", "args": {"order_id": "O1", "amount": 500}}],
-                },
-                {"reasoning": "declined", "final": {"resolution": "declined"}},
-            ]
-        ),
-    )
-    submit(engine, "shop", {"order_id": "O1"})
-    drive(engine, registry)
-    with read_session(engine) as session:
-        review = session.exec(select(Review)).one()
+    parked = park_payment(engine, 500, resolution="declined")
+    effects, registry = parked.effects, parked.registry
+    review = parked.review
     reviews.reject(engine, OPERATOR, review.id or 0, "customer already refunded by phone")
     assert drive(engine, registry) == [RunStatus.SUCCEEDED]
     assert effects.by_key == {}

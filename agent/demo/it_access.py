@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from agent.demo.once import write_once
 from agent.errors import ToolError
 from agent.tools.base import ToolContext
 from agent.tools.python import PythonTool, tool
@@ -104,7 +104,7 @@ def lookup_employee(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]
         }
 
 
-def _grant_answer(grant: ItAccessGrant, *, duplicate: bool) -> dict[str, Any]:
+def _grant_answer(grant: ItAccessGrant, duplicate: bool) -> dict[str, Any]:
     return {
         "grant_id": grant.id,
         "employee_id": grant.employee_id,
@@ -113,10 +113,6 @@ def _grant_answer(grant: ItAccessGrant, *, duplicate: bool) -> dict[str, Any]:
         "status": grant.status,
         "duplicate": duplicate,
     }
-
-
-def _grant_by_key(session: Session, key: str) -> ItAccessGrant | None:
-    return session.exec(select(ItAccessGrant).where(ItAccessGrant.idempotency_key == key)).first()
 
 
 @tool(
@@ -153,42 +149,33 @@ def grant_access(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
     Idempotent: a repeated call with the same idempotency key returns the first grant, and an
     identical grant that is already active is returned instead of a second one.
     """
-    key = ctx.idempotency_key
-    try:
-        with write_session(ctx.engine) as session:
-            existing = _grant_by_key(session, key)
-            if existing is not None:
-                return _grant_answer(existing, duplicate=True)
-            employee = _employee(session, args["employee_id"])
-            _active(employee, "granting access")
-            if session.get(ItApplication, args["app_id"]) is None:
-                raise ToolError(f"no application {args['app_id']!r} exists; check the app id")
-            same = session.exec(
-                select(ItAccessGrant)
-                .where(ItAccessGrant.employee_id == employee.employee_id)
-                .where(ItAccessGrant.app_id == args["app_id"])
-                .where(ItAccessGrant.access_level == args["access_level"])
-                .where(ItAccessGrant.status == "active")
-            ).first()
-            if same is not None:
-                return _grant_answer(same, duplicate=True)
-            grant = ItAccessGrant(
-                idempotency_key=key,
-                employee_id=employee.employee_id,
-                app_id=args["app_id"],
-                access_level=args["access_level"],
-                justification=str(args.get("justification", ""))[:500],
-                run_id=ctx.run_id,
-            )
-            session.add(grant)
-            session.flush()
-            return _grant_answer(grant, duplicate=False)
-    except IntegrityError:
-        with read_session(ctx.engine) as session:
-            existing = _grant_by_key(session, key)
-            if existing is None:
-                raise
-            return _grant_answer(existing, duplicate=True)
+
+    def grant(session: Session) -> tuple[ItAccessGrant, bool]:
+        employee = _employee(session, args["employee_id"])
+        _active(employee, "granting access")
+        if session.get(ItApplication, args["app_id"]) is None:
+            raise ToolError(f"no application {args['app_id']!r} exists; check the app id")
+        same = session.exec(
+            select(ItAccessGrant)
+            .where(ItAccessGrant.employee_id == employee.employee_id)
+            .where(ItAccessGrant.app_id == args["app_id"])
+            .where(ItAccessGrant.access_level == args["access_level"])
+            .where(ItAccessGrant.status == "active")
+        ).first()
+        if same is not None:
+            return same, True
+        new = ItAccessGrant(
+            idempotency_key=ctx.idempotency_key,
+            employee_id=employee.employee_id,
+            app_id=args["app_id"],
+            access_level=args["access_level"],
+            justification=str(args.get("justification", ""))[:500],
+            run_id=ctx.run_id,
+        )
+        session.add(new)
+        return new, False
+
+    return write_once(ctx.engine, ItAccessGrant, ctx.idempotency_key, grant, _grant_answer)
 
 
 @tool(

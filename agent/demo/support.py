@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from datetime import time as clock_time
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
+from agent.demo.once import write_once
 from agent.errors import ToolError, ToolTimeout
 from agent.tools.base import ToolContext
 from agent.tools.python import PythonTool, tool
@@ -146,7 +146,7 @@ def lookup_order(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
         }
 
 
-def _refund_answer(refund: SupportRefund, *, duplicate: bool) -> dict[str, Any]:
+def _refund_answer(refund: SupportRefund, duplicate: bool) -> dict[str, Any]:
     return {
         "refund_id": refund.id,
         "order_id": refund.order_id,
@@ -156,10 +156,6 @@ def _refund_answer(refund: SupportRefund, *, duplicate: bool) -> dict[str, Any]:
         "duplicate": duplicate,
         "created_at": refund.created_at.isoformat(),
     }
-
-
-def _refund_by_key(session: Session, key: str) -> SupportRefund | None:
-    return session.exec(select(SupportRefund).where(SupportRefund.idempotency_key == key)).first()
 
 
 @tool(
@@ -195,54 +191,42 @@ def issue_refund(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
     Idempotent: a repeated call with the same idempotency key returns the first refund and pays
     nothing again.
     """
-    key = ctx.idempotency_key
     cents = round(float(args["amount"]) * 100)
-    try:
-        with write_session(ctx.engine) as session:
-            existing = _refund_by_key(session, key)
-            if existing is not None:
-                return _refund_answer(existing, duplicate=True)
-            order = session.exec(
-                select(SupportOrder)
-                .where(SupportOrder.order_id == args["order_id"])
-                .with_for_update()
-            ).first()
-            if order is None:
-                raise _missing("order", args["order_id"])
-            if order.customer_id != args["customer_id"]:
-                raise ToolError(
-                    f"order {order.order_id} belongs to another customer, not "
-                    f"{args['customer_id']}; refund the customer's own order"
-                )
-            refundable = order.amount_cents - order.refunded_cents
-            if cents > refundable:
-                raise ToolError(
-                    f"{args['amount']:.2f} exceeds what is refundable on order {order.order_id} "
-                    f"({_dollars(refundable):.2f} of {_dollars(order.amount_cents):.2f})"
-                )
-            refund = SupportRefund(
-                idempotency_key=key,
-                order_id=order.order_id,
-                customer_id=order.customer_id,
-                amount_cents=cents,
-                reason=str(args.get("reason", ""))[:500],
-                run_id=ctx.run_id,
+
+    def pay(session: Session) -> tuple[SupportRefund, bool]:
+        order = session.exec(
+            select(SupportOrder).where(SupportOrder.order_id == args["order_id"]).with_for_update()
+        ).first()
+        if order is None:
+            raise _missing("order", args["order_id"])
+        if order.customer_id != args["customer_id"]:
+            raise ToolError(
+                f"order {order.order_id} belongs to another customer, not "
+                f"{args['customer_id']}; refund the customer's own order"
             )
-            order.refunded_cents += cents
-            order.status = (
-                "refunded" if order.refunded_cents == order.amount_cents else ("partially_refunded")
+        refundable = order.amount_cents - order.refunded_cents
+        if cents > refundable:
+            raise ToolError(
+                f"{args['amount']:.2f} exceeds what is refundable on order {order.order_id} "
+                f"({_dollars(refundable):.2f} of {_dollars(order.amount_cents):.2f})"
             )
-            session.add(refund)
-            session.add(order)
-            session.flush()
-            return _refund_answer(refund, duplicate=False)
-    except IntegrityError:
-        # Another attempt with the same key committed first; its refund is the answer.
-        with read_session(ctx.engine) as session:
-            existing = _refund_by_key(session, key)
-            if existing is None:
-                raise
-            return _refund_answer(existing, duplicate=True)
+        refund = SupportRefund(
+            idempotency_key=ctx.idempotency_key,
+            order_id=order.order_id,
+            customer_id=order.customer_id,
+            amount_cents=cents,
+            reason=str(args.get("reason", ""))[:500],
+            run_id=ctx.run_id,
+        )
+        order.refunded_cents += cents
+        order.status = (
+            "refunded" if order.refunded_cents == order.amount_cents else "partially_refunded"
+        )
+        session.add(refund)
+        session.add(order)
+        return refund, False
+
+    return write_once(ctx.engine, SupportRefund, ctx.idempotency_key, pay, _refund_answer)
 
 
 @tool(

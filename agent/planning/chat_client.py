@@ -13,6 +13,7 @@ error page; no exception or log line of this module carries request headers.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
 import logging
@@ -130,17 +131,13 @@ def parse_retry_after(headers: httpx.Headers) -> float | None:
     an HTTP date); None when neither is there or readable."""
     milliseconds = headers.get("retry-after-ms")
     if milliseconds:
-        try:
+        with contextlib.suppress(ValueError):  # unreadable: fall back to Retry-After
             return max(0.0, float(milliseconds) / 1000.0)
-        except ValueError:
-            pass
     value = (headers.get("retry-after") or "").strip()
     if not value:
         return None
-    try:
+    with contextlib.suppress(ValueError):  # not seconds: an HTTP date
         return max(0.0, float(value))
-    except ValueError:
-        pass
     try:
         moment = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

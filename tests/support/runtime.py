@@ -10,10 +10,12 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
 from sqlalchemy.engine import Engine
+from sqlmodel import select
 
 from agent.actors import Actor
 from agent.errors import ToolError
@@ -26,9 +28,9 @@ from agent.tasks import submit_task
 from agent.tools.base import ToolContext, ToolSpec
 from agent.tools.python import PythonTool
 from agent.tools.registry import ToolRegistry
-from storage.engine import write_session
+from storage.engine import read_session, write_session
 from storage.enums import RunStatus, SideEffect
-from storage.models import Agent, AgentVersion
+from storage.models import Agent, AgentVersion, Review
 
 ENGINEER = Actor.of("erin", ["engineer"])
 OPERATOR = Actor.of("olga", ["operator"])
@@ -281,3 +283,35 @@ def drive(
             break
         statuses.append(processor.process(claim))
     return statuses
+
+
+@dataclass
+class ParkedPayment:
+    """A shop run parked on the review its one payment raised."""
+
+    effects: Effects
+    registry: ToolRegistry
+    review: Review
+    statuses: list[RunStatus]
+
+
+def park_payment(
+    engine: Engine, amount: float, *, order_id: str = "O1", resolution: str = "refunded"
+) -> ParkedPayment:
+    """Install a shop agent that proposes one payment of ``amount`` and then answers
+    ``resolution``; run it until it parks on the (one) review the payment raises."""
+    effects = Effects()
+    registry = shop_registry(effects)
+    script = [
+        {
+            "reasoning": f"refund {amount}",
+            "calls": [{"tool": "pay", "args": {"order_id": order_id, "amount": amount}}],
+        },
+        {"reasoning": "done", "final": {"resolution": resolution}},
+    ]
+    install_agent(engine, "shop", scripted_version(script))
+    submit(engine, "shop", {"order_id": order_id})
+    statuses = drive(engine, registry)
+    with read_session(engine) as session:
+        review = session.exec(select(Review)).one()
+    return ParkedPayment(effects, registry, review, statuses)
