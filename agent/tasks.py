@@ -6,13 +6,13 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import col, select
 
 from agent.actors import SUBMIT_ROLES, Actor, require
 from agent.errors import InvalidInput, NotFound
 from storage.audit import append_event
-from storage.engine import write_session
+from storage.engine import write_connection
 from storage.enums import TaskStatus
 from storage.models import Agent, Task
 
@@ -44,30 +44,38 @@ def submit_task(
             ) from None
     if not isinstance(task_input, Mapping) or not task_input:
         raise InvalidInput("the task input must be a non-empty JSON object.")
-    with write_session(engine) as session:
-        agent = session.exec(select(Agent).where(col(Agent.name) == agent_name)).first()
+    with write_connection(engine) as connection:
+        agent = connection.execute(_AGENT_BY_NAME, {"name": agent_name}).first()
         if agent is None:
             raise NotFound(f"there is no agent named {agent_name!r}.")
         if agent.active_version_id is None:
             raise InvalidInput(f"agent {agent_name!r} has no active version; activate one first.")
-        assert agent.id is not None
-        task = Task(
-            agent_id=agent.id,
-            input=dict(task_input),
-            status=TaskStatus.QUEUED,
-            priority=priority,
-            submitted_by=actor.name,
-            source=source,
-        )
-        session.add(task)
-        session.flush()
-        assert task.id is not None
+        task_id: int = connection.execute(
+            _NEW_TASK,
+            {
+                "agent_id": agent.id,
+                "input": dict(task_input),
+                "status": TaskStatus.QUEUED,
+                "priority": priority,
+                "submitted_by": actor.name,
+                "source": source,
+            },
+        ).scalar_one()
         append_event(
-            session,
+            connection,
             actor=actor.name,
             action="task.submit",
             target_type="task",
-            target_id=task.id,
+            target_id=task_id,
             payload={"agent": agent_name, "source": source},
         )
-        return task.id
+        return task_id
+
+
+# Built once: submitting is on every task's path (see agent.runtime.state).
+_AGENTS: sa.Table = Agent.__table__  # type: ignore[attr-defined]
+_TASKS: sa.Table = Task.__table__  # type: ignore[attr-defined]
+_AGENT_BY_NAME = sa.select(_AGENTS.c.id, _AGENTS.c.active_version_id).where(
+    _AGENTS.c.name == sa.bindparam("name")
+)
+_NEW_TASK = sa.insert(_TASKS).returning(_TASKS.c.id)

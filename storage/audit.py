@@ -43,8 +43,14 @@ def event_hash(event: AuditEvent) -> str:
     return hashlib.sha256(canonical_json(body).encode()).hexdigest()
 
 
+_AUDIT: sa.Table = AuditEvent.__table__  # type: ignore[attr-defined]
+_LAST_LINK = sa.select(_AUDIT.c.seq, _AUDIT.c.hash).order_by(_AUDIT.c.seq.desc()).limit(1)
+_APPEND = sa.insert(_AUDIT).returning(_AUDIT.c.id)
+_CHAIN_LOCK = sa.select(sa.func.pg_advisory_xact_lock(_CHAIN_LOCK_KEY))
+
+
 def append_event(
-    session: Session,
+    executor: Session | sa.Connection,
     *,
     actor: str,
     action: str,
@@ -53,14 +59,16 @@ def append_event(
     payload: dict[str, Any] | None = None,
     at: datetime | None = None,
 ) -> AuditEvent:
-    """Append one event to the chain inside the caller's transaction.
+    """Append one event to the chain inside the caller's transaction (a session's, or a Core
+    connection's).
 
     Appends are serialized (an advisory lock on PostgreSQL; the write transaction's own lock on
     SQLite), so two workers never link to the same predecessor.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.select(sa.func.pg_advisory_xact_lock(_CHAIN_LOCK_KEY)))
-    last = session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(1)).first()
+    connection = executor.connection() if isinstance(executor, Session) else executor
+    if connection.dialect.name == "postgresql":
+        connection.execute(_CHAIN_LOCK)
+    last = connection.execute(_LAST_LINK).first()
     # Round-trip the payload through JSON so the stored form is exactly what gets hashed.
     stored_payload = json.loads(canonical_json(payload or {}))
     moment = (at or utcnow()).astimezone(UTC)
@@ -76,8 +84,7 @@ def append_event(
         hash="",
     )
     event.hash = event_hash(event)
-    session.add(event)
-    session.flush()
+    event.id = connection.execute(_APPEND, event.model_dump(exclude={"id"})).scalar_one()
     return event
 
 

@@ -3,7 +3,9 @@
 Two kinds of transaction are offered. ``read_session`` is an ordinary deferred transaction.
 ``write_session`` is for read-modify-write work: on SQLite it starts with ``BEGIN IMMEDIATE``
 so that two writers queue on the busy timeout instead of one failing with a stale snapshot; on
-PostgreSQL row locks (``FOR UPDATE [SKIP LOCKED]``) do that job.
+PostgreSQL row locks (``FOR UPDATE [SKIP LOCKED]``) do that job. ``write_connection`` is the
+same transaction without the ORM, for the run loop's hot path, which writes only prebuilt Core
+statements and pays for a session's identity map and unit of work on every commit otherwise.
 """
 
 from __future__ import annotations
@@ -145,6 +147,16 @@ def read_session(engine: Engine) -> Iterator[Session]:
     detaches the loaded rows with their values intact (a rollback would expire them)."""
     with Session(engine, expire_on_commit=False) as session:
         yield session
+
+
+@contextmanager
+def write_connection(engine: Engine) -> Iterator[sa.Connection]:
+    """A Core connection whose statements commit together at the end, or not at all on an
+    exception; ``BEGIN IMMEDIATE`` on SQLite, like ``write_session``."""
+    with engine.connect() as connection:
+        connection.execution_options(**{_IMMEDIATE: True})
+        with connection.begin():
+            yield connection
 
 
 @contextmanager

@@ -7,16 +7,18 @@ the trace, the ledger and the run's counters always move together.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from agent.mediation.decision import Effect
 from agent.planning.base import Observation, ProposedCall
 from agent.runtime.executor import Execution, execute
 from agent.runtime.records import args_hash, redact
+from agent.runtime.state import Work
 from agent.tools.registry import FactContext
 from agent.tools.validation import validate_result
 from storage.engine import read_session
@@ -40,7 +42,35 @@ log = logging.getLogger(__name__)
 
 _RISK_BASE = {SideEffect.READ: 0, SideEffect.WRITE: 1000, SideEffect.IRREVERSIBLE: 2000}
 _APPROVED = (ReviewStatus.APPROVED, ReviewStatus.EDITED, ReviewStatus.OVERRIDDEN)
-Work = Callable[[Session], None]
+
+# Built once (see agent.runtime.state): the ledger is written for every call. Updates find a
+# row by its idempotency key (unique) and take their SET columns from the parameters.
+LEDGER: sa.Table = ToolCall.__table__  # type: ignore[attr-defined]
+REVIEWS: sa.Table = Review.__table__  # type: ignore[attr-defined]
+_LEDGER_FINISH = (
+    sa.update(LEDGER)
+    .where(LEDGER.c.idempotency_key == sa.bindparam("key"))
+    .values(attempts=LEDGER.c.attempts + sa.bindparam("added_attempts"))
+)
+_LEDGER_SET = sa.update(LEDGER).where(LEDGER.c.idempotency_key == sa.bindparam("key"))
+_REVIEW_APPLIED = sa.update(REVIEWS).where(REVIEWS.c.id == sa.bindparam("review_id"))
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One call as the ledger knows it; ``written`` when its row is already stored (a
+    side-effecting call's row is committed before the tool runs, a read's with its outcome)."""
+
+    call_id: str
+    tool: str
+    args: dict[str, Any]
+    idempotency_key: str
+    review_id: int | None
+    written: bool
+
+    @classmethod
+    def stored(cls, row: ToolCall) -> LedgerEntry:
+        return cls(row.call_id, row.tool, dict(row.args), row.idempotency_key, row.review_id, True)
 
 
 def process_call(loop: _Loop, call: ProposedCall) -> None:
@@ -109,7 +139,8 @@ def process_call(loop: _Loop, call: ProposedCall) -> None:
                 override_roles=decision.override_roles,
                 risk=_risk(loop, call.tool, args),
             )
-            loop.run.commit(lambda session: session.add(review))
+            loop.run.insert(REVIEWS, review)
+            loop.run.commit()
             return
         loop.observe(
             Observation(
@@ -137,7 +168,8 @@ def process_call(loop: _Loop, call: ProposedCall) -> None:
             sla_minutes=decision.sla_minutes,
             risk=_risk(loop, call.tool, args),
         )
-        loop.run.commit(lambda session: session.add(review))
+        loop.run.insert(REVIEWS, review)
+        loop.run.commit()
         return
     admit_and_execute(loop, call.call_id, call.tool, args, review_id=None)
 
@@ -188,21 +220,13 @@ def admit_and_execute(
         return
     tool = bundle.tools[tool_name]
     key = f"run{state.run_id}:{call_id}"
-    ledger = ToolCall(
-        run_id=state.run_id,
-        call_id=call_id,
-        review_id=review_id,
-        tool=tool_name,
-        idempotency_key=key,
-        args=args,
-        args_hash=args_hash(args),
-        side_effect=tool.spec.side_effect,
-        idempotent=tool.spec.idempotent,
-        status=ToolCallStatus.IN_FLIGHT,
+    ledger = LedgerEntry(
+        call_id, tool_name, args, key, review_id, written=tool.spec.has_side_effects
     )
-    if tool.spec.has_side_effects:
+    if ledger.written:
         # Committed before the tool runs: after a crash this row says the call may have happened.
-        loop.run.commit(lambda session: _insert_ledger(session, ledger))
+        loop.run.insert(LEDGER, _ledger_row(loop, ledger))
+        loop.run.commit()
     execution = execute(
         tool,
         args,
@@ -213,12 +237,10 @@ def admit_and_execute(
         engine=loop.p.engine,
         inline=loop.p.inline_tools,
     )
-    finish_call(loop, ledger, execution, review_id=review_id)
+    finish_call(loop, ledger, execution)
 
 
-def finish_call(
-    loop: _Loop, ledger: ToolCall, execution: Execution, *, review_id: int | None
-) -> None:
+def finish_call(loop: _Loop, ledger: LedgerEntry, execution: Execution) -> None:
     """Record attempts, the ledger outcome and the observation in one commit."""
     bundle, state = loop.bundle, loop.state
     spec = bundle.tool_specs[ledger.tool]
@@ -234,7 +256,7 @@ def finish_call(
             attributes={"attempt": attempt.number, "idempotency_key": ledger.idempotency_key},
             duration_ms=attempt.duration_ms,
         )
-    extra: list[Work] = [_mark_applied(review_id)]
+    review_id = ledger.review_id
     result = redact(execution.result) if execution.result is not None else None
     for attempt in execution.attempts:  # each attempt tells the breaker about tool health
         if attempt.error_class is None:
@@ -268,7 +290,7 @@ def finish_call(
         and not spec.idempotent
     ):
         status = ToolCallStatus.OUTCOME_UNKNOWN
-        extra.append(_outcome_unknown_review(loop, ledger, execution.error or "timed out"))
+        _outcome_unknown_review(loop, ledger, execution.error or "timed out")
     else:
         status = ToolCallStatus.FAILED
         state.consecutive_failures += 1
@@ -282,53 +304,68 @@ def finish_call(
             )
         )
 
-    def save(session: Session) -> None:
-        outcome = {
-            "status": status,
-            "result": result,
-            "error_class": execution.error_class,
-            "error_message": (execution.error or "")[:2000] or None,
-            "duration_ms": execution.duration_ms,
-            "finished_at": utcnow(),
-        }
-        if ledger.id is None:  # a read: its ledger row is written once, now
-            for name, value in outcome.items():
-                setattr(ledger, name, value)
-            ledger.attempts = len(execution.attempts)
-            _insert_ledger(session, ledger)
-        else:
-            session.connection().execute(
-                _LEDGER_FINISH,
-                {"ledger_id": ledger.id, "added_attempts": len(execution.attempts), **outcome},
-            )
-        for work in extra:
-            work(session)
+    outcome = {
+        "status": status,
+        "result": result,
+        "error_class": execution.error_class,
+        "error_message": (execution.error or "")[:2000] or None,
+        "duration_ms": execution.duration_ms,
+        "finished_at": utcnow(),
+    }
+    mark = _mark_applied(review_id)
+    work: Work | None = mark if review_id is not None else None
+    if ledger.written:
 
+        def save(connection: sa.Connection) -> None:
+            attempts = len(execution.attempts)
+            connection.execute(
+                _LEDGER_FINISH,
+                {"key": ledger.idempotency_key, "added_attempts": attempts, **outcome},
+            )
+            mark(connection)
+
+        work = save
+    else:  # a read: its ledger row is written once, now, with its outcome
+        outcome["attempts"] = len(execution.attempts)
+        loop.run.insert(LEDGER, _ledger_row(loop, ledger, **outcome))
     if review_id is None and status is not ToolCallStatus.OUTCOME_UNKNOWN and spec.repeatable:
         # A read, or a write the tool dedupes by its idempotency key: if a crash loses this
         # record, the recovered run simply makes the call again with the same key.
-        loop.run.defer(save)
+        loop.run.defer(work)
     else:
-        loop.run.commit(save)
+        loop.run.commit(work)
 
 
-# Built once (see RunSession): the ledger is written for every call. ``_LEDGER_FINISH`` takes
-# the other SET columns from its parameters.
-_LEDGER = ToolCall.__table__  # type: ignore[attr-defined]
-_LEDGER_INSERT = sa.insert(_LEDGER).returning(_LEDGER.c.id)
-_LEDGER_FINISH = (
-    sa.update(_LEDGER)
-    .where(_LEDGER.c.id == sa.bindparam("ledger_id"))
-    .values(attempts=_LEDGER.c.attempts + sa.bindparam("added_attempts"))
-)
+def _ledger_row(loop: _Loop, ledger: LedgerEntry, **columns: Any) -> dict[str, Any]:
+    """A complete ledger row, in flight unless ``columns`` say otherwise (every column is
+    present, so the rows of one commit batch into one ``executemany``)."""
+    spec = loop.bundle.tool_specs[ledger.tool]
+    row: dict[str, Any] = {
+        "run_id": loop.state.run_id,
+        "step_id": None,
+        "review_id": ledger.review_id,
+        "call_id": ledger.call_id,
+        "tool": ledger.tool,
+        "idempotency_key": ledger.idempotency_key,
+        "args": ledger.args,
+        "args_hash": args_hash(ledger.args),
+        "side_effect": spec.side_effect,
+        "idempotent": spec.idempotent,
+        "status": ToolCallStatus.IN_FLIGHT,
+        "attempts": 0,
+        "result": None,
+        "error_class": None,
+        "error_message": None,
+        "created_at": utcnow(),
+        "finished_at": None,
+        "duration_ms": None,
+    }
+    row.update(columns)
+    return row
 
 
-def _insert_ledger(session: Session, ledger: ToolCall) -> None:
-    row = ledger.model_dump(exclude={"id"})
-    ledger.id = session.connection().execute(_LEDGER_INSERT, row).scalar_one()
-
-
-def _outcome_unknown_review(loop: _Loop, ledger: ToolCall, why: str) -> Work:
+def _outcome_unknown_review(loop: _Loop, ledger: LedgerEntry, why: str) -> None:
+    """Queue the review that asks a person whether the call took effect."""
     loop.run.step(
         StepKind.EXECUTE_TOOL,
         ledger.tool,
@@ -349,16 +386,13 @@ def _outcome_unknown_review(loop: _Loop, ledger: ToolCall, why: str) -> Work:
         sla_minutes=60,
         risk=_risk(loop, ledger.tool, ledger.args),
     )
-    return lambda session: session.add(review)
+    loop.run.insert(REVIEWS, review)
 
 
 def _mark_applied(review_id: int | None) -> Work:
-    def mark(session: Session) -> None:
+    def mark(connection: sa.Connection) -> None:
         if review_id is not None:
-            review = session.get(Review, review_id)
-            if review is not None:
-                review.applied_at = utcnow()
-                session.add(review)
+            connection.execute(_REVIEW_APPLIED, {"review_id": review_id, "applied_at": utcnow()})
 
     return mark
 
@@ -376,36 +410,34 @@ def recover_in_flight(loop: _Loop) -> RunStatus | None:
         return None
     asked = False
     for row in rows:
-        tool = loop.bundle.tools.get(row.tool)
+        ledger = LedgerEntry.stored(row)
+        tool = loop.bundle.tools.get(ledger.tool)
         if tool is not None and (tool.spec.idempotent or not tool.spec.has_side_effects):
             execution = execute(
                 tool,
-                row.args,
+                ledger.args,
                 run_id=loop.state.run_id,
-                idempotency_key=row.idempotency_key,
+                idempotency_key=ledger.idempotency_key,
                 timeout_s=loop.bundle.spec.budgets.call_timeout_s,
                 retries=loop.bundle.spec.retries,
                 engine=loop.p.engine,
                 inline=loop.p.inline_tools,
             )
-            finish_call(loop, row, execution, review_id=row.review_id)
+            finish_call(loop, ledger, execution)
             continue
-        work = _outcome_unknown_review(loop, row, "the worker stopped while it was running")
+        _outcome_unknown_review(loop, ledger, "the worker stopped while it was running")
 
-        def mark_unknown(
-            session: Session,
-            row_id: int | None = row.id,
-            add: Work = work,
-            review_id: int | None = row.review_id,
-        ) -> None:
-            stored = session.get(ToolCall, row_id)
-            if stored is not None:
-                stored.status = ToolCallStatus.OUTCOME_UNKNOWN
-                stored.error_class = ErrorClass.OUTCOME_UNKNOWN
-                stored.finished_at = utcnow()
-                session.add(stored)
-            add(session)
-            _mark_applied(review_id)(session)
+        def mark_unknown(connection: sa.Connection, ledger: LedgerEntry = ledger) -> None:
+            connection.execute(
+                _LEDGER_SET,
+                {
+                    "key": ledger.idempotency_key,
+                    "status": ToolCallStatus.OUTCOME_UNKNOWN,
+                    "error_class": ErrorClass.OUTCOME_UNKNOWN,
+                    "finished_at": utcnow(),
+                },
+            )
+            _mark_applied(ledger.review_id)(connection)
 
         loop.run.commit(mark_unknown)
         asked = True
@@ -515,17 +547,17 @@ def _apply_one(loop: _Loop, review: Review, decision: ReviewDecision | None) -> 
 def _apply_verification(loop: _Loop, review: Review, happened: bool, reason: str) -> None:
     who = review.decided_by or "system"
 
-    def save(session: Session) -> None:
-        row = session.exec(
-            select(ToolCall)
-            .where(col(ToolCall.run_id) == loop.state.run_id)
-            .where(col(ToolCall.call_id) == review.call_id)
-        ).first()
-        if row is not None:
-            row.status = ToolCallStatus.SUCCEEDED if happened else ToolCallStatus.FAILED
-            row.result = {"verified_by": who, "note": reason} if happened else None
-            session.add(row)
-        _mark_applied(review.id)(session)
+    def save(connection: sa.Connection) -> None:
+        connection.execute(
+            sa.update(LEDGER)
+            .where(LEDGER.c.run_id == loop.state.run_id)
+            .where(LEDGER.c.call_id == review.call_id)
+            .values(
+                status=ToolCallStatus.SUCCEEDED if happened else ToolCallStatus.FAILED,
+                result={"verified_by": who, "note": reason} if happened else None,
+            )
+        )
+        _mark_applied(review.id)(connection)
 
     if happened:
         loop.state.consecutive_failures = 0

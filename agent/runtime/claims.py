@@ -11,98 +11,113 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from agent.runtime.state import Claim
-from storage.engine import write_session
+from storage.engine import write_connection, write_session
 from storage.enums import RunStatus, TaskStatus
 from storage.models import Agent, Run, Task, Worker
-from storage.types import utcnow
+from storage.types import UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
 
 
+# Built once (see agent.runtime.state): a worker claims after every run it finishes.
+_RUNS: sa.Table = Run.__table__  # type: ignore[attr-defined]
+_TASKS: sa.Table = Task.__table__  # type: ignore[attr-defined]
+_AGENTS: sa.Table = Agent.__table__  # type: ignore[attr-defined]
+_CLAIMABLE_RUN = (
+    sa.select(_RUNS.c.id, _RUNS.c.task_id, _RUNS.c.status, _RUNS.c.lease_owner, _RUNS.c.claims)
+    .where(
+        sa.or_(
+            _RUNS.c.status == RunStatus.READY,
+            sa.and_(
+                _RUNS.c.status == RunStatus.RUNNING,
+                _RUNS.c.lease_expires_at < sa.bindparam("now", type_=UTCDateTime),
+            ),
+        )
+    )
+    .order_by(_RUNS.c.id)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+)
+_QUEUED_TASK = (
+    sa.select(_TASKS.c.id, _TASKS.c.agent_id, _TASKS.c.input, _AGENTS.c.active_version_id)
+    .join(_AGENTS, _AGENTS.c.id == _TASKS.c.agent_id)
+    .where(_TASKS.c.status == TaskStatus.QUEUED)
+    .order_by(_TASKS.c.priority.desc(), _TASKS.c.id)
+    .limit(1)
+    .with_for_update(skip_locked=True, of=_TASKS)
+)
+_NEW_RUN = sa.insert(_RUNS).returning(_RUNS.c.id)
+_TAKE_RUN = (
+    sa.update(_RUNS)
+    .where(_RUNS.c.id == sa.bindparam("run_id"))
+    .values(claims=_RUNS.c.claims + 1)
+    .returning(_RUNS.c.claims)
+)
+_SET_TASK = sa.update(_TASKS).where(_TASKS.c.id == sa.bindparam("task_id"))
+_TASK_TO_RUNNING = _SET_TASK.where(_TASKS.c.status != TaskStatus.RUNNING)
+
+
 def claim_next(engine: Engine, owner: str, *, lease_s: float = 30.0) -> Claim | None:
-    """Claim one unit of work for ``owner``, or None when nothing is ready."""
-    with write_session(engine) as session:
-        now = utcnow()
-        run = session.exec(
-            select(Run)
-            .where(
-                sa.or_(
-                    col(Run.status) == RunStatus.READY,
-                    sa.and_(col(Run.status) == RunStatus.RUNNING, col(Run.lease_expires_at) < now),
+    """Claim one unit of work for ``owner``, or None when nothing is ready.
+
+    A run that is ready (people decided its reviews) or whose worker died comes first; else
+    the next queued task becomes a new run pinned to its agent's active version.
+    """
+    now = utcnow()
+    lease = {
+        "status": RunStatus.RUNNING,
+        "lease_owner": owner,
+        "lease_expires_at": now + timedelta(seconds=lease_s),
+        "heartbeat_at": now,
+    }
+    with write_connection(engine) as connection:
+        run = connection.execute(_CLAIMABLE_RUN, {"now": now}).first()
+        if run is not None:
+            if run.status == RunStatus.RUNNING:
+                log.info(
+                    "run %s: lease of %s expired; %s takes over", run.id, run.lease_owner, owner
                 )
+            claims = connection.execute(_TAKE_RUN, {"run_id": run.id, **lease}).scalar_one()
+            connection.execute(
+                _TASK_TO_RUNNING,
+                {"task_id": run.task_id, "status": TaskStatus.RUNNING, "updated_at": now},
             )
-            .order_by(col(Run.id))
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        ).first()
-        fresh = run is None
-        task: Task | None = None
-        if run is None:
-            run, task = _start_run_for_next_task(session, now)
-        if run is None:
-            return None
-        if run.status is RunStatus.RUNNING:
-            log.info("run %s: lease of %s expired; %s takes over", run.id, run.lease_owner, owner)
-        run.status = RunStatus.RUNNING
-        run.lease_owner = owner
-        run.lease_expires_at = now + timedelta(seconds=lease_s)
-        run.heartbeat_at = now
-        run.claims += 1
-        session.add(run)
-        if task is None:
-            task = session.get(Task, run.task_id)
-        if task is not None and task.status is not TaskStatus.RUNNING:
-            task.status = TaskStatus.RUNNING
-            task.updated_at = now
-            session.add(task)
-        session.flush()
-        assert run.id is not None
-        if fresh and task is not None:
-            return Claim(
-                run_id=run.id,
-                claim_no=run.claims,
-                owner=owner,
-                fresh=True,
-                task_id=run.task_id,
-                agent_id=run.agent_id,
-                version_id=run.version_id,
-                task_input=dict(task.input),
+            return Claim(run_id=run.id, claim_no=claims, owner=owner)
+        while True:
+            task = connection.execute(_QUEUED_TASK).first()
+            if task is None:
+                return None
+            task_status = TaskStatus.RUNNING if task.active_version_id else TaskStatus.FAILED
+            connection.execute(
+                _SET_TASK, {"task_id": task.id, "status": task_status, "updated_at": now}
             )
-        return Claim(run_id=run.id, claim_no=run.claims, owner=owner)
-
-
-def _start_run_for_next_task(
-    session: Session, now: sa.DateTime | object
-) -> tuple[Run | None, Task | None]:
-    task = session.exec(
-        select(Task)
-        .where(col(Task.status) == TaskStatus.QUEUED)
-        .order_by(col(Task.priority).desc(), col(Task.id))
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    ).first()
-    if task is None:
-        return None, None
-    agent = session.get(Agent, task.agent_id)
-    if agent is None or agent.active_version_id is None:
-        task.status = TaskStatus.FAILED
-        task.updated_at = utcnow()
-        session.add(task)
-        log.warning("task %s: agent %s has no active version", task.id, task.agent_id)
-        return None, None
-    assert task.id is not None
-    run = Run(
+            if task.active_version_id is not None:
+                break
+            log.warning("task %s: agent %s has no active version", task.id, task.agent_id)
+        run_id = connection.execute(
+            _NEW_RUN,
+            {
+                "task_id": task.id,
+                "agent_id": task.agent_id,
+                "version_id": task.active_version_id,
+                "claims": 1,
+                "created_at": now,
+                **lease,
+            },
+        ).scalar_one()
+    return Claim(
+        run_id=run_id,
+        claim_no=1,
+        owner=owner,
+        fresh=True,
         task_id=task.id,
         agent_id=task.agent_id,
-        version_id=agent.active_version_id,
-        status=RunStatus.READY,
+        version_id=task.active_version_id,
+        task_input=dict(task.input),
     )
-    session.add(run)
-    session.flush()
-    return run, task
 
 
 def has_ready_work(engine: Engine) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from agent.errors import InvalidInput, LeaseLost
 from agent.mediation.decision import Effect
@@ -24,7 +24,7 @@ from agent.pricing import price_table
 from agent.runtime import calls
 from agent.runtime.bundle import VersionBundle, load_bundle
 from agent.runtime.records import proposal_to_json, rebuild_history, redact
-from agent.runtime.state import Claim, RunSession, RunState
+from agent.runtime.state import RUNS, STEPS, Claim, RunSession, RunState
 from agent.tools.registry import ToolRegistry
 from storage.engine import read_session
 from storage.enums import (
@@ -121,7 +121,7 @@ class RunProcessor:
                     .where(col(ToolCall.run_id) == claim.run_id)
                     .where(col(ToolCall.status) == ToolCallStatus.SUCCEEDED)
                 ).all()
-                reviews_open = _open_review(session, claim.run_id)
+                reviews_open = _open_review(session.connection(), claim.run_id)
         state = RunState(
             claim=claim,
             task_id=row.task_id,
@@ -361,22 +361,20 @@ class _Loop:
         if not problems:
             return self.finish(RunStatus.SUCCEEDED, output=answer)
 
-        def add_review(session: Session) -> None:
-            session.add(
-                self.new_review(
-                    kind=ReviewKind.OUTPUT_INVALID,
-                    status=ReviewStatus.PENDING,
-                    call_id=None,
-                    tool=None,
-                    args=answer,
-                    rule_id="output-contract",
-                    reason="The final answer does not meet the output contract: "
-                    + "; ".join(problems),
-                    sla_minutes=60,
-                )
-            )
-
-        self.run.commit(add_review)
+        self.run.insert(
+            calls.REVIEWS,
+            self.new_review(
+                kind=ReviewKind.OUTPUT_INVALID,
+                status=ReviewStatus.PENDING,
+                call_id=None,
+                tool=None,
+                args=answer,
+                rule_id="output-contract",
+                reason="The final answer does not meet the output contract: " + "; ".join(problems),
+                sla_minutes=60,
+            ),
+        )
+        self.run.commit()
         return self.park()
 
     def new_review(
@@ -393,12 +391,13 @@ class _Loop:
         override_roles: tuple[str, ...] = (),
         risk: int = 0,
         tier: int = 1,
-    ) -> Review:
+    ) -> dict[str, Any]:
+        """The row of a new review of this run, for ``RunSession.insert``."""
         from agent.runtime.records import args_hash
 
         stored = redact(args) if args is not None else None
         self.state.reviews_open = True
-        return Review(
+        review = Review(
             run_id=self.state.run_id,
             agent_id=self.state.agent_id,
             version_id=self.state.version_id,
@@ -416,23 +415,22 @@ class _Loop:
             override_roles=list(override_roles),
             sla_due_at=utcnow() + timedelta(minutes=sla_minutes or 60),
         )
+        return review.model_dump(exclude={"id"})
 
     def park(self) -> RunStatus:
         """Wait for people: release the lease; the run is claimable again once they decide."""
         parked = RunStatus.WAITING_REVIEW
 
-        def wait_or_resume(session: Session) -> None:
+        def wait_or_resume(connection: sa.Connection) -> None:
             # The fenced update above locked the run row. A decision that committed before it
             # saw the run still running and could not resume it; if every review is decided
             # by now, the run is ready again instead of waiting for nobody.
             nonlocal parked
-            if _open_review(session, self.state.run_id):
-                _set_task(session, self.state.task_id, TaskStatus.WAITING_REVIEW)
+            if _open_review(connection, self.state.run_id):
+                _set_task(connection, self.state.task_id, TaskStatus.WAITING_REVIEW)
                 return
             parked = RunStatus.READY
-            session.execute(
-                sa.update(Run).where(col(Run.id) == self.state.run_id).values(status=parked)
-            )
+            connection.execute(_RUN_STATUS, {"run_id": self.state.run_id, "status": parked})
 
         self.run.commit(
             wait_or_resume,
@@ -460,20 +458,22 @@ class _Loop:
     ) -> RunStatus:
         now = utcnow()
 
-        def close(session: Session) -> None:
-            _set_task(session, self.state.task_id, _TASK_STATUS[status])
+        step_status = StepStatus.OK if status is RunStatus.SUCCEEDED else StepStatus.ERROR
+
+        def close(connection: sa.Connection) -> None:
+            _set_task(connection, self.state.task_id, _TASK_STATUS[status])
             root_id = self.state.root_step_id  # read now: the same commit may insert the root
             if root_id is not None:
-                session.execute(
-                    sa.update(Step)
-                    .where(col(Step.id) == root_id)
-                    .values(
-                        status=StepStatus.OK if status is RunStatus.SUCCEEDED else StepStatus.ERROR,
-                        error_class=error_class,
-                        ended_at=now,
-                        duration_ms=self.state.elapsed_agent_ms(),
-                        output={"status": status.value, "message": message},
-                    )
+                connection.execute(
+                    _ROOT_CLOSE,
+                    {
+                        "step_id": root_id,
+                        "status": step_status,
+                        "error_class": error_class,
+                        "ended_at": now,
+                        "duration_ms": self.state.elapsed_agent_ms(),
+                        "output": {"status": status.value, "message": message},
+                    },
                 )
 
         self.run.commit(
@@ -508,7 +508,7 @@ def _cost_usd(usage: TokenUsage) -> float:
 def _fail_unloadable(run: RunSession, message: str) -> RunStatus:
     """End a run whose version cannot be built (say, a tool no longer registered)."""
     run.commit(
-        lambda session: _set_task(session, run.state.task_id, TaskStatus.FAILED),
+        lambda connection: _set_task(connection, run.state.task_id, TaskStatus.FAILED),
         status=RunStatus.FAILED,
         error_class=ErrorClass.INTERNAL_ERROR,
         error_message=message[:2000],
@@ -519,19 +519,22 @@ def _fail_unloadable(run: RunSession, message: str) -> RunStatus:
     return RunStatus.FAILED
 
 
-def _set_task(session: Session, task_id: int, status: TaskStatus) -> None:
-    session.execute(
-        sa.update(Task).where(col(Task.id) == task_id).values(status=status, updated_at=utcnow())
-    )
+# Built once (see agent.runtime.state); each takes its SET columns from the parameters.
+_TASKS: sa.Table = Task.__table__  # type: ignore[attr-defined]
+_SET_TASK = sa.update(_TASKS).where(_TASKS.c.id == sa.bindparam("task_id"))
+_RUN_STATUS = sa.update(RUNS).where(RUNS.c.id == sa.bindparam("run_id"))
+_ROOT_CLOSE = sa.update(STEPS).where(STEPS.c.id == sa.bindparam("step_id"))
+_OPEN_REVIEW = (
+    sa.select(calls.REVIEWS.c.id)
+    .where(calls.REVIEWS.c.run_id == sa.bindparam("run_id"))
+    .where(calls.REVIEWS.c.status.in_([ReviewStatus.PENDING, ReviewStatus.BLOCKED]))
+    .limit(1)
+)
 
 
-def _open_review(session: Session, run_id: int) -> bool:
-    return (
-        session.exec(
-            select(Review.id)
-            .where(col(Review.run_id) == run_id)
-            .where(col(Review.status).in_([ReviewStatus.PENDING, ReviewStatus.BLOCKED]))
-            .limit(1)
-        ).first()
-        is not None
-    )
+def _set_task(connection: sa.Connection, task_id: int, status: TaskStatus) -> None:
+    connection.execute(_SET_TASK, {"task_id": task_id, "status": status, "updated_at": utcnow()})
+
+
+def _open_review(connection: sa.Connection, run_id: int) -> bool:
+    return connection.execute(_OPEN_REVIEW, {"run_id": run_id}).first() is not None

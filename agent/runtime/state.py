@@ -15,11 +15,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
 from agent.errors import LeaseLost
 from agent.planning.base import Turn
-from storage.engine import write_session
+from storage.engine import write_connection
 from storage.enums import ErrorClass, StepKind, StepStatus
 from storage.models import Run, Step
 from storage.types import utcnow
@@ -93,34 +92,48 @@ class RunState:
 
 
 # Built once: constructing SQLAlchemy expressions costs more than executing them, and these
-# two statements run for every commit of every run. The run update takes its SET columns from
-# the parameters; the ``fence_*`` names keep the WHERE parameters apart from the columns.
-_RUNS = Run.__table__  # type: ignore[attr-defined]
-_STEPS = Step.__table__  # type: ignore[attr-defined]
+# statements run for every commit of every run. The run update takes its SET columns from the
+# parameters; the ``fence_*`` names keep the WHERE parameters apart from the columns.
+RUNS: sa.Table = Run.__table__  # type: ignore[attr-defined]
+STEPS: sa.Table = Step.__table__  # type: ignore[attr-defined]
 _FENCED_RUN_UPDATE = (
-    sa.update(_RUNS)
-    .where(_RUNS.c.id == sa.bindparam("fence_id"))
-    .where(_RUNS.c.lease_owner == sa.bindparam("fence_owner"))
-    .where(_RUNS.c.claims == sa.bindparam("fence_claims"))
+    sa.update(RUNS)
+    .where(RUNS.c.id == sa.bindparam("fence_id"))
+    .where(RUNS.c.lease_owner == sa.bindparam("fence_owner"))
+    .where(RUNS.c.claims == sa.bindparam("fence_claims"))
 )
-_STEP_INSERT = sa.insert(_STEPS)
-_ROOT_INSERT = sa.insert(_STEPS).returning(_STEPS.c.id)
+_ROOT_INSERT = sa.insert(STEPS).returning(STEPS.c.id)
+_INSERTS: dict[sa.Table, sa.Insert] = {}
+
+Work = Callable[[sa.Connection], None]
+"""Writes that ride a run's commit, given its connection inside the fenced transaction."""
+
+
+def _insert(table: sa.Table) -> sa.Insert:
+    statement = _INSERTS.get(table)
+    if statement is None:
+        statement = _INSERTS[table] = sa.insert(table)
+    return statement
 
 
 class RunSession:
-    """Writes for one claimed run: buffered steps plus a fenced update of the run row.
+    """Writes for one claimed run: buffered rows plus a fenced update of the run row.
 
-    Steps and ``defer``-red work wait in memory until the next ``commit``. The runtime commits
-    whenever a crash must not lose what happened (before a side-effecting call, after a call
-    that could not be repeated, at every stop); what it defers can be redone safely.
+    Steps, other queued rows and ``defer``-red work wait in memory until the next ``commit``.
+    The runtime commits whenever a crash must not lose what happened (before a side-effecting
+    call, after a call that could not be repeated, at every stop); what it defers can be redone
+    safely. Everything is written with Core statements on one connection: the ORM would add a
+    session, an identity map and a flush to every commit of every run for nothing.
     """
 
     def __init__(self, engine: Engine, state: RunState, lease_s: float) -> None:
         self.engine = engine
         self.state = state
         self.lease_s = lease_s
-        self.pending: list[dict[str, Any]] = []
-        self.deferred: list[Callable[[Session], None]] = []
+        # Rows to insert at the next commit, by table, in the order tables were first used
+        # (steps first); each table's rows go in one ``executemany``.
+        self.rows: dict[sa.Table, list[dict[str, Any]]] = {STEPS: []}
+        self.deferred: list[Work] = []
         self.root: dict[str, Any] | None = None
 
     def start(self, root: dict[str, Any]) -> None:
@@ -147,7 +160,7 @@ class RunSession:
         """Queue a step for the next commit; seq numbers are assigned in order."""
         self.state.step_count += 1
         now = utcnow()
-        self.pending.append(
+        self.rows[STEPS].append(
             {
                 "run_id": self.state.run_id,
                 "seq": self.state.step_count,
@@ -166,13 +179,17 @@ class RunSession:
             }
         )
 
-    def defer(self, work: Callable[[Session], None] | None = None) -> None:
+    def insert(self, table: sa.Table, row: dict[str, Any]) -> None:
+        """Queue a row for the next commit. Rows of one table must have the same keys."""
+        self.rows.setdefault(table, []).append(row)
+
+    def defer(self, work: Work | None = None) -> None:
         """Save ``work`` with the next commit instead of now (only what a crash may lose)."""
         if work is not None:
             self.deferred.append(work)
 
-    def commit(self, work: Callable[[Session], None] | None = None, **run_fields: Any) -> None:
-        """Save queued steps, deferred work, counters and ``run_fields`` atomically, if the lease
+    def commit(self, work: Work | None = None, **run_fields: Any) -> None:
+        """Save queued rows, deferred work, counters and ``run_fields`` atomically, if the lease
         is still ours."""
         state = self.state
         now = utcnow()
@@ -192,9 +209,7 @@ class RunSession:
         if self.root is not None:
             values["started_at"] = self.root["started_at"]
         values.update(run_fields)
-        with write_session(self.engine) as session:
-            # Core statements on the session's connection: the ORM layer adds nothing here.
-            connection = session.connection()
+        with write_connection(self.engine) as connection:
             result = connection.execute(
                 _FENCED_RUN_UPDATE,
                 {
@@ -208,15 +223,16 @@ class RunSession:
                 raise LeaseLost(f"run {state.run_id}: the lease of {state.claim.owner} is gone")
             if self.root is not None:
                 root_id = connection.execute(_ROOT_INSERT, self.root).scalar_one()
-                for row in self.pending:
+                for row in self.rows[STEPS]:
                     row["parent_id"] = root_id
                 state.root_step_id = root_id
-            if self.pending:
-                connection.execute(_STEP_INSERT, self.pending)
+            for table, rows in self.rows.items():
+                if rows:
+                    connection.execute(_insert(table), rows)
             for deferred in self.deferred:
-                deferred(session)
+                deferred(connection)
             if work is not None:
-                work(session)
-        self.pending = []
+                work(connection)
+        self.rows = {STEPS: []}
         self.deferred = []
         self.root = None
