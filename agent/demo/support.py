@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from datetime import time as clock_time
 from typing import TYPE_CHECKING, Any
 
-from sqlmodel import Session, col, func, select
+import sqlalchemy as sa
+from sqlmodel import Session, func, select
 
 from agent.demo.once import write_once
 from agent.errors import ToolError, ToolTimeout
@@ -387,19 +388,31 @@ TOOLS: tuple[PythonTool, ...] = (
 )
 
 
+# Facts are read on the policy path of every call whose rules name them, so they are prebuilt
+# Core statements on a plain connection: a session would cost more than the query.
+_REFUNDS: sa.Table = SupportRefund.__table__  # type: ignore[attr-defined]
+_CUSTOMERS: sa.Table = SupportCustomer.__table__  # type: ignore[attr-defined]
+_REFUNDS_SINCE = (
+    sa.select(sa.func.count())
+    .select_from(_REFUNDS)
+    .where(_REFUNDS.c.customer_id == sa.bindparam("customer_id"))
+    .where(_REFUNDS.c.created_at >= sa.bindparam("since"))
+)
+_EMAIL_ON_FILE = sa.select(_CUSTOMERS.c.email).where(
+    _CUSTOMERS.c.customer_id == sa.bindparam("customer_id")
+)
+
+
 def refunds_today(ctx: FactContext) -> int | None:
     """Refunds already issued today (UTC) to the call's customer, across all runs."""
     customer_id = ctx.arg_or_task("customer_id")
     if not isinstance(customer_id, str):
         return None
     start = datetime.combine(utcnow().date(), clock_time.min, tzinfo=UTC)
-    with read_session(ctx.engine) as session:
-        count = session.exec(
-            select(func.count())
-            .select_from(SupportRefund)
-            .where(SupportRefund.customer_id == customer_id)
-            .where(col(SupportRefund.created_at) >= start)
-        ).one()
+    with ctx.engine.connect() as connection:
+        count = connection.execute(
+            _REFUNDS_SINCE, {"customer_id": customer_id, "since": start}
+        ).scalar_one()
     return int(count)
 
 
@@ -408,9 +421,11 @@ def customer_email(ctx: FactContext) -> str | None:
     customer_id = ctx.arg_or_task("customer_id")
     if not isinstance(customer_id, str):
         return None
-    with read_session(ctx.engine) as session:
-        customer = session.get(SupportCustomer, customer_id)
-        return None if customer is None else customer.email
+    with ctx.engine.connect() as connection:
+        email: str | None = connection.execute(
+            _EMAIL_ON_FILE, {"customer_id": customer_id}
+        ).scalar_one_or_none()
+    return email
 
 
 FACTS = {"refunds_today": refunds_today, "customer_email": customer_email}
