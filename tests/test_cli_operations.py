@@ -16,7 +16,7 @@ from sqlmodel import col, select
 
 from storage import migrate
 from storage.engine import create_engine, read_session
-from storage.enums import ReviewKind, RunStatus, StepKind
+from storage.enums import ErrorClass, ReviewKind, RunStatus, StepKind
 from storage.models import Review, Run, Step, SupportRefund
 from tests.support.cli import ok, refused, steward
 
@@ -50,6 +50,8 @@ def test_demo_covers_every_effect_review_kind_and_five_error_classes(drained: En
     assert {"allow", "escalate", "deny"} <= effects
     assert kinds == set(ReviewKind)
     assert len(classes) >= 5, classes
+    # The team password reset makes three resets in one run against a 2/minute limit.
+    assert ErrorClass.RATE_LIMITED in classes
     assert {RunStatus.SUCCEEDED, RunStatus.WAITING_REVIEW, RunStatus.ESCALATED} <= statuses
     assert all(status is not RunStatus.READY for status in statuses)
 
