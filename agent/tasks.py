@@ -14,7 +14,7 @@ from agent.errors import InvalidInput, NotFound
 from storage.audit import append_event
 from storage.engine import write_connection
 from storage.enums import TaskStatus
-from storage.models import Agent, Task
+from storage.tables import AGENTS, TASKS
 
 
 def submit_task(
@@ -73,9 +73,7 @@ def submit_task(
 
 
 # Built once: submitting is on every task's path (see agent.runtime.state).
-_AGENTS: sa.Table = Agent.__table__  # type: ignore[attr-defined]
-_TASKS: sa.Table = Task.__table__  # type: ignore[attr-defined]
-_AGENT_BY_NAME = sa.select(_AGENTS.c.id, _AGENTS.c.active_version_id).where(
-    _AGENTS.c.name == sa.bindparam("name")
+_AGENT_BY_NAME = sa.select(AGENTS.c.id, AGENTS.c.active_version_id).where(
+    AGENTS.c.name == sa.bindparam("name")
 )
-_NEW_TASK = sa.insert(_TASKS).returning(_TASKS.c.id)
+_NEW_TASK = sa.insert(TASKS).returning(TASKS.c.id)

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from storage.models import AuditEvent
+from storage.tables import AUDIT_EVENTS
 from storage.types import utcnow
 
 GENESIS_HASH = "0" * 64
@@ -43,9 +44,10 @@ def event_hash(event: AuditEvent) -> str:
     return hashlib.sha256(canonical_json(body).encode()).hexdigest()
 
 
-_AUDIT: sa.Table = AuditEvent.__table__  # type: ignore[attr-defined]
-_LAST_LINK = sa.select(_AUDIT.c.seq, _AUDIT.c.hash).order_by(_AUDIT.c.seq.desc()).limit(1)
-_APPEND = sa.insert(_AUDIT).returning(_AUDIT.c.id)
+_LAST_LINK = (
+    sa.select(AUDIT_EVENTS.c.seq, AUDIT_EVENTS.c.hash).order_by(AUDIT_EVENTS.c.seq.desc()).limit(1)
+)
+_APPEND = sa.insert(AUDIT_EVENTS).returning(AUDIT_EVENTS.c.id)
 _CHAIN_LOCK = sa.select(sa.func.pg_advisory_xact_lock(_CHAIN_LOCK_KEY))
 
 

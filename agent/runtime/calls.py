@@ -33,6 +33,8 @@ from storage.enums import (
     ToolCallStatus,
 )
 from storage.models import Review, ReviewDecision, ToolCall
+from storage.tables import REVIEWS
+from storage.tables import TOOL_CALLS as LEDGER
 from storage.types import utcnow
 
 if TYPE_CHECKING:
@@ -45,8 +47,6 @@ _APPROVED = (ReviewStatus.APPROVED, ReviewStatus.EDITED, ReviewStatus.OVERRIDDEN
 
 # Built once (see agent.runtime.state): the ledger is written for every call. Updates find a
 # row by its idempotency key (unique) and take their SET columns from the parameters.
-LEDGER: sa.Table = ToolCall.__table__  # type: ignore[attr-defined]
-REVIEWS: sa.Table = Review.__table__  # type: ignore[attr-defined]
 _LEDGER_FINISH = (
     sa.update(LEDGER)
     .where(LEDGER.c.idempotency_key == sa.bindparam("key"))

@@ -16,48 +16,45 @@ from sqlmodel import col, select
 from agent.runtime.state import Claim
 from storage.engine import write_connection, write_session
 from storage.enums import RunStatus, TaskStatus
-from storage.models import Agent, Run, Task, Worker
+from storage.models import Run, Task, Worker
+from storage.tables import AGENTS, RUNS, TASK_UPDATE, TASKS, set_task_status
 from storage.types import UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
 
 
 # Built once (see agent.runtime.state): a worker claims after every run it finishes.
-_RUNS: sa.Table = Run.__table__  # type: ignore[attr-defined]
-_TASKS: sa.Table = Task.__table__  # type: ignore[attr-defined]
-_AGENTS: sa.Table = Agent.__table__  # type: ignore[attr-defined]
 _CLAIMABLE_RUN = (
-    sa.select(_RUNS.c.id, _RUNS.c.task_id, _RUNS.c.status, _RUNS.c.lease_owner, _RUNS.c.claims)
+    sa.select(RUNS.c.id, RUNS.c.task_id, RUNS.c.status, RUNS.c.lease_owner, RUNS.c.claims)
     .where(
         sa.or_(
-            _RUNS.c.status == RunStatus.READY,
+            RUNS.c.status == RunStatus.READY,
             sa.and_(
-                _RUNS.c.status == RunStatus.RUNNING,
-                _RUNS.c.lease_expires_at < sa.bindparam("now", type_=UTCDateTime),
+                RUNS.c.status == RunStatus.RUNNING,
+                RUNS.c.lease_expires_at < sa.bindparam("now", type_=UTCDateTime),
             ),
         )
     )
-    .order_by(_RUNS.c.id)
+    .order_by(RUNS.c.id)
     .limit(1)
     .with_for_update(skip_locked=True)
 )
 _QUEUED_TASK = (
-    sa.select(_TASKS.c.id, _TASKS.c.agent_id, _TASKS.c.input, _AGENTS.c.active_version_id)
-    .join(_AGENTS, _AGENTS.c.id == _TASKS.c.agent_id)
-    .where(_TASKS.c.status == TaskStatus.QUEUED)
-    .order_by(_TASKS.c.priority.desc(), _TASKS.c.id)
+    sa.select(TASKS.c.id, TASKS.c.agent_id, TASKS.c.input, AGENTS.c.active_version_id)
+    .join(AGENTS, AGENTS.c.id == TASKS.c.agent_id)
+    .where(TASKS.c.status == TaskStatus.QUEUED)
+    .order_by(TASKS.c.priority.desc(), TASKS.c.id)
     .limit(1)
-    .with_for_update(skip_locked=True, of=_TASKS)
+    .with_for_update(skip_locked=True, of=TASKS)
 )
-_NEW_RUN = sa.insert(_RUNS).returning(_RUNS.c.id)
+_NEW_RUN = sa.insert(RUNS).returning(RUNS.c.id)
 _TAKE_RUN = (
-    sa.update(_RUNS)
-    .where(_RUNS.c.id == sa.bindparam("run_id"))
-    .values(claims=_RUNS.c.claims + 1)
-    .returning(_RUNS.c.claims)
+    sa.update(RUNS)
+    .where(RUNS.c.id == sa.bindparam("run_id"))
+    .values(claims=RUNS.c.claims + 1)
+    .returning(RUNS.c.claims)
 )
-_SET_TASK = sa.update(_TASKS).where(_TASKS.c.id == sa.bindparam("task_id"))
-_TASK_TO_RUNNING = _SET_TASK.where(_TASKS.c.status != TaskStatus.RUNNING)
+_TASK_TO_RUNNING = TASK_UPDATE.where(TASKS.c.status != TaskStatus.RUNNING)
 
 
 def claim_next(engine: Engine, owner: str, *, lease_s: float = 30.0) -> Claim | None:
@@ -90,9 +87,10 @@ def claim_next(engine: Engine, owner: str, *, lease_s: float = 30.0) -> Claim | 
             task = connection.execute(_QUEUED_TASK).first()
             if task is None:
                 return None
-            task_status = TaskStatus.RUNNING if task.active_version_id else TaskStatus.FAILED
-            connection.execute(
-                _SET_TASK, {"task_id": task.id, "status": task_status, "updated_at": now}
+            set_task_status(
+                connection,
+                task.id,
+                TaskStatus.RUNNING if task.active_version_id else TaskStatus.FAILED,
             )
             if task.active_version_id is not None:
                 break

@@ -24,7 +24,7 @@ from agent.pricing import price_table
 from agent.runtime import calls
 from agent.runtime.bundle import VersionBundle, load_bundle
 from agent.runtime.records import proposal_to_json, rebuild_history, redact
-from agent.runtime.state import RUNS, STEPS, Claim, RunSession, RunState
+from agent.runtime.state import Claim, RunSession, RunState
 from agent.tools.registry import ToolRegistry
 from storage.engine import read_session
 from storage.enums import (
@@ -38,6 +38,7 @@ from storage.enums import (
     ToolCallStatus,
 )
 from storage.models import Review, Run, Step, Task, ToolCall
+from storage.tables import REVIEWS, RUNS, STEPS, set_task_status
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -362,7 +363,7 @@ class _Loop:
             return self.finish(RunStatus.SUCCEEDED, output=answer)
 
         self.run.insert(
-            calls.REVIEWS,
+            REVIEWS,
             self.new_review(
                 kind=ReviewKind.OUTPUT_INVALID,
                 status=ReviewStatus.PENDING,
@@ -427,7 +428,7 @@ class _Loop:
             # by now, the run is ready again instead of waiting for nobody.
             nonlocal parked
             if _open_review(connection, self.state.run_id):
-                _set_task(connection, self.state.task_id, TaskStatus.WAITING_REVIEW)
+                set_task_status(connection, self.state.task_id, TaskStatus.WAITING_REVIEW)
                 return
             parked = RunStatus.READY
             connection.execute(_RUN_STATUS, {"run_id": self.state.run_id, "status": parked})
@@ -461,7 +462,7 @@ class _Loop:
         step_status = StepStatus.OK if status is RunStatus.SUCCEEDED else StepStatus.ERROR
 
         def close(connection: sa.Connection) -> None:
-            _set_task(connection, self.state.task_id, _TASK_STATUS[status])
+            set_task_status(connection, self.state.task_id, _TASK_STATUS[status])
             root_id = self.state.root_step_id  # read now: the same commit may insert the root
             if root_id is not None:
                 connection.execute(
@@ -508,7 +509,7 @@ def _cost_usd(usage: TokenUsage) -> float:
 def _fail_unloadable(run: RunSession, message: str) -> RunStatus:
     """End a run whose version cannot be built (say, a tool no longer registered)."""
     run.commit(
-        lambda connection: _set_task(connection, run.state.task_id, TaskStatus.FAILED),
+        lambda connection: set_task_status(connection, run.state.task_id, TaskStatus.FAILED),
         status=RunStatus.FAILED,
         error_class=ErrorClass.INTERNAL_ERROR,
         error_message=message[:2000],
@@ -520,20 +521,14 @@ def _fail_unloadable(run: RunSession, message: str) -> RunStatus:
 
 
 # Built once (see agent.runtime.state); each takes its SET columns from the parameters.
-_TASKS: sa.Table = Task.__table__  # type: ignore[attr-defined]
-_SET_TASK = sa.update(_TASKS).where(_TASKS.c.id == sa.bindparam("task_id"))
 _RUN_STATUS = sa.update(RUNS).where(RUNS.c.id == sa.bindparam("run_id"))
 _ROOT_CLOSE = sa.update(STEPS).where(STEPS.c.id == sa.bindparam("step_id"))
 _OPEN_REVIEW = (
-    sa.select(calls.REVIEWS.c.id)
-    .where(calls.REVIEWS.c.run_id == sa.bindparam("run_id"))
-    .where(calls.REVIEWS.c.status.in_([ReviewStatus.PENDING, ReviewStatus.BLOCKED]))
+    sa.select(REVIEWS.c.id)
+    .where(REVIEWS.c.run_id == sa.bindparam("run_id"))
+    .where(REVIEWS.c.status.in_([ReviewStatus.PENDING, ReviewStatus.BLOCKED]))
     .limit(1)
 )
-
-
-def _set_task(connection: sa.Connection, task_id: int, status: TaskStatus) -> None:
-    connection.execute(_SET_TASK, {"task_id": task_id, "status": status, "updated_at": utcnow()})
 
 
 def _open_review(connection: sa.Connection, run_id: int) -> bool:

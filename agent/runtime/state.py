@@ -20,7 +20,7 @@ from agent.errors import LeaseLost
 from agent.planning.base import Turn
 from storage.engine import write_connection
 from storage.enums import ErrorClass, StepKind, StepStatus
-from storage.models import Run, Step
+from storage.tables import RUNS, STEPS
 from storage.types import utcnow
 
 
@@ -94,8 +94,6 @@ class RunState:
 # Built once: constructing SQLAlchemy expressions costs more than executing them, and these
 # statements run for every commit of every run. The run update takes its SET columns from the
 # parameters; the ``fence_*`` names keep the WHERE parameters apart from the columns.
-RUNS: sa.Table = Run.__table__  # type: ignore[attr-defined]
-STEPS: sa.Table = Step.__table__  # type: ignore[attr-defined]
 _FENCED_RUN_UPDATE = (
     sa.update(RUNS)
     .where(RUNS.c.id == sa.bindparam("fence_id"))
