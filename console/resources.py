@@ -10,7 +10,7 @@ import streamlit as st
 from sqlalchemy.engine import Engine
 
 from agent.runtime.worker import Worker
-from storage.engine import check_connection, create_engine, database_url
+from storage.engine import check_connection, create_engine, database_url, sqlite_synchronous
 from storage.errors import StorageError
 from storage.migrate import require_head
 
@@ -20,13 +20,14 @@ EMBEDDED_WORKER_VARIABLE = "STEWARD_EMBEDDED_WORKER"
 
 def engine() -> Engine:
     """The engine for the current ``STEWARD_DATABASE_URL``, shared by every browser session."""
-    return _engine_for(database_url().render_as_string(hide_password=False))
+    return _engine_for(database_url().render_as_string(hide_password=False), sqlite_synchronous())
 
 
 @st.cache_resource(on_release=lambda engine: engine.dispose(), show_spinner=False)
-def _engine_for(url: str) -> Engine:
-    # Keyed by URL so that a changed configuration (or a test's database) gets its own engine.
-    return create_engine(url)
+def _engine_for(url: str, synchronous: str) -> Engine:
+    # Keyed by the settings so that a changed configuration (or a test's database) gets its
+    # own engine.
+    return create_engine(url, synchronous=synchronous)
 
 
 def database_problem() -> str | None:
@@ -57,12 +58,12 @@ def embedded_worker() -> Worker | None:
     unless ``STEWARD_EMBEDDED_WORKER=0`` because workers run separately."""
     if not embedded_worker_enabled():
         return None
-    return _worker_for(database_url().render_as_string(hide_password=False))
+    return _worker_for(database_url().render_as_string(hide_password=False), sqlite_synchronous())
 
 
 @st.cache_resource(on_release=lambda worker: worker.stop(wait=False), show_spinner=False)
-def _worker_for(url: str) -> Worker:
-    worker = Worker(_engine_for(url), concurrency=2, embedded=True)
+def _worker_for(url: str, synchronous: str) -> Worker:
+    worker = Worker(_engine_for(url, synchronous), concurrency=2, embedded=True)
     worker.start()
     atexit.register(worker.stop, wait=False)
     log.info("embedded worker %s started", worker.id)

@@ -26,6 +26,11 @@ from storage.errors import DatabaseConfigError, DatabaseUnavailableError
 
 URL_VARIABLE = "STEWARD_DATABASE_URL"
 DEFAULT_URL = "sqlite:///data/steward.db"
+SYNCHRONOUS_VARIABLE = "STEWARD_SQLITE_SYNCHRONOUS"
+# SQLite's ``synchronous`` levels that keep a WAL database consistent after a crash. NORMAL
+# (the default) survives a killed process; FULL and EXTRA also keep the last commits through
+# a power loss or an operating system crash, at the price of an fsync per commit.
+SYNCHRONOUS_LEVELS = ("NORMAL", "FULL", "EXTRA")
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 _IMMEDIATE = "steward_immediate"
 
@@ -84,17 +89,41 @@ def mask_url(url: URL | str) -> str:
         return "<unparseable URL>"
 
 
-def create_engine(url: URL | str | None = None, **kwargs: Any) -> Engine:
-    """An engine for ``url`` (default: the configured URL) with Steward's connection settings."""
+def sqlite_synchronous(environ: dict[str, str] | None = None) -> str:
+    """The configured SQLite ``synchronous`` level, upper-cased and checked.
+
+    Raises:
+        DatabaseConfigError: the variable names a level that is not in ``SYNCHRONOUS_LEVELS``.
+    """
+    env = os.environ if environ is None else environ
+    level = env.get(SYNCHRONOUS_VARIABLE, "").strip().upper() or "NORMAL"
+    if level not in SYNCHRONOUS_LEVELS:
+        raise DatabaseConfigError(
+            f"{SYNCHRONOUS_VARIABLE} must be one of {', '.join(SYNCHRONOUS_LEVELS)}, not {level!r}."
+        )
+    return level
+
+
+def create_engine(
+    url: URL | str | None = None, *, synchronous: str | None = None, **kwargs: Any
+) -> Engine:
+    """An engine for ``url`` (default: the configured URL) with Steward's connection settings.
+
+    ``synchronous`` is SQLite's durability level (default: ``STEWARD_SQLITE_SYNCHRONOUS``, else
+    NORMAL); PostgreSQL ignores it.
+    """
     if url is None:
         url = database_url()
     elif isinstance(url, str):
         url = parse_url(url)
     if url.get_backend_name() == "sqlite":
+        level = sqlite_synchronous(
+            None if synchronous is None else {SYNCHRONOUS_VARIABLE: synchronous}
+        )
         engine = sa.create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
         )
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, level)
     else:
         options: dict[str, Any] = {
             "pool_size": 10,
@@ -108,7 +137,7 @@ def create_engine(url: URL | str | None = None, **kwargs: Any) -> Engine:
     return engine
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, synchronous: str) -> None:
     """Set PRAGMAs on every connection of *this* engine and take over BEGIN handling."""
 
     @event.listens_for(engine, "connect")
@@ -119,7 +148,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute(f"PRAGMA synchronous = {synchronous}")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 

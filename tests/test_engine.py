@@ -36,6 +36,41 @@ def test_sqlite_pragmas_are_set_on_every_connection(tmp_path: Path) -> None:
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 0
 
 
+def test_sqlite_durability_level_comes_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STEWARD_SQLITE_SYNCHRONOUS", "full")
+    engine = create_engine(f"sqlite:///{tmp_path / 'full.db'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    explicit = create_engine(f"sqlite:///{tmp_path / 'extra.db'}", synchronous="EXTRA")
+    with explicit.connect() as conn:  # the argument wins over the environment
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 3
+
+
+@pytest.mark.parametrize("level", ["OFF", "0", "fast"])
+def test_unsafe_or_unknown_durability_levels_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, level: str
+) -> None:
+    monkeypatch.setenv("STEWARD_SQLITE_SYNCHRONOUS", level)
+    with pytest.raises(DatabaseConfigError, match="STEWARD_SQLITE_SYNCHRONOUS must be one of"):
+        create_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_cli_reports_a_bad_durability_level_in_one_line(tmp_path: Path) -> None:
+    result = steward(
+        f"sqlite:///{tmp_path / 'x.db'}",
+        "db",
+        "upgrade",
+        env={"STEWARD_SQLITE_SYNCHRONOUS": "OFF"},
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "steward: STEWARD_SQLITE_SYNCHRONOUS must be one of NORMAL, FULL, EXTRA, not 'OFF'."
+    ]
+
+
 def test_default_url_creates_the_data_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -76,6 +76,17 @@ def test_status_explains_a_bad_url_in_one_sentence(monkeypatch: pytest.MonkeyPat
     assert "STEWARD_DATABASE_URL" in at.error[0].value
 
 
+def test_a_bad_durability_level_is_one_sentence_before_sign_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STEWARD_SQLITE_SYNCHRONOUS", "OFF")
+    at = _app(monkeypatch, f"sqlite:///{tmp_path / 'x.db'}")
+    assert [e.value for e in at.error] == [
+        "STEWARD_SQLITE_SYNCHRONOUS must be one of NORMAL, FULL, EXTRA, not 'OFF'."
+    ]
+    assert not at.text_input  # no sign-in form on a database that cannot be opened
+
+
 def test_console_embeds_one_worker_that_processes_tasks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
