@@ -382,31 +382,30 @@ class System:
     run: Callable[[Engine, Path, range], float | str]
 
 
+def _steward(synchronous: str) -> System:
+    return System(
+        "Steward (policy, ledger, full trace)",
+        synchronous,
+        lambda engine, _folder, tasks: steward_governed(engine, tasks),
+    )
+
+
+def _graph(synchronous: str) -> System:
+    checkpoints = f"checkpoints-{synchronous.lower()}.db"
+    return System(
+        "LangGraph + SqliteSaver (durability=sync)",
+        synchronous,
+        lambda engine, folder, tasks: langgraph_time(
+            engine, folder / checkpoints, tasks, synchronous
+        ),
+    )
+
+
 SYSTEMS = {
-    "steward": System(
-        "Steward (policy, ledger, full trace)",
-        "NORMAL",
-        lambda engine, _folder, tasks: steward_governed(engine, tasks),
-    ),
-    "graph": System(
-        "LangGraph + SqliteSaver (durability=sync)",
-        "NORMAL",
-        lambda engine, folder, tasks: langgraph_time(
-            engine, folder / "checkpoints-normal.db", tasks, "NORMAL"
-        ),
-    ),
-    "steward-full": System(
-        "Steward (policy, ledger, full trace)",
-        "FULL",
-        lambda engine, _folder, tasks: steward_governed(engine, tasks),
-    ),
-    "graph-full": System(
-        "LangGraph + SqliteSaver (durability=sync)",
-        "FULL",
-        lambda engine, folder, tasks: langgraph_time(
-            engine, folder / "checkpoints-full.db", tasks, "FULL"
-        ),
-    ),
+    "steward": _steward("NORMAL"),
+    "graph": _graph("NORMAL"),
+    "steward-full": _steward("FULL"),
+    "graph-full": _graph("FULL"),
     "plain": System(
         "same tools, no governance, no trace",
         "NORMAL",

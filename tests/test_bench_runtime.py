@@ -12,15 +12,19 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "runtime.py"
 
 
-def test_runtime_bench_prints_every_system_and_the_mediation_table() -> None:
-    result = subprocess.run(
+def _bench(runs: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, str(BENCH)],
-        env={**os.environ, "STEWARD_BENCH_RUNS": "25"},
+        env={**os.environ, "STEWARD_BENCH_RUNS": runs},
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
+
+
+def test_runtime_bench_prints_every_system_and_the_mediation_table() -> None:
+    result = _bench("25")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     steward = [line for line in lines if line.startswith("Steward (policy, ledger, full trace)")]
@@ -39,13 +43,6 @@ def test_runtime_bench_prints_every_system_and_the_mediation_table() -> None:
 
 
 def test_runtime_bench_refuses_a_run_count_out_of_range() -> None:
-    result = subprocess.run(
-        [sys.executable, str(BENCH)],
-        env={**os.environ, "STEWARD_BENCH_RUNS": "5"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _bench("5")
     assert result.returncode == 1
     assert "STEWARD_BENCH_RUNS must be between 25 and 3000" in result.stderr
