@@ -57,6 +57,8 @@ def test_status_of_a_migrated_database(db_url: URL, monkeypatch: pytest.MonkeyPa
     assert list(workers["worker"]) == ["host:1:abc"]
     caption = " ".join(c.value for c in at.caption)
     assert "s3cret-pw" not in caption
+    durability = {"sqlite": "synchronous=NORMAL", "postgresql": "synchronous_commit=on"}
+    assert f"durability: `{durability[db_url.get_backend_name()]}`" in caption
     if db_url.get_backend_name() == "postgresql":
         assert "***" in caption
 

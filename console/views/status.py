@@ -27,7 +27,7 @@ left, middle, right = st.columns(3)
 left.metric("Database", status.dialect)
 middle.metric("Schema revision", status.revision or "none")
 right.metric("Rows", f"{sum(status.row_counts.values()):,}")
-st.caption(f"Database URL: `{status.database_url}`")
+st.caption(f"Database URL: `{status.database_url}` · durability: `{status.durability}`")
 if not status.up_to_date:
     st.warning(
         f"The schema is at {status.revision or 'nothing'}, the code expects {status.head}. "

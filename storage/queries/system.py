@@ -33,6 +33,9 @@ class SystemStatus:
     head: str
     row_counts: dict[str, int]
     workers: list[WorkerHeartbeat]
+    # How far a commit is durable: SQLite's ``synchronous`` level or PostgreSQL's
+    # ``synchronous_commit``, as the database reports it for this connection.
+    durability: str = ""
 
     @property
     def up_to_date(self) -> bool:
@@ -55,6 +58,7 @@ def system_status(*, session: Session) -> SystemStatus:
         workers = live_workers(session=session)
     revision = MigrationContext.configure(connection).get_current_revision()
     return SystemStatus(
+        durability=_durability(connection),
         database_url=mask_url(bind.engine.url),
         dialect=bind.dialect.name,
         revision=revision,
@@ -62,6 +66,19 @@ def system_status(*, session: Session) -> SystemStatus:
         row_counts=counts,
         workers=workers,
     )
+
+
+_SQLITE_SYNCHRONOUS = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+
+
+def _durability(connection: sa.Connection) -> str:
+    if connection.dialect.name == "sqlite":
+        level = int(connection.exec_driver_sql("PRAGMA synchronous").scalar_one())
+        return f"synchronous={_SQLITE_SYNCHRONOUS.get(level, level)}"
+    if connection.dialect.name == "postgresql":
+        setting = connection.exec_driver_sql("SHOW synchronous_commit").scalar()
+        return f"synchronous_commit={setting}"
+    return ""
 
 
 def live_workers(*, session: Session) -> list[WorkerHeartbeat]:
