@@ -12,14 +12,22 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Engine
 from sqlmodel import select
 
+from agent.runtime.claims import claim_next
+from agent.runtime.worker import Worker
 from storage import migrate
 from storage.engine import create_engine, read_session
 from storage.enums import ReviewKind, RunStatus, TaskStatus, ToolCallStatus
 from storage.models import Review, Run, Task, ToolCall
-from tests.support.runtime import install_agent, scripted_version, submit
+from tests.support.runtime import (
+    Effects,
+    install_agent,
+    scripted_version,
+    shop_registry,
+    submit,
+)
 
 RUNS = 100
 KILLS = 15
@@ -137,3 +145,37 @@ def test_sigkilled_workers_lose_no_run_and_repeat_no_side_effect(
     assert set(lines) <= succeeded | asked
     waiting = {r.id for r in runs if r.status is RunStatus.WAITING_REVIEW}
     assert waiting == {r.run_id for r in unknown}
+
+
+def test_drain_waits_for_a_run_whose_worker_died_and_takes_it_over(engine: Engine) -> None:
+    """A run whose worker died still holds its lease for a while: draining must not stop short
+    of it, but wait for the lease to lapse and finish the run."""
+    install_agent(
+        engine,
+        "shop",
+        scripted_version(
+            [
+                {"reasoning": "look up", "calls": [{"tool": "lookup", "args": {"order_id": "O1"}}]},
+                {"reasoning": "done", "final": {"resolution": "refunded"}},
+            ]
+        ),
+    )
+    submit(engine, "shop", {"order_id": "O1"})
+    dead = claim_next(engine, "dead-worker", lease_s=1.5)  # claimed, then never processed
+    assert dead is not None
+    worker = Worker(engine, registry=shop_registry(Effects()), lease_s=30, poll_s=0.05)
+    assert worker.drain(timeout_s=60) == 1
+    # A run the draining worker holds itself, not being worked on (its processing failed),
+    # does not keep the drain going: it stops instead of retrying that run for ever.
+    submit(engine, "shop", {"order_id": "O2"})
+    again = Worker(engine, registry=shop_registry(Effects()), lease_s=30, poll_s=0.05)
+    failed = claim_next(engine, again.id, lease_s=1.5)
+    assert failed is not None
+    assert again.drain(timeout_s=60) == 0
+    with read_session(engine) as session:
+        assert session.get(Run, failed.run_id).status is RunStatus.RUNNING  # type: ignore[union-attr]
+    with read_session(engine) as session:
+        run = session.get(Run, dead.run_id)
+    assert run is not None
+    assert run.status is RunStatus.SUCCEEDED
+    assert run.claims == 2  # the dead worker's claim, then the draining worker's

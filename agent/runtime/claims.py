@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from agent.runtime.state import Claim
-from storage.engine import write_connection, write_session
+from storage.engine import read_session, write_connection, write_session
 from storage.enums import RunStatus, TaskStatus
 from storage.models import Run, Task, Worker
 from storage.tables import AGENTS, RUNS, TASK_UPDATE, TASKS, set_task_status
@@ -118,21 +118,30 @@ def claim_next(engine: Engine, owner: str, *, lease_s: float = 30.0) -> Claim | 
     )
 
 
-def has_ready_work(engine: Engine) -> bool:
-    """Whether any run or task is claimable now (for ``steward worker --drain``)."""
-    with write_session(engine) as session:
-        now = utcnow()
-        ready_run = session.exec(
+def has_open_work(engine: Engine, owner: str) -> bool:
+    """Whether any task is queued, or any run is ready or running under another owner (for
+    ``--drain``).
+
+    A run another worker holds counts even while its lease holds: if that worker died, the
+    lease lapses and ``owner`` takes the run over, so draining does not stop short of it. A run
+    ``owner`` itself holds without working on it (its processing failed) does not count, so a
+    run that fails every time cannot keep a drain going forever.
+    """
+    with read_session(engine) as session:
+        open_run = session.exec(
             select(Run.id)
             .where(
                 sa.or_(
                     col(Run.status) == RunStatus.READY,
-                    sa.and_(col(Run.status) == RunStatus.RUNNING, col(Run.lease_expires_at) < now),
+                    sa.and_(
+                        col(Run.status) == RunStatus.RUNNING,
+                        sa.or_(col(Run.lease_owner).is_(None), col(Run.lease_owner) != owner),
+                    ),
                 )
             )
             .limit(1)
         ).first()
-        if ready_run is not None:
+        if open_run is not None:
             return True
         return (
             session.exec(

@@ -24,7 +24,7 @@ from agent.reviews import expire_overdue
 from agent.runtime.claims import (
     claim_next,
     extend_leases,
-    has_ready_work,
+    has_open_work,
     release_expired_leases,
 )
 from agent.runtime.runner import RunProcessor
@@ -132,7 +132,10 @@ class Worker:
         log.info("worker %s stopped after %d runs", self.id, self.processed)
 
     def drain(self, *, timeout_s: float | None = None) -> int:
-        """Run until no work is ready and nothing is in progress; returns runs processed."""
+        """Run until nothing is queued, ready or running anywhere; returns runs processed.
+
+        Runs other workers hold are waited for: they finish, or their worker died and their
+        lease lapses, and this worker takes them over."""
         self.start()
         deadline = time.monotonic() + timeout_s if timeout_s else None
         try:
@@ -143,7 +146,7 @@ class Worker:
                     idle_checks = 0
                     continue
                 expire_overdue(self.engine)
-                idle_checks = 0 if has_ready_work(self.engine) else idle_checks + 1
+                idle_checks = 0 if has_open_work(self.engine, self.id) else idle_checks + 1
                 if idle_checks >= 2:
                     break
         finally:

@@ -77,7 +77,11 @@ def register(commands: Any) -> None:
 
     worker = commands.add_parser("worker", help="claim and run queued work")
     worker.add_argument("--concurrency", type=int, default=2)
-    worker.add_argument("--drain", action="store_true", help="exit once no work is ready")
+    worker.add_argument(
+        "--drain",
+        action="store_true",
+        help="exit once nothing is queued, ready or running elsewhere",
+    )
     worker.add_argument("--lease", type=float, default=30.0, help="lease length in seconds")
     worker.add_argument("--poll", type=float, default=0.25, help="seconds between claims")
     worker.set_defaults(handler=_worker)
