@@ -473,12 +473,15 @@ def main() -> None:
         ],
     )
     ratios: list[list[object]] = []
-    for steward, graph, shared in [*PAIRS, ("steward", "graph-full", "each at its default")]:
+    judged = [(*pair, True) for pair in PAIRS]
+    for steward, graph, shared, equal in [
+        *judged,
+        ("steward", "graph-full", "each at its default", False),
+    ]:
         if steward not in rate or graph not in rate:
             continue
         turns = [g / s for s, g in zip(seconds[steward], seconds[graph], strict=True)]
         ratio = rate[steward] / rate[graph]
-        equal = (steward, graph, shared) in PAIRS
         ratios.append(
             [
                 f"Steward / LangGraph, {shared}",

@@ -20,7 +20,12 @@ EMBEDDED_WORKER_VARIABLE = "STEWARD_EMBEDDED_WORKER"
 
 def engine() -> Engine:
     """The engine for the current ``STEWARD_DATABASE_URL``, shared by every browser session."""
-    return _engine_for(database_url().render_as_string(hide_password=False), sqlite_synchronous())
+    return _engine_for(*_settings())
+
+
+def _settings() -> tuple[str, str]:
+    """What the cached engine and worker are keyed by: the database URL and SQLite's level."""
+    return database_url().render_as_string(hide_password=False), sqlite_synchronous()
 
 
 @st.cache_resource(on_release=lambda engine: engine.dispose(), show_spinner=False)
@@ -58,7 +63,7 @@ def embedded_worker() -> Worker | None:
     unless ``STEWARD_EMBEDDED_WORKER=0`` because workers run separately."""
     if not embedded_worker_enabled():
         return None
-    return _worker_for(database_url().render_as_string(hide_password=False), sqlite_synchronous())
+    return _worker_for(*_settings())
 
 
 @st.cache_resource(on_release=lambda worker: worker.stop(wait=False), show_spinner=False)

@@ -90,13 +90,19 @@ def mask_url(url: URL | str) -> str:
 
 
 def sqlite_synchronous(environ: dict[str, str] | None = None) -> str:
-    """The configured SQLite ``synchronous`` level, upper-cased and checked.
+    """The SQLite ``synchronous`` level ``STEWARD_SQLITE_SYNCHRONOUS`` configures (NORMAL if
+    unset), checked as ``synchronous_level`` checks it."""
+    env = os.environ if environ is None else environ
+    return synchronous_level(env.get(SYNCHRONOUS_VARIABLE, ""))
+
+
+def synchronous_level(raw: str) -> str:
+    """``raw`` as one of ``SYNCHRONOUS_LEVELS``, upper-cased; blank means NORMAL.
 
     Raises:
-        DatabaseConfigError: the variable names a level that is not in ``SYNCHRONOUS_LEVELS``.
+        DatabaseConfigError: ``raw`` names a level that is not in ``SYNCHRONOUS_LEVELS``.
     """
-    env = os.environ if environ is None else environ
-    level = env.get(SYNCHRONOUS_VARIABLE, "").strip().upper() or "NORMAL"
+    level = raw.strip().upper() or "NORMAL"
     if level not in SYNCHRONOUS_LEVELS:
         raise DatabaseConfigError(
             f"{SYNCHRONOUS_VARIABLE} must be one of {', '.join(SYNCHRONOUS_LEVELS)}, not {level!r}."
@@ -117,9 +123,7 @@ def create_engine(
     elif isinstance(url, str):
         url = parse_url(url)
     if url.get_backend_name() == "sqlite":
-        level = sqlite_synchronous(
-            None if synchronous is None else {SYNCHRONOUS_VARIABLE: synchronous}
-        )
+        level = sqlite_synchronous() if synchronous is None else synchronous_level(synchronous)
         engine = sa.create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
         )
