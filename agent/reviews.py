@@ -15,14 +15,13 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from agent.actors import DECIDE_ROLES, SYSTEM, Actor, require
+from agent.binding import args_hash
+from agent.calls import Effect
 from agent.errors import DecisionConflict, Forbidden, InvalidInput, NotFound, ServiceError
-from agent.mediation.decision import Effect
-from agent.runtime.bundle import load_bundle
-from agent.runtime.records import args_hash
+from agent.platform import Platform
 from agent.tools.registry import FactContext
 from agent.tools.validation import validate_args
 from storage.audit import append_event
@@ -58,7 +57,7 @@ class DecisionResult:
 
 
 def approve(
-    engine: Engine,
+    platform: Platform,
     actor: Actor,
     review_id: int,
     *,
@@ -67,12 +66,12 @@ def approve(
 ) -> DecisionResult:
     """Authorize the bound call as proposed (or accept the output, or confirm it happened)."""
     return decide(
-        engine, actor, review_id, DecisionKind.APPROVE, reason=reason, seen_version=seen_version
+        platform, actor, review_id, DecisionKind.APPROVE, reason=reason, seen_version=seen_version
     )
 
 
 def edit_and_approve(
-    engine: Engine,
+    platform: Platform,
     actor: Actor,
     review_id: int,
     args: Any,
@@ -82,7 +81,7 @@ def edit_and_approve(
 ) -> DecisionResult:
     """Authorize the call with corrected arguments, re-validated and re-checked by policy."""
     return decide(
-        engine,
+        platform,
         actor,
         review_id,
         DecisionKind.EDIT,
@@ -93,25 +92,35 @@ def edit_and_approve(
 
 
 def reject(
-    engine: Engine, actor: Actor, review_id: int, reason: str, *, seen_version: int | None = None
+    platform: Platform,
+    actor: Actor,
+    review_id: int,
+    reason: str,
+    *,
+    seen_version: int | None = None,
 ) -> DecisionResult:
     """Refuse the call; the planner receives ``reason`` and may adapt."""
     return decide(
-        engine, actor, review_id, DecisionKind.REJECT, reason=reason, seen_version=seen_version
+        platform, actor, review_id, DecisionKind.REJECT, reason=reason, seen_version=seen_version
     )
 
 
 def override(
-    engine: Engine, actor: Actor, review_id: int, reason: str, *, seen_version: int | None = None
+    platform: Platform,
+    actor: Actor,
+    review_id: int,
+    reason: str,
+    *,
+    seen_version: int | None = None,
 ) -> DecisionResult:
     """Let a blocked call through; only the roles its rule names, with a justification."""
     return decide(
-        engine, actor, review_id, DecisionKind.OVERRIDE, reason=reason, seen_version=seen_version
+        platform, actor, review_id, DecisionKind.OVERRIDE, reason=reason, seen_version=seen_version
     )
 
 
 def decide(
-    engine: Engine,
+    platform: Platform,
     actor: Actor,
     review_id: int,
     kind: DecisionKind,
@@ -123,7 +132,7 @@ def decide(
     """Apply one human decision. Raises Forbidden, InvalidInput, NotFound or DecisionConflict;
     on any of them nothing was changed."""
     reason = (reason or "").strip()
-    with write_session(engine) as session:
+    with write_session(platform.engine) as session:
         review = session.get(Review, review_id)
         if review is None:
             raise NotFound(f"review {review_id} does not exist.")
@@ -133,7 +142,7 @@ def decide(
             raise InvalidInput(f"{what} needs a reason.")
         bound_args: dict[str, Any] | None = None
         if kind is DecisionKind.EDIT:
-            bound_args = _checked_edit(engine, session, review, args)
+            bound_args = _checked_edit(platform, session, review, args)
         status = _RESULT_STATUS[kind]
         _compare_and_set(session, review, status, actor.name, seen_version)
         result = _record(session, review, kind, actor, reason, bound_args)
@@ -197,7 +206,7 @@ BULK_DECISIONS = (DecisionKind.APPROVE, DecisionKind.REJECT)
 
 
 def decide_many(
-    engine: Engine,
+    platform: Platform,
     actor: Actor,
     kind: DecisionKind,
     seen: Mapping[int, int | None] | Iterable[int],
@@ -236,7 +245,7 @@ def decide_many(
     for review_id, seen_version in versions.items():
         try:
             result = decide(
-                engine, actor, review_id, kind, reason=reason, seen_version=seen_version
+                platform, actor, review_id, kind, reason=reason, seen_version=seen_version
             )
         except ServiceError as exc:
             outcomes.append(BulkOutcome(review_id, decided=False, message=str(exc)))
@@ -304,21 +313,22 @@ def parse_edited_args(args: Any) -> dict[str, Any]:
     return dict(args)
 
 
-def _checked_edit(engine: Engine, session: Session, review: Review, args: Any) -> dict[str, Any]:
+def _checked_edit(
+    platform: Platform, session: Session, review: Review, args: Any
+) -> dict[str, Any]:
     edited = parse_edited_args(args)
     args = edited
-    bundle = load_bundle(engine, review.version_id)
+    version = platform.versions.get(review.version_id)
     if review.kind is ReviewKind.OUTPUT_INVALID:
-        problems = [e.message for e in bundle.output_validator.iter_errors(args)]
         run = session.get(Run, review.run_id)
         task = session.get(Task, run.task_id) if run else None
-        problems += bundle.output_checks.failures(args, task.input if task else {})
+        problems = version.output_problems(args, task.input if task else {})
         if problems:
             raise InvalidInput(
                 "the edited output still breaks the contract: " + "; ".join(problems[:3]) + "."
             )
         return edited
-    spec = bundle.tool_specs.get(review.tool or "")
+    spec = version.tool_specs.get(review.tool or "")
     if spec is None:
         raise InvalidInput(f"tool {review.tool!r} is no longer in version scope.")
     problems = validate_args(spec, args)
@@ -332,11 +342,11 @@ def _checked_edit(engine: Engine, session: Session, review: Review, args: Any) -
         "args": args,
         "task": dict(task.input) if task else {},
         "run": _run_variables(session, review.run_id),
-        "agent": bundle.agent_variables(),
-        "facts": bundle.registry.facts_for(
-            bundle.spec,
+        "agent": version.agent_variables(),
+        "facts": platform.registry.facts_for(
+            version.spec,
             FactContext(
-                engine=engine,
+                engine=platform.engine,
                 tool=spec.name,
                 args=args,
                 task=dict(task.input) if task else {},
@@ -344,7 +354,7 @@ def _checked_edit(engine: Engine, session: Session, review: Review, args: Any) -
             ),
         ),
     }
-    decision = bundle.policy.evaluate(spec.name, variables)
+    decision = version.policy.evaluate(spec.name, variables)
     if decision.effect is Effect.DENY:
         raise InvalidInput(
             f"the edited call is denied by rule {decision.rule_id}: "
@@ -480,10 +490,10 @@ def _resume_if_clear(session: Session, run_id: int) -> bool:
     return True
 
 
-def expire_overdue(engine: Engine, *, now: datetime | None = None, limit: int = 200) -> int:
+def expire_overdue(platform: Platform, *, now: datetime | None = None, limit: int = 200) -> int:
     """Expire open reviews past their SLA: escalate to the next tier or reject, per the rule."""
     moment = now or utcnow()
-    with write_session(engine) as session:
+    with write_session(platform.engine) as session:
         overdue = session.exec(
             select(Review)
             .where(col(Review.status).in_(OPEN))
@@ -492,15 +502,15 @@ def expire_overdue(engine: Engine, *, now: datetime | None = None, limit: int = 
             .limit(limit)
         ).all()
         for review in overdue:
-            _expire_one(engine, session, review, moment)
+            _expire_one(platform, session, review, moment)
     return len(overdue)
 
 
-def _expire_one(engine: Engine, session: Session, review: Review, moment: datetime) -> None:
+def _expire_one(platform: Platform, session: Session, review: Review, moment: datetime) -> None:
     rule = next(
         (
             r
-            for r in load_bundle(engine, review.version_id).policy.spec.rules
+            for r in platform.versions.get(review.version_id).spec.policy.rules
             if r.id == review.rule_id
         ),
         None,

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.mediation.decision import Effect
+from agent.calls import Effect
 from storage.enums import SideEffect
 
 _EFFECTS = [e.value for e in Effect]

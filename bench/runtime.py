@@ -51,14 +51,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from agent.actors import Actor
+from agent.calls import ProposedCall
 from agent.demo.seed import VERSIONS_DIR, seed_demo
-from agent.planning.base import ProposedCall
-from agent.runtime.bundle import clear_cache, http_client, load_bundle
+from agent.platform import Platform
+from agent.plugins import installed_registry
 from agent.runtime.claims import claim_next
 from agent.runtime.runner import RunProcessor
 from agent.tasks import submit_task
 from agent.tools.base import Tool, ToolContext
-from agent.tools.registry import default_registry
 from agent.versions import activate_version, active_version, create_agent, create_version
 from storage import migrate
 from storage.engine import create_engine, read_session, write_session
@@ -150,11 +150,19 @@ def prepare(path: Path, runs: int, synchronous: str = "NORMAL") -> Engine:
 
 # -- Steward ------------------------------------------------------------------------------------
 
+_PLATFORMS: dict[Engine, Platform] = {}
+
+
+def _platform(engine: Engine) -> Platform:
+    """One composition root per benchmark database, as one worker process would have."""
+    if engine not in _PLATFORMS:
+        _PLATFORMS[engine] = Platform(engine, installed_registry())
+    return _PLATFORMS[engine]
+
 
 def steward_governed(engine: Engine, tasks: range) -> float:
     """Seconds to submit and run ``tasks`` through the governed run loop."""
-    registry = default_registry()
-    processor = RunProcessor(engine, registry=registry, lease_s=60)
+    processor = RunProcessor(_platform(engine), lease_s=60)
     start = time.perf_counter()
     for i in tasks:
         submit_task(engine, OPERATOR, AGENT, refund_task(i), source="bench")
@@ -169,7 +177,7 @@ def mediation_timings(engine: Engine) -> tuple[list[float], list[float]]:
     """Microseconds per decision: authorize (scope, arguments, policy) and admit (limits)."""
     with read_session(engine) as session:
         info, _spec = active_version(AGENT, session=session)
-    bundle = load_bundle(engine, info.id, default_registry())
+    bundle = RunProcessor(_platform(engine)).bundles.get(info.id)
     call = ProposedCall(
         "c1",
         "issue_refund",
@@ -180,7 +188,7 @@ def mediation_timings(engine: Engine) -> tuple[list[float], list[float]]:
         "args": dict(call.args),
         "task": refund_task(0),
         "run": {"refunded_total": 0.0, "steps": 4, "denials": 0},
-        "agent": bundle.agent_variables(),
+        "agent": bundle.version.agent_variables(),
     }
     authorize, admit = [], []
     for _ in range(MEDIATION_SAMPLES):
@@ -236,7 +244,7 @@ def ungoverned(engine: Engine, tasks: range) -> float:
     """Seconds to make the same tool calls for ``tasks`` in a plain loop."""
     with read_session(engine) as session:
         _info, spec = active_version(AGENT, session=session)
-    tools = default_registry().resolve(spec, http_client())
+    tools = installed_registry().resolve(spec, _platform(engine).http)
     start = time.perf_counter()
     for i in tasks:
         assert _call_tools(tools, engine, i + 1, refund_task(i))["resolution"] == "resolved"
@@ -275,7 +283,7 @@ def langgraph_time(
 
     with read_session(engine) as session:
         _info, spec = active_version(AGENT, session=session)
-    tools = default_registry().resolve(spec, http_client())
+    tools = installed_registry().resolve(spec, _platform(engine).http)
 
     def tool_node(name: str, key: str, args: Callable[[RefundState], dict[str, Any]]) -> Any:
         def node(state: RefundState) -> dict[str, Any]:
@@ -440,7 +448,9 @@ def main() -> None:
             if seconds[name]:
                 assert refunds_paid(engine) == RUNS, name
         authorize, admit = mediation_timings(engines["steward"])
-        clear_cache()
+        for platform in _PLATFORMS.values():
+            platform.close()
+        _PLATFORMS.clear()
         for engine in engines.values():
             engine.dispose()
 

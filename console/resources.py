@@ -9,7 +9,9 @@ import os
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from agent.runtime.worker import Worker
+from agent.platform import Platform
+from agent.plugins import installed_registry
+from agent.worker import Worker
 from storage.engine import check_connection, create_engine, database_url, sqlite_synchronous
 from storage.errors import StorageError
 from storage.migrate import require_head
@@ -33,6 +35,17 @@ def _engine_for(url: str, synchronous: str) -> Engine:
     # Keyed by the settings so that a changed configuration (or a test's database) gets its
     # own engine.
     return create_engine(url, synchronous=synchronous)
+
+
+def platform() -> Platform:
+    """The process's composition root on the current database: its engine, the installed
+    tools, the shared HTTP client and compiled versions, shared by every browser session."""
+    return _platform_for(*_settings())
+
+
+@st.cache_resource(on_release=lambda platform: platform.close(), show_spinner=False)
+def _platform_for(url: str, synchronous: str) -> Platform:
+    return Platform(_engine_for(url, synchronous), installed_registry())
 
 
 def database_problem() -> str | None:
@@ -68,7 +81,7 @@ def embedded_worker() -> Worker | None:
 
 @st.cache_resource(on_release=lambda worker: worker.stop(wait=False), show_spinner=False)
 def _worker_for(url: str, synchronous: str) -> Worker:
-    worker = Worker(_engine_for(url, synchronous), concurrency=2, embedded=True)
+    worker = Worker(_platform_for(url, synchronous), concurrency=2, embedded=True)
     worker.start()
     atexit.register(worker.stop, wait=False)
     log.info("embedded worker %s started", worker.id)

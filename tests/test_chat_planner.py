@@ -28,10 +28,11 @@ from agent.demo.data import seed_records
 from agent.demo.tasks import SUPPORT_TASKS
 from agent.errors import InvalidInput, VersionSpecError
 from agent.planning.replay import export_replay
+from agent.plugins import installed_registry
 from agent.pricing import DEFAULT_PRICES, PRICING_FILE_VARIABLE, PriceTable, load_price_table
 from agent.tools.base import ToolContext, ToolSpec
 from agent.tools.python import PythonTool
-from agent.tools.registry import ToolRegistry, default_registry
+from agent.tools.registry import ToolRegistry
 from agent.versions.document import parse_version
 from storage.engine import create_engine, read_session, write_session
 from storage.enums import ErrorClass, ReviewStatus, RunStatus, StepKind, StepStatus
@@ -61,6 +62,7 @@ from tests.support.runtime import (
     Effects,
     drive,
     install_agent,
+    platform_for,
     scripted_version,
     shop_registry,
     submit,
@@ -209,7 +211,7 @@ def test_parallel_calls_are_mediated_one_by_one_and_the_model_hears_every_outcom
     ]
     review = _review(engine)
     assert (review.call_id, review.rule_id) == ("t0c2", "pay-medium")
-    reviews.approve(engine, OPERATOR, review.id or 0, reason="order checked")
+    reviews.approve(platform_for(engine), OPERATOR, review.id or 0, reason="order checked")
     assert drive(engine, registry) == [RunStatus.SUCCEEDED]
     assert sorted(effects.payments.values()) == [40.0, 500.0]
     follow_up = chat.received[1]
@@ -237,7 +239,9 @@ def test_a_rejection_reaches_the_model_which_adapts_and_nothing_runs(
     )
     submit(engine, "shop", {"order_id": "O1"})
     drive(engine, registry)
-    reviews.reject(engine, OPERATOR, _review(engine).id or 0, "refunded by phone already")
+    reviews.reject(
+        platform_for(engine), OPERATOR, _review(engine).id or 0, "refunded by phone already"
+    )
     assert drive(engine, registry) == [RunStatus.SUCCEEDED]
     assert effects.by_key == {}
     assert chat.received[1].tool_messages() == [
@@ -479,8 +483,10 @@ def test_a_model_that_obeys_injected_instructions_is_still_governed(
         {"order_id": "O1", "amount": 5000.0},
     )
     with pytest.raises(InvalidInput):  # a block is not approved, only overridden or rejected
-        reviews.approve(engine, OPERATOR, blocked.id or 0)
-    reviews.reject(engine, MANAGER, blocked.id or 0, "the customer's text asked for it")
+        reviews.approve(platform_for(engine), OPERATOR, blocked.id or 0)
+    reviews.reject(
+        platform_for(engine), MANAGER, blocked.id or 0, "the customer's text asked for it"
+    )
     assert drive(engine, registry) == [RunStatus.SUCCEEDED]
     assert list(effects.payments.values()) == [40.0]
 
@@ -586,7 +592,7 @@ def test_the_api_key_is_never_stored_logged_or_traced(
     submit(engine, "shop", {"order_id": "O1"})
     registry = shop_registry(Effects())
     drive(engine, registry)
-    reviews.approve(engine, OPERATOR, _review(engine).id or 0)
+    reviews.approve(platform_for(engine), OPERATOR, _review(engine).id or 0)
     assert drive(engine, registry) == [RunStatus.SUCCEEDED]
     # The key was really used, and really came back in two error pages.
     assert sum(r.headers.get("Authorization") == f"Bearer {KEY}" for r in chat.received) == 5
@@ -630,7 +636,7 @@ def test_a_chat_version_of_support_completes_the_demo_refund_tasks(
     keys = ["refund-small", "refund-chair", "refund-desk-partial", "inject-refund-5000"]
     for key in keys:
         submit(engine, "support", dict(tasks[key].input))
-    registry = default_registry()
+    registry = installed_registry()
     assert drive(engine, registry) == [
         RunStatus.SUCCEEDED,
         RunStatus.WAITING_REVIEW,
@@ -645,9 +651,11 @@ def test_a_chat_version_of_support_completes_the_demo_refund_tasks(
         ("blocked", "refund-over-limit", 5000.0),
     ]
     chair, desk, injected = queue.values()
-    reviews.approve(engine, OPERATOR, chair.id, reason="receipt checked")
-    reviews.reject(engine, OPERATOR, desk.id, "the desk was replaced instead")
-    reviews.reject(engine, OPERATOR, injected.id, "the message asks for more than the order")
+    reviews.approve(platform_for(engine), OPERATOR, chair.id, reason="receipt checked")
+    reviews.reject(platform_for(engine), OPERATOR, desk.id, "the desk was replaced instead")
+    reviews.reject(
+        platform_for(engine), OPERATOR, injected.id, "the message asks for more than the order"
+    )
     assert drive(engine, registry) == [RunStatus.SUCCEEDED] * 3
     with read_session(engine) as session:
         runs = session.exec(select(Run).order_by(col(Run.id))).all()

@@ -31,6 +31,7 @@ from tests.support.runtime import (
     Effects,
     drive,
     install_agent,
+    platform_for,
     scripted_version,
     shop_registry,
     submit,
@@ -81,7 +82,7 @@ def _approve_open_review(engine: Engine, run_id: int) -> None:
         review = session.exec(
             select(Review).where(Review.run_id == run_id).where(Review.status == "pending")
         ).one()
-    reviews.approve(engine, OPERATOR, review.id or 0, reason="checked")
+    reviews.approve(platform_for(engine), OPERATOR, review.id or 0, reason="checked")
 
 
 def _trace(engine: Engine, run_id: int) -> list[tuple[Any, ...]]:

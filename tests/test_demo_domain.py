@@ -24,17 +24,19 @@ from jsonschema import Draft202012Validator
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+from agent.calls import Effect, Observation, ProposedCall
 from agent.demo import DEMO_AGENTS, version_yaml
 from agent.demo.data import seed_records
 from agent.demo.tasks import IT_ACCESS, SAMPLE_TASKS, SUPPORT, tasks_for
 from agent.errors import ToolError, ToolTimeout
-from agent.mediation.decision import Decision, Effect
+from agent.mediation.decision import Decision
 from agent.mediation.policy import CompiledOutputChecks, CompiledPolicy
-from agent.planning.base import Observation, ProposedCall, RunContext, Turn
+from agent.planning.base import RunContext, Turn
 from agent.planning.playbook import PlaybookPlanner
+from agent.plugins import installed_registry
 from agent.spec import VERSION_SCHEMA, VersionSpec
 from agent.tools.base import Tool, ToolContext
-from agent.tools.registry import FactContext, ToolRegistry, default_registry
+from agent.tools.registry import FactContext, ToolRegistry
 from agent.tools.validation import validate, validate_args, validate_result
 from storage.engine import read_session, write_session
 from storage.enums import ErrorClass
@@ -84,7 +86,7 @@ def test_every_demo_version_is_valid_and_its_scope_resolves(name: str) -> None:
     CompiledPolicy(spec.policy)
     CompiledOutputChecks(spec.output.checks)
     planner = PlaybookPlanner(spec.planner)
-    registry = default_registry()
+    registry = installed_registry()
     registry.check_facts(spec)
     with httpx.Client() as client:
         tools = registry.resolve(spec, client)
@@ -176,7 +178,7 @@ def test_seed_records_is_idempotent(seeded: Engine) -> None:
 
 
 def test_refund_is_idempotent_by_key_and_facts_count_it(seeded: Engine) -> None:
-    registry = default_registry()
+    registry = installed_registry()
     refund = registry.tool("issue_refund")
     args = {"customer_id": "C-1001", "order_id": "O-5001", "amount": 20.0, "reason": "broken"}
     first = refund.call(args, _ctx(seeded, "run1:t3c0"))
@@ -209,7 +211,7 @@ def test_refund_is_idempotent_by_key_and_facts_count_it(seeded: Engine) -> None:
 
 
 def test_concurrent_refunds_with_one_key_pay_once(seeded: Engine) -> None:
-    refund = default_registry().tool("issue_refund")
+    refund = installed_registry().tool("issue_refund")
     args = {"customer_id": "C-1002", "order_id": "O-5002", "amount": 10.0}
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda _: refund.call(args, _ctx(seeded, "same-key")), range(4)))
@@ -221,7 +223,7 @@ def test_concurrent_refunds_with_one_key_pay_once(seeded: Engine) -> None:
 
 
 def test_refund_refuses_more_than_refundable_and_other_customers_orders(seeded: Engine) -> None:
-    refund = default_registry().tool("issue_refund")
+    refund = installed_registry().tool("issue_refund")
     with pytest.raises(ToolError, match="exceeds what is refundable") as too_much:
         refund.call({"customer_id": "C-1001", "order_id": "O-5001", "amount": 45.01}, _ctx(seeded))
     assert too_much.value.retryable is False
@@ -230,7 +232,7 @@ def test_refund_refuses_more_than_refundable_and_other_customers_orders(seeded: 
 
 
 def test_email_is_not_idempotent_and_ticket_close_is(seeded: Engine) -> None:
-    registry = default_registry()
+    registry = installed_registry()
     email = {
         "customer_id": "C-1001",
         "to": "ada.lovelace@example.com",
@@ -252,7 +254,7 @@ def test_email_is_not_idempotent_and_ticket_close_is(seeded: Engine) -> None:
 
 
 def test_fraud_service_faults_are_deterministic(seeded: Engine) -> None:
-    fraud = default_registry().tool("check_fraud_score")
+    fraud = installed_registry().tool("check_fraud_score")
     assert fraud.call({"order_id": "O-5043"}, _ctx(seeded))["risk"] == "high"
     assert fraud.call({"order_id": "O-5001"}, _ctx(seeded))["risk"] in ("low", "medium")
     with pytest.raises(ToolError) as timeout:
@@ -268,7 +270,7 @@ def test_fraud_service_faults_are_deterministic(seeded: Engine) -> None:
 
 
 def test_delete_customer_data_erases_and_is_irreversible(seeded: Engine) -> None:
-    registry = default_registry()
+    registry = installed_registry()
     tool = registry.tool("delete_customer_data")
     assert tool.spec.side_effect.value == "irreversible"
     tool.call({"customer_id": "C-1030", "reason": "asked"}, _ctx(seeded))
@@ -277,7 +279,7 @@ def test_delete_customer_data_erases_and_is_irreversible(seeded: Engine) -> None
 
 
 def test_grant_is_idempotent_revoke_compensates_and_facts(seeded: Engine) -> None:
-    registry = default_registry()
+    registry = installed_registry()
     grant = registry.tool("grant_access")
     assert grant.spec.compensating_tool == "revoke_access"
     args = {"employee_id": "E-2004", "app_id": "wiki", "access_level": "standard"}
@@ -308,7 +310,7 @@ def test_grant_is_idempotent_revoke_compensates_and_facts(seeded: Engine) -> Non
 
 
 def test_demo_tool_schemas_accept_their_own_results(seeded: Engine) -> None:
-    registry = default_registry()
+    registry = installed_registry()
     calls = {
         "lookup_customer": {"customer_id": "C-1003"},
         "lookup_order": {"order_id": "O-5003"},
@@ -502,7 +504,7 @@ class MediatedLoop:
 
 @pytest.mark.parametrize("agent", [SUPPORT, IT_ACCESS])
 def test_sample_tasks_come_out_as_intended_on_version_one(seeded: Engine, agent: str) -> None:
-    loop = MediatedLoop(seeded, DEMO_AGENTS[agent][0], default_registry())
+    loop = MediatedLoop(seeded, DEMO_AGENTS[agent][0], installed_registry())
     output_schema = dict(loop.spec.output.schema)
     mismatches = []
     for run_id, sample in enumerate(tasks_for(agent), start=1):
@@ -531,7 +533,7 @@ def test_injected_refund_blocked_and_rejected_then_the_real_amount_is_paid(
             ErrorClass.HUMAN_REJECTED,
         )
 
-    loop = MediatedLoop(seeded, "support-v1", default_registry(), operator)
+    loop = MediatedLoop(seeded, "support-v1", installed_registry(), operator)
     sample = next(t for t in SAMPLE_TASKS if t.key == "inject-refund-5000")
     outcome = loop.run(sample.input, 77)
     assert outcome.resolution == "resolved"
@@ -551,7 +553,7 @@ def test_an_approved_escalation_executes_and_the_run_completes(seeded: Engine) -
         approvals.append(f"{call.tool}:{decision.rule_id}")
         return "approve"
 
-    loop = MediatedLoop(seeded, "support-v1", default_registry(), operator)
+    loop = MediatedLoop(seeded, "support-v1", installed_registry(), operator)
     sample = next(t for t in SAMPLE_TASKS if t.key == "refund-chair")
     outcome = loop.run(sample.input, 8)
     assert approvals == ["issue_refund:refund-needs-approval"]
@@ -560,10 +562,10 @@ def test_an_approved_escalation_executes_and_the_run_completes(seeded: Engine) -
 
 
 def test_version_two_is_stricter_on_the_same_tasks(seeded: Engine) -> None:
-    support = MediatedLoop(seeded, "support-v2", default_registry())
+    support = MediatedLoop(seeded, "support-v2", installed_registry())
     backpack = next(t for t in SAMPLE_TASKS if t.key == "refund-backpack")
     assert "escalate" in support.run(backpack.input, 5).decisions["issue_refund"]
-    it = MediatedLoop(seeded, "it-access-v2", default_registry())
+    it = MediatedLoop(seeded, "it-access-v2", installed_registry())
     terminated = next(t for t in SAMPLE_TASKS if t.key == "access-terminated")
     outcome = it.run(terminated.input, 6)
     assert outcome.resolution == "declined"

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from agent.calls import Observation, ProposedCall
 from agent.errors import VersionSpecError
-from agent.planning.base import Observation, Proposal, ProposedCall, RunContext, Turn
+from agent.planning.base import Proposal, RunContext, Turn
 from agent.planning.playbook import PlaybookPlanner
 from agent.spec import PlannerSpec
 from agent.tools.base import ToolSpec

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agent.mediation.decision import Effect
+from agent.calls import Effect, ProposedCall
 from agent.mediation.guards import CallContext, PolicyGuard
 from agent.mediation.policy import CompiledPolicy, referenced_facts
-from agent.planning.base import ProposedCall
 from agent.spec import PolicyRuleSpec, PolicySpec
 
 

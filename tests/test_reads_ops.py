@@ -18,11 +18,11 @@ from sqlmodel import col, select
 from agent import reviews
 from agent.actors import Actor
 from agent.errors import Forbidden, InvalidInput, NotFound
+from agent.plugins import installed_registry
 from agent.reads.queue import open_reviews, preview_edit, queue_choices, review_context
 from agent.reads.runs import find_runs, run_choices, run_details
 from agent.reads.tasks import STALE_AFTER_S, submission_agents, work_overview
 from agent.tasks import submit_task
-from agent.tools.registry import default_registry
 from agent.versions.service import activate_version
 from storage.engine import read_session, write_session
 from storage.enums import DecisionKind, ErrorClass, ReviewStatus, RunStatus, StepKind, TaskStatus
@@ -35,6 +35,7 @@ from tests.support.runtime import (
     Effects,
     drive,
     install_agent,
+    platform_for,
     scripted_version,
     shop_registry,
     submit,
@@ -80,7 +81,7 @@ def _audited(engine: Engine, action: str) -> list[str | None]:
 
 def test_queue_is_most_urgent_first_and_filters(demo: Engine) -> None:
     everything = open_ids(demo)
-    snapshot = open_reviews(demo, OLGA)
+    snapshot = open_reviews(platform_for(demo), OLGA)
     keys = [(i.sla_due_at, -i.risk, i.id) for i in snapshot.items]
     assert keys == sorted(keys)
     assert snapshot.open_count == len(snapshot.items) == len(everything) >= 10
@@ -88,24 +89,28 @@ def test_queue_is_most_urgent_first_and_filters(demo: Engine) -> None:
     assert snapshot.overdue_count == 0
     assert {i.status for i in snapshot.items} == {"pending", "blocked"}
 
-    later = open_reviews(demo, OLGA, now=utcnow() + timedelta(hours=3))
+    later = open_reviews(platform_for(demo), OLGA, now=utcnow() + timedelta(hours=3))
     assert later.overdue_count == len(everything)
 
     refunds = open_reviews(
-        demo, OLGA, QueueFilter(agent="support", kind="escalation", tool="issue_refund")
+        platform_for(demo),
+        OLGA,
+        QueueFilter(agent="support", kind="escalation", tool="issue_refund"),
     )
     assert sorted(i.id for i in refunds.items) == open_ids(demo, rule="refund-needs-approval")
     assert refunds.open_count == len(refunds.items) > 0
-    blocks = open_reviews(demo, OLGA, QueueFilter(rule_id="no-production-db"))
+    blocks = open_reviews(platform_for(demo), OLGA, QueueFilter(rule_id="no-production-db"))
     assert {i.kind for i in blocks.items} == {"block"}
     assert len(blocks.items) == len(open_ids(demo, rule="no-production-db")) > 0
-    assert open_reviews(demo, OLGA, QueueFilter(agent="support", version=2)).items == ()
+    assert (
+        open_reviews(platform_for(demo), OLGA, QueueFilter(agent="support", version=2)).items == ()
+    )
 
-    page = open_reviews(demo, OLGA, limit=5)
+    page = open_reviews(platform_for(demo), OLGA, limit=5)
     assert len(page.items) == 5
     assert page.truncated
 
-    choices = queue_choices(demo, MONA)
+    choices = queue_choices(platform_for(demo), MONA)
     assert choices.agents == ("it-access", "support")
     assert "refund-needs-approval" in choices.rules
     assert {"grant_access", "issue_refund"} <= set(choices.tools)
@@ -114,16 +119,16 @@ def test_queue_is_most_urgent_first_and_filters(demo: Engine) -> None:
 @pytest.mark.parametrize("actor", [ERIN, ADA])
 def test_only_operators_and_managers_read_the_queue(demo: Engine, actor: Actor) -> None:
     with pytest.raises(Forbidden, match="read the review queue"):
-        open_reviews(demo, actor)
+        open_reviews(platform_for(demo), actor)
     with pytest.raises(Forbidden):
-        review_context(demo, actor, 1)
-    assert open_reviews(demo, MONA).open_count == len(open_ids(demo))
+        review_context(platform_for(demo), actor, 1)
+    assert open_reviews(platform_for(demo), MONA).open_count == len(open_ids(demo))
 
 
 def test_review_context_has_the_call_rule_trace_and_schema(demo: Engine) -> None:
     refund = open_ids(demo, rule="refund-needs-approval")[0]
     block = open_ids(demo, rule="refund-over-limit")[0]
-    context = review_context(demo, OLGA, refund)
+    context = review_context(platform_for(demo), OLGA, refund)
     review = context.review
     assert (review.tool, review.rule_id, review.agent, review.version) == (
         "issue_refund",
@@ -143,18 +148,20 @@ def test_review_context_has_the_call_rule_trace_and_schema(demo: Engine) -> None
     assert context.permitted == {DecisionKind.APPROVE, DecisionKind.EDIT, DecisionKind.REJECT}
 
     # Managers read everything but decide only the blocks whose rule names them.
-    assert review_context(demo, MONA, refund).permitted == frozenset()
-    assert review_context(demo, MONA, block).permitted == {
+    assert review_context(platform_for(demo), MONA, refund).permitted == frozenset()
+    assert review_context(platform_for(demo), MONA, block).permitted == {
         DecisionKind.OVERRIDE,
         DecisionKind.REJECT,
     }
-    assert review_context(demo, OLGA, block).permitted == {DecisionKind.REJECT}
+    assert review_context(platform_for(demo), OLGA, block).permitted == {DecisionKind.REJECT}
     with pytest.raises(NotFound, match="review 9999 does not exist"):
-        review_context(demo, OLGA, 9999)
+        review_context(platform_for(demo), OLGA, 9999)
 
 
 def test_preview_checks_json_and_schema_and_lists_changes(demo: Engine) -> None:
-    context = review_context(demo, OLGA, open_ids(demo, rule="refund-needs-approval")[0])
+    context = review_context(
+        platform_for(demo), OLGA, open_ids(demo, rule="refund-needs-approval")[0]
+    )
     args = context.review.args
     assert args is not None
     broken = preview_edit(context, '{"amount": ')
@@ -184,9 +191,13 @@ def test_preview_checks_json_and_schema_and_lists_changes(demo: Engine) -> None:
 def test_bulk_decides_each_review_alone_and_reports_conflicts(demo: Engine) -> None:
     first, second = open_ids(demo, rule="refund-needs-approval")[:2]
     block = open_ids(demo, rule="refund-over-limit")[0]
-    reviews.approve(demo, OSCAR, second, reason="checked by phone")
+    reviews.approve(platform_for(demo), OSCAR, second, reason="checked by phone")
     outcomes = reviews.decide_many(
-        demo, OLGA, DecisionKind.APPROVE, {first: 1, second: 1, block: 1}, reason="batch"
+        platform_for(demo),
+        OLGA,
+        DecisionKind.APPROVE,
+        {first: 1, second: 1, block: 1},
+        reason="batch",
     )
     by_id = {o.review_id: o for o in outcomes}
     assert [o.review_id for o in outcomes] == [first, second, block]
@@ -212,15 +223,17 @@ def test_bulk_reject_needs_a_reason_and_changes_nothing_without_one(demo: Engine
     refund = open_ids(demo, rule="refund-needs-approval")[0]
     block = open_ids(demo, rule="refund-over-limit")[0]
     with pytest.raises(InvalidInput, match="a rejection needs a reason"):
-        reviews.decide_many(demo, OLGA, DecisionKind.REJECT, [refund, block], reason="  ")
+        reviews.decide_many(
+            platform_for(demo), OLGA, DecisionKind.REJECT, [refund, block], reason="  "
+        )
     with pytest.raises(InvalidInput, match="only approve and reject"):
-        reviews.decide_many(demo, MONA, DecisionKind.OVERRIDE, [block], reason="fine")
+        reviews.decide_many(platform_for(demo), MONA, DecisionKind.OVERRIDE, [block], reason="fine")
     assert _review(demo, refund).status is ReviewStatus.PENDING
     assert _review(demo, block).status is ReviewStatus.BLOCKED
     assert _audited(demo, "review.reject") == []
 
     outcomes = reviews.decide_many(
-        demo, OLGA, DecisionKind.REJECT, [refund, block], reason="duplicate"
+        platform_for(demo), OLGA, DecisionKind.REJECT, [refund, block], reason="duplicate"
     )
     assert all(o.decided for o in outcomes)
     assert _review(demo, block).status is ReviewStatus.REJECTED
@@ -230,12 +243,12 @@ def test_bulk_reject_needs_a_reason_and_changes_nothing_without_one(demo: Engine
 def test_an_engineer_cannot_decide_a_review(demo: Engine) -> None:
     refund = open_ids(demo, rule="refund-needs-approval")[0]
     with pytest.raises(Forbidden, match=rf"erin .* may not approve review {refund}"):
-        reviews.approve(demo, ERIN, refund)
-    outcomes = reviews.decide_many(demo, ERIN, DecisionKind.APPROVE, [refund])
+        reviews.approve(platform_for(demo), ERIN, refund)
+    outcomes = reviews.decide_many(platform_for(demo), ERIN, DecisionKind.APPROVE, [refund])
     assert not outcomes[0].decided
     assert "needs the role operator" in outcomes[0].message
     assert _review(demo, refund).status is ReviewStatus.PENDING
-    review = review_context(demo, OLGA, refund).review
+    review = review_context(platform_for(demo), OLGA, refund).review
     assert reviews.permitted_decisions(ERIN, review) == frozenset()
 
 
@@ -291,8 +304,8 @@ def test_a_run_shows_the_version_it_was_pinned_to(demo: Engine) -> None:
 
 def test_approved_work_runs_and_the_trace_records_who_and_why(demo: Engine) -> None:
     refund = open_ids(demo, rule="refund-needs-approval")[0]
-    decided = reviews.approve(demo, OLGA, refund, reason="receipt checked")
-    drive(demo, default_registry())
+    decided = reviews.approve(platform_for(demo), OLGA, refund, reason="receipt checked")
+    drive(demo, installed_registry())
     trace = run_details(demo, OLGA, decided.run_id)
     assert trace.run.status is RunStatus.SUCCEEDED
     human = [s for s in trace.steps if s.kind is StepKind.HUMAN_APPROVAL]
@@ -349,21 +362,26 @@ def test_queue_runs_and_work_read_alike_on_each_database(engine: Engine) -> None
         submit(engine, "shop", {"order_id": order})
     drive(engine, registry)
 
-    snapshot = open_reviews(engine, OLGA)
+    snapshot = open_reviews(platform_for(engine), OLGA)
     assert snapshot.open_count == 3
-    assert open_reviews(engine, OLGA, now=utcnow() + timedelta(hours=1)).overdue_count == 3
+    assert (
+        open_reviews(platform_for(engine), OLGA, now=utcnow() + timedelta(hours=1)).overdue_count
+        == 3
+    )
     flt = QueueFilter(agent="shop", version=1, kind="escalation", rule_id="pay-medium", tool="pay")
-    assert [i.id for i in open_reviews(engine, MONA, flt).items] == [i.id for i in snapshot.items]
-    choices = queue_choices(engine, OLGA)
+    assert [i.id for i in open_reviews(platform_for(engine), MONA, flt).items] == [
+        i.id for i in snapshot.items
+    ]
+    choices = queue_choices(platform_for(engine), OLGA)
     assert (choices.agents, choices.rules, choices.tools) == (("shop",), ("pay-medium",), ("pay",))
 
     first, second, third = (i.id for i in snapshot.items)
-    context = review_context(engine, OLGA, first)
+    context = review_context(platform_for(engine), OLGA, first)
     assert context.trace[-1].kind is StepKind.APPLY_GUARDRAIL
     assert context.args_schema is not None
     assert "amount" in context.args_schema["properties"]
     outcomes = reviews.decide_many(
-        engine,
+        platform_for(engine),
         OLGA,
         DecisionKind.APPROVE,
         {i.id: i.row_version for i in snapshot.items[:2]},
@@ -383,4 +401,4 @@ def test_queue_runs_and_work_read_alike_on_each_database(engine: Engine) -> None
     assert [(i.status, i.run_status) for i in overview.items] == [
         (TaskStatus.WAITING_REVIEW, RunStatus.WAITING_REVIEW)
     ]
-    assert review_context(engine, OLGA, third).review.is_open
+    assert review_context(platform_for(engine), OLGA, third).review.is_open

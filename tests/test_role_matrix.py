@@ -30,6 +30,7 @@ from storage.models import Review
 from storage.queries.audit import AuditFilter
 from storage.queries.kpis import KpiFilter
 from tests.support.console import engine_for
+from tests.support.runtime import platform_for
 
 ROLES = ("operator", "manager", "engineer", "admin")
 EXPECTED: dict[str, set[str]] = {
@@ -89,11 +90,13 @@ def _actions(engine: Engine, actor: Actor) -> dict[str, Callable[[], object]]:
 
     return {
         "read runs": lambda: find_runs(engine, actor),
-        "read the review queue": lambda: open_reviews(engine, actor),
-        "approve an escalation": lambda: reviews.approve(engine, actor, escalation),
-        "reject an escalation": lambda: reviews.reject(engine, actor, escalation, "not needed"),
+        "read the review queue": lambda: open_reviews(platform_for(engine), actor),
+        "approve an escalation": lambda: reviews.approve(platform_for(engine), actor, escalation),
+        "reject an escalation": lambda: reviews.reject(
+            platform_for(engine), actor, escalation, "not needed"
+        ),
         "override a block its rule names managers for": lambda: reviews.override(
-            engine, actor, block, "finance ticket FIN-7"
+            platform_for(engine), actor, block, "finance ticket FIN-7"
         ),
         "submit a task": lambda: submit_task(engine, actor, "support", {"intent": "refund"}),
         "read KPIs": in_session(lambda s: kpi_report(actor, KpiFilter(), session=s)),

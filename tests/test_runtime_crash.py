@@ -15,8 +15,9 @@ import pytest
 from sqlalchemy.engine import URL, Engine
 from sqlmodel import select
 
+from agent.platform import Platform
 from agent.runtime.claims import claim_next
-from agent.runtime.worker import Worker
+from agent.worker import Worker
 from storage import migrate
 from storage.engine import create_engine, read_session
 from storage.enums import ReviewKind, RunStatus, TaskStatus, ToolCallStatus
@@ -163,12 +164,12 @@ def test_drain_waits_for_a_run_whose_worker_died_and_takes_it_over(engine: Engin
     submit(engine, "shop", {"order_id": "O1"})
     dead = claim_next(engine, "dead-worker", lease_s=1.5)  # claimed, then never processed
     assert dead is not None
-    worker = Worker(engine, registry=shop_registry(Effects()), lease_s=30, poll_s=0.05)
+    worker = Worker(Platform(engine, shop_registry(Effects())), lease_s=30, poll_s=0.05)
     assert worker.drain(timeout_s=60) == 1
     # A run the draining worker holds itself, not being worked on (its processing failed),
     # does not keep the drain going: it stops instead of retrying that run for ever.
     submit(engine, "shop", {"order_id": "O2"})
-    again = Worker(engine, registry=shop_registry(Effects()), lease_s=30, poll_s=0.05)
+    again = Worker(Platform(engine, shop_registry(Effects())), lease_s=30, poll_s=0.05)
     failed = claim_next(engine, again.id, lease_s=1.5)
     assert failed is not None
     assert again.drain(timeout_s=60) == 0

@@ -20,6 +20,7 @@ from tests.support.runtime import (
     drive,
     install_agent,
     park_payment,
+    platform_for,
     scripted_version,
     shop_registry,
     submit,
@@ -95,13 +96,13 @@ def test_block_can_only_be_overridden_by_named_roles_with_a_reason(engine: Engin
     block = parked.review
     assert block.id is not None
     with pytest.raises(InvalidInput, match="only be overridden"):
-        reviews.approve(engine, OPERATOR, block.id)
+        reviews.approve(platform_for(engine), OPERATOR, block.id)
     with pytest.raises(Forbidden, match="olga"):
-        reviews.override(engine, OPERATOR, block.id, "customer is a VIP")
+        reviews.override(platform_for(engine), OPERATOR, block.id, "customer is a VIP")
     with pytest.raises(InvalidInput, match="needs a reason"):
-        reviews.override(engine, MANAGER, block.id, "  ")
+        reviews.override(platform_for(engine), MANAGER, block.id, "  ")
     assert effects.by_key == {}
-    reviews.override(engine, MANAGER, block.id, "approved by finance, ticket FIN-7")
+    reviews.override(platform_for(engine), MANAGER, block.id, "approved by finance, ticket FIN-7")
     assert drive(engine, registry) == [RunStatus.SUCCEEDED]
     assert list(effects.payments.values()) == [1200.0]
 
@@ -112,15 +113,19 @@ def test_edit_is_revalidated_and_a_deny_rule_still_applies(engine: Engine) -> No
     review = parked.review
     review_id = review.id or 0
     with pytest.raises(InvalidInput, match="not valid JSON"):
-        reviews.edit_and_approve(engine, OPERATOR, review_id, "{amount: 20")
+        reviews.edit_and_approve(platform_for(engine), OPERATOR, review_id, "{amount: 20")
     with pytest.raises(InvalidInput, match="do not fit pay"):
-        reviews.edit_and_approve(engine, OPERATOR, review_id, {"order_id": "O1", "amount": -5})
+        reviews.edit_and_approve(
+            platform_for(engine), OPERATOR, review_id, {"order_id": "O1", "amount": -5}
+        )
     with pytest.raises(InvalidInput, match="denied by rule pay-large"):
-        reviews.edit_and_approve(engine, OPERATOR, review_id, {"order_id": "O1", "amount": 9000})
+        reviews.edit_and_approve(
+            platform_for(engine), OPERATOR, review_id, {"order_id": "O1", "amount": 9000}
+        )
     with read_session(engine) as session:
         assert session.get(Review, review_id).status is ReviewStatus.PENDING  # type: ignore[union-attr]
     reviews.edit_and_approve(
-        engine,
+        platform_for(engine),
         OPERATOR,
         review_id,
         '{"order_id": "O1", "amount": 250}',
@@ -132,9 +137,11 @@ def test_edit_is_revalidated_and_a_deny_rule_still_applies(engine: Engine) -> No
 
 def test_second_decision_conflicts_naming_who_decided(engine: Engine) -> None:
     review_id = park_payment(engine, 300).review.id or 0
-    reviews.approve(engine, OPERATOR, review_id)
+    reviews.approve(platform_for(engine), OPERATOR, review_id)
     with pytest.raises(DecisionConflict, match="already approved by olga") as info:
-        reviews.reject(engine, OPERATOR.__class__.of("oscar", ["operator"]), review_id, "no")
+        reviews.reject(
+            platform_for(engine), OPERATOR.__class__.of("oscar", ["operator"]), review_id, "no"
+        )
     assert info.value.decided_by == "olga"
 
 
@@ -168,10 +175,10 @@ def test_concurrent_deciders_execute_each_approved_call_exactly_once(engine: Eng
         for review_id in review_ids:
             try:
                 if n % 2:
-                    reviews.approve(engine, actor, review_id)
+                    reviews.approve(platform_for(engine), actor, review_id)
                 else:
                     reviews.edit_and_approve(
-                        engine, actor, review_id, {"order_id": "O1", "amount": 200}
+                        platform_for(engine), actor, review_id, {"order_id": "O1", "amount": 200}
                     )
                 won += 1
             except DecisionConflict:

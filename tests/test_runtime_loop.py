@@ -25,6 +25,7 @@ from tests.support.runtime import (
     drive,
     install_agent,
     park_payment,
+    platform_for,
     scripted_version,
     shop_registry,
     submit,
@@ -87,7 +88,7 @@ def test_escalation_parks_the_run_and_approval_executes_exactly_once(engine: Eng
         ReviewStatus.PENDING,
         "pay-medium",
     )
-    result = reviews.approve(engine, OPERATOR, review.id or 0, reason="verified")
+    result = reviews.approve(platform_for(engine), OPERATOR, review.id or 0, reason="verified")
     assert result.run_resumes
     assert drive(engine, registry) == [RunStatus.SUCCEEDED]
     assert drive(engine, registry) == []
@@ -99,7 +100,9 @@ def test_rejection_reaches_the_planner_and_nothing_executes(engine: Engine) -> N
     parked = park_payment(engine, 500, resolution="declined")
     effects, registry = parked.effects, parked.registry
     review = parked.review
-    reviews.reject(engine, OPERATOR, review.id or 0, "customer already refunded by phone")
+    reviews.reject(
+        platform_for(engine), OPERATOR, review.id or 0, "customer already refunded by phone"
+    )
     assert drive(engine, registry) == [RunStatus.SUCCEEDED]
     assert effects.by_key == {}
     with read_session(engine) as session:

@@ -18,8 +18,8 @@ import httpx
 import pytest
 from sqlalchemy.engine import Engine
 
+from agent.calls import Effect
 from agent.errors import ToolError, ToolTimeout, VersionSpecError
-from agent.mediation.decision import Effect
 from agent.spec import HttpToolDef, PlannerSpec, PolicySpec, VersionSpec
 from agent.tools.base import ToolContext
 from agent.tools.http import HttpTool

@@ -14,13 +14,14 @@ import httpx
 import pytest
 from sqlalchemy.engine import Engine
 
+from agent.calls import Effect
 from agent.errors import InvalidInput, NotFound, ToolError, ToolTimeout, VersionSpecError
-from agent.mediation.decision import Effect
+from agent.plugins import installed_registry
 from agent.spec import PlannerSpec, PolicySpec, VersionSpec
 from agent.tools.base import Tool, ToolContext, ToolSpec
 from agent.tools.faults import MAX_HANG_S, Fault, FaultyTool
 from agent.tools.python import PythonTool, tool
-from agent.tools.registry import FactContext, ToolRegistry, default_registry
+from agent.tools.registry import FactContext, ToolRegistry
 from agent.tools.validation import compiled_validator, validate, validate_args, validate_result
 from storage.engine import create_engine
 from storage.enums import ErrorClass, SideEffect
@@ -286,7 +287,7 @@ def test_resolve_and_facts_follow_the_version(sqlite_engine: Engine) -> None:
 
 
 def test_default_registry_holds_both_demo_domains() -> None:
-    registry = default_registry()
+    registry = installed_registry()
     assert set(registry.tool_names) == {
         "lookup_customer",
         "lookup_order",

@@ -19,13 +19,13 @@ from streamlit.testing.v1 import AppTest
 
 from agent import reviews
 from agent.actors import Actor
-from agent.tools.registry import default_registry
+from agent.plugins import installed_registry
 from storage.engine import read_session, write_session
 from storage.enums import ReviewStatus, RunStatus
 from storage.models import AuditEvent, Review, ReviewDecision, Run, SupportRefund
 from storage.types import utcnow
 from tests.support.console import engine_for, open_console
-from tests.support.runtime import drive
+from tests.support.runtime import drive, platform_for
 
 
 @pytest.fixture
@@ -151,7 +151,7 @@ def test_operator_approves_the_oldest_refund_and_its_run_completes(
     assert (decided.status, decided.decided_by) == (ReviewStatus.APPROVED, "olga")
     assert [(d.actor, d.reason) for d in decisions(db, refund)] == [("olga", "receipt checked")]
 
-    drive(db, default_registry())
+    drive(db, installed_registry())
     with read_session(db) as session:
         run = session.get(Run, decided.run_id)
     assert run is not None
@@ -206,7 +206,7 @@ def test_edit_and_approve_shows_the_difference_and_binds_the_new_arguments(
     assert decision.args == edited
     assert decision.reason == "partial refund agreed"
 
-    drive(db, default_registry())
+    drive(db, installed_registry())
     with read_session(db) as session:
         paid = session.exec(
             select(SupportRefund).where(col(SupportRefund.run_id) == review(db, refund).run_id)
@@ -277,7 +277,9 @@ def test_when_another_operator_decided_first_the_view_says_who_and_changes_nothi
 ) -> None:
     refund = oldest_refund(db)
     at = open_review(queue(monkeypatch, demo_url), refund)
-    reviews.approve(db, Actor.of("oscar", ["operator"]), refund, reason="called the customer")
+    reviews.approve(
+        platform_for(db), Actor.of("oscar", ["operator"]), refund, reason="called the customer"
+    )
 
     at.text_input(key=f"queue.reason.{refund}").input("looks wrong")
     at.button(key="queue.reject").click().run()

@@ -15,14 +15,14 @@ from streamlit.testing.v1 import AppTest
 
 from agent import reviews
 from agent.actors import Actor
-from agent.tools.registry import default_registry
+from agent.plugins import installed_registry
 from agent.versions.service import activate_version
 from storage.engine import read_session, write_session
 from storage.enums import ErrorClass, ReviewStatus, RunStatus, StepKind, StepStatus
 from storage.models import Review, Run, Step
 from storage.types import utcnow
 from tests.support.console import engine_for, open_console
-from tests.support.runtime import drive
+from tests.support.runtime import drive, platform_for
 
 APP = str(Path(__file__).resolve().parents[1] / "console" / "app.py")
 
@@ -180,8 +180,10 @@ def test_a_run_decided_by_a_person_shows_who_and_why(
     assert "The run is waiting review; this page follows it live." in texts(waiting.info)
     assert frame(waiting, "review").iloc[0]["decided by"] == ""
 
-    reviews.approve(db, Actor.of("olga", ["operator"]), refund.id, reason="receipt checked")
-    drive(db, default_registry())
+    reviews.approve(
+        platform_for(db), Actor.of("olga", ["operator"]), refund.id, reason="receipt checked"
+    )
+    drive(db, installed_registry())
     at = linked(monkeypatch, demo_url, str(refund.run_id))
     assert {m.label: m.value for m in at.metric}["Status"] == "succeeded"
     decisions = frame(at, "review")

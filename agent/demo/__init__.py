@@ -8,6 +8,10 @@ tools and policy facts (``agent.demo.support``, ``agent.demo.it_access``), two v
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agent.tools.registry import ToolRegistry
 
 VERSIONS_DIR = Path(__file__).parent / "versions"
 DEMO_AGENTS: dict[str, tuple[str, ...]] = {
@@ -24,3 +28,12 @@ def version_yaml(name: str) -> str:
         FileNotFoundError: there is no demo version of that name.
     """
     return (VERSIONS_DIR / f"{name}.yaml").read_text(encoding="utf-8")
+
+
+def register(registry: ToolRegistry) -> None:
+    """Register both demo domains' tools and policy facts in ``registry``."""
+    from agent.demo.it_access import register as register_it_access
+    from agent.demo.support import register as register_support
+
+    register_support(registry)
+    register_it_access(registry)

@@ -3,24 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 
+from agent.calls import Effect
 from storage.enums import ErrorClass
-
-
-class Effect(StrEnum):
-    """Policy effects, ordered from least to most restrictive."""
-
-    ALLOW = "allow"
-    ESCALATE = "escalate"
-    DENY = "deny"
-
-    @property
-    def severity(self) -> int:
-        return _SEVERITY[self]
-
-
-_SEVERITY = {Effect.ALLOW: 0, Effect.ESCALATE: 1, Effect.DENY: 2}
 
 
 @dataclass(frozen=True)

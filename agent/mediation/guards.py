@@ -11,11 +11,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from agent.calls import ProposedCall
 from agent.mediation.circuit import CircuitBreakers
 from agent.mediation.decision import Decision
 from agent.mediation.policy import CompiledPolicy
 from agent.mediation.ratelimit import RateLimits
-from agent.planning.base import ProposedCall
 from agent.tools.base import ToolSpec
 from storage.enums import ErrorClass
 

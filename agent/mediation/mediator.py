@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from agent.calls import ProposedCall
 from agent.mediation.decision import Decision
 from agent.mediation.guards import CallContext, FactLoader, Guard
-from agent.planning.base import ProposedCall
 
 
 @dataclass(frozen=True)

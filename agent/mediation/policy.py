@@ -9,17 +9,17 @@ because it is side-effect free and terminates; ``eval`` is never used.
 from __future__ import annotations
 
 import fnmatch
-import hashlib
-import json
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import cel
 
+from agent.binding import policy_hash
+from agent.calls import Effect
 from agent.errors import VersionSpecError
-from agent.mediation.decision import Decision, Effect
+from agent.mediation.decision import Decision
 from agent.spec import OutputCheck, PolicyRuleSpec, PolicySpec
 from storage.enums import ErrorClass
 
@@ -175,12 +175,6 @@ def _default_decision(effect: Effect) -> Decision:
     if effect is Effect.ESCALATE:
         return Decision.escalate(DEFAULT_RULE_ID, reason)
     return Decision.allow(DEFAULT_RULE_ID, reason)
-
-
-def policy_hash(spec: PolicySpec) -> str:
-    """SHA-256 of the policy's canonical JSON: what a review's authorization is bound to."""
-    document = json.dumps(asdict(spec), sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(document.encode()).hexdigest()
 
 
 class CompiledOutputChecks:

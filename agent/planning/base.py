@@ -10,17 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from agent.calls import Observation, ProposedCall
 from agent.tools.base import ToolSpec
-from storage.enums import ErrorClass
-
-
-@dataclass(frozen=True)
-class ProposedCall:
-    """One tool call a planner proposes. ``call_id`` is unique within the run."""
-
-    call_id: str
-    tool: str
-    args: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -56,29 +47,6 @@ class Proposal:
     @classmethod
     def failed(cls, error: str) -> Proposal:
         return cls(reasoning="", error=error)
-
-
-@dataclass(frozen=True)
-class Observation:
-    """What came back for one proposed call, as the planner will see it.
-
-    ``status`` is one of: ``ok`` (result in ``content``), ``error`` (tool or validation failure),
-    ``denied`` (policy), ``pending_review`` (waiting for a person), ``rejected`` (a person said no;
-    ``content['reason']``), ``expired``.
-    """
-
-    call_id: str
-    tool: str
-    status: str
-    content: Mapping[str, Any]
-    error_class: ErrorClass | None = None
-
-    def as_text(self) -> str:
-        """A short line for a prompt or a log: 'denied by rule X: reason', a result summary..."""
-        if self.status == "ok":
-            return f"{self.tool} succeeded: {dict(self.content)}"
-        reason = self.content.get("message") or self.content.get("reason") or ""
-        return f"{self.tool} {self.status}: {reason}".strip()
 
 
 @dataclass(frozen=True)

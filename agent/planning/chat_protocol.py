@@ -28,7 +28,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from agent.planning.base import Observation, Proposal, ProposedCall, RunContext, TokenUsage
+from agent.calls import Observation, ProposedCall
+from agent.planning.base import Proposal, RunContext, TokenUsage
 from agent.spec import PlannerSpec
 
 FINAL_ANSWER = "final_answer"

@@ -24,7 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.planning.base import Observation, Proposal, ProposedCall, RunContext
+from agent.calls import Observation, ProposedCall
+from agent.planning.base import Proposal, RunContext
 from agent.planning.playbook_spec import Playbook, PlaybookStep
 from agent.spec import PlannerSpec
 from storage.enums import ErrorClass

@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from agent.planning.base import Proposal, ProposedCall, RunContext, TokenUsage
+from agent.calls import ProposedCall
+from agent.planning.base import Proposal, RunContext, TokenUsage
 from agent.spec import PlannerSpec
 
 

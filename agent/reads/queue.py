@@ -13,12 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
 from agent.actors import QUEUE_ROLES, Actor, require
 from agent.errors import NotFound, ServiceError
+from agent.platform import Platform
 from agent.reviews import parse_edited_args, permitted_decisions
-from agent.runtime.bundle import load_bundle
 from agent.tools.validation import validate
 from storage.engine import read_session
 from storage.enums import DecisionKind, ReviewKind
@@ -62,7 +60,7 @@ class QueueSnapshot:
 
 
 def open_reviews(
-    engine: Engine,
+    platform: Platform,
     actor: Actor,
     flt: QueueFilter | None = None,
     *,
@@ -77,7 +75,7 @@ def open_reviews(
     require(actor, QUEUE_ROLES, "read the review queue")
     flt = flt or QueueFilter()
     moment = now or utcnow()
-    with read_session(engine) as session:
+    with read_session(platform.engine) as session:
         items = review_queue(
             session=session,
             agent=flt.agent,
@@ -91,14 +89,14 @@ def open_reviews(
     return QueueSnapshot(tuple(items), open_count, overdue_count, moment)
 
 
-def queue_choices(engine: Engine, actor: Actor) -> QueueFacets:
+def queue_choices(platform: Platform, actor: Actor) -> QueueFacets:
     """The agents, versions, kinds, rules and tools that open reviews have, to filter by.
 
     Raises:
         Forbidden: the actor is neither an operator nor a manager.
     """
     require(actor, QUEUE_ROLES, "read the review queue")
-    with read_session(engine) as session:
+    with read_session(platform.engine) as session:
         return queue_facets(session=session)
 
 
@@ -129,7 +127,7 @@ class ReviewContext:
     permitted: frozenset[DecisionKind] = field(default_factory=frozenset)
 
 
-def review_context(engine: Engine, actor: Actor, review_id: int) -> ReviewContext:
+def review_context(platform: Platform, actor: Actor, review_id: int) -> ReviewContext:
     """One review with its task, proposed call, rule, version, trace so far and edit schema.
 
     Raises:
@@ -137,7 +135,7 @@ def review_context(engine: Engine, actor: Actor, review_id: int) -> ReviewContex
         NotFound: there is no such review.
     """
     require(actor, QUEUE_ROLES, f"read review {review_id}")
-    with read_session(engine) as session:
+    with read_session(platform.engine) as session:
         detail = review_detail(review_id, session=session)
     if detail is None:
         raise NotFound(f"review {review_id} does not exist.")
@@ -150,22 +148,22 @@ def review_context(engine: Engine, actor: Actor, review_id: int) -> ReviewContex
         rule=detail.rule,
         trace=detail.steps,
         decisions=detail.decisions,
-        args_schema=_edit_schema(engine, review) if DecisionKind.EDIT in permitted else None,
+        args_schema=_edit_schema(platform, review) if DecisionKind.EDIT in permitted else None,
         permitted=permitted,
     )
 
 
-def _edit_schema(engine: Engine, review: ReviewRecord) -> Mapping[str, Any] | None:
+def _edit_schema(platform: Platform, review: ReviewRecord) -> Mapping[str, Any] | None:
     try:
-        bundle = load_bundle(engine, review.version_id)
-    except (ServiceError, LookupError):
+        version = platform.versions.get(review.version_id)
+    except ServiceError:
         # The version cannot be loaded in this process (a tool it names is not registered
         # here): the pane still opens, and the service re-checks any edit on submit.
         log.warning("no edit schema for review %d: version %d", review.id, review.version_id)
         return None
     if review.kind is ReviewKind.OUTPUT_INVALID:
-        return bundle.spec.output.schema
-    spec = bundle.tool_specs.get(review.tool or "")
+        return version.spec.output.schema
+    spec = version.tool_specs.get(review.tool or "")
     return spec.args_schema if spec is not None else None
 
 

@@ -23,7 +23,7 @@ from storage.queries.work import (
 )
 from storage.types import utcnow
 
-# The worker's default lease (agent.runtime.worker): a heartbeat older than this is stale.
+# The worker's default lease (agent.worker): a heartbeat older than this is stale.
 STALE_AFTER_S = 30.0
 WORK_PAGE = 100
 

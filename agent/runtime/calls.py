@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from agent.mediation.decision import Effect
-from agent.planning.base import Observation, ProposedCall
+from agent.binding import args_hash
+from agent.calls import Effect, Observation, ProposedCall
 from agent.runtime.executor import Execution, execute
-from agent.runtime.records import args_hash, redact
+from agent.runtime.records import redact
 from agent.runtime.state import Work
 from agent.tools.registry import FactContext
 from agent.tools.validation import validate_result
@@ -81,13 +81,13 @@ def process_call(loop: _Loop, call: ProposedCall) -> None:
         "args": args,
         "task": state.task,
         "run": state.run_variables(),
-        "agent": bundle.agent_variables(),
+        "agent": bundle.version.agent_variables(),
     }
 
     def load_facts(names: frozenset[str] | None) -> dict[str, Any]:
         try:
-            return bundle.registry.facts_for(
-                bundle.spec,
+            return loop.p.platform.registry.facts_for(
+                bundle.version.spec,
                 FactContext(
                     engine=loop.p.engine,
                     tool=call.tool,
@@ -176,7 +176,7 @@ def process_call(loop: _Loop, call: ProposedCall) -> None:
 
 def _risk(loop: _Loop, tool: str, args: Mapping[str, Any]) -> int:
     """Queue order within the same SLA: side-effect class first, then the amount at stake."""
-    spec = loop.bundle.tool_specs.get(tool)
+    spec = loop.bundle.version.tool_specs.get(tool)
     base = _RISK_BASE[spec.side_effect] if spec else 0
     amount = args.get("amount")
     at_stake = int(min(float(amount), 999.0)) if isinstance(amount, int | float) else 0
@@ -232,9 +232,10 @@ def admit_and_execute(
         args,
         run_id=state.run_id,
         idempotency_key=key,
-        timeout_s=bundle.spec.budgets.call_timeout_s,
-        retries=bundle.spec.retries,
+        timeout_s=bundle.version.spec.budgets.call_timeout_s,
+        retries=bundle.version.spec.retries,
         engine=loop.p.engine,
+        pool=loop.p.platform.tool_pool,
         inline=loop.p.inline_tools,
     )
     finish_call(loop, ledger, execution)
@@ -243,7 +244,7 @@ def admit_and_execute(
 def finish_call(loop: _Loop, ledger: LedgerEntry, execution: Execution) -> None:
     """Record attempts, the ledger outcome and the observation in one commit."""
     bundle, state = loop.bundle, loop.state
-    spec = bundle.tool_specs[ledger.tool]
+    spec = bundle.version.tool_specs[ledger.tool]
     for attempt in execution.attempts:
         loop.run.step(
             StepKind.EXECUTE_TOOL,
@@ -339,7 +340,7 @@ def finish_call(loop: _Loop, ledger: LedgerEntry, execution: Execution) -> None:
 def _ledger_row(loop: _Loop, ledger: LedgerEntry, **columns: Any) -> dict[str, Any]:
     """A complete ledger row, in flight unless ``columns`` say otherwise (every column is
     present, so the rows of one commit batch into one ``executemany``)."""
-    spec = loop.bundle.tool_specs[ledger.tool]
+    spec = loop.bundle.version.tool_specs[ledger.tool]
     row: dict[str, Any] = {
         "run_id": loop.state.run_id,
         "step_id": None,
@@ -418,9 +419,10 @@ def recover_in_flight(loop: _Loop) -> RunStatus | None:
                 ledger.args,
                 run_id=loop.state.run_id,
                 idempotency_key=ledger.idempotency_key,
-                timeout_s=loop.bundle.spec.budgets.call_timeout_s,
-                retries=loop.bundle.spec.retries,
+                timeout_s=loop.bundle.version.spec.budgets.call_timeout_s,
+                retries=loop.bundle.version.spec.retries,
                 engine=loop.p.engine,
+                pool=loop.p.platform.tool_pool,
                 inline=loop.p.inline_tools,
             )
             finish_call(loop, ledger, execution)

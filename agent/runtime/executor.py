@@ -7,7 +7,6 @@ same idempotency key on every attempt). Each attempt is reported for the trace.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -28,21 +27,6 @@ from agent.errors import ToolError, ToolTimeout
 from agent.spec import RetrySpec
 from agent.tools.base import Tool, ToolContext
 from storage.enums import ErrorClass
-
-# Python tools cannot be interrupted; a call that outlives its timeout keeps its thread until it
-# returns. The pool is large so that a few hung calls do not starve the others; tools should
-# bound their own waits (HTTP tools do, through httpx timeouts).
-_POOL_SIZE = 64
-_pool_lock = threading.Lock()
-_pool: ThreadPoolExecutor | None = None
-
-
-def _executor_pool() -> ThreadPoolExecutor:
-    global _pool  # noqa: PLW0603 - one lazily created pool per process
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=_POOL_SIZE, thread_name_prefix="steward-tool")
-        return _pool
 
 
 @dataclass(frozen=True)
@@ -75,14 +59,19 @@ class Execution:
 
 
 def call_with_timeout(
-    tool: Tool, args: Mapping[str, Any], ctx: ToolContext, *, inline: bool = False
+    tool: Tool,
+    args: Mapping[str, Any],
+    ctx: ToolContext,
+    *,
+    pool: ThreadPoolExecutor,
+    inline: bool = False,
 ) -> dict[str, Any]:
     """One attempt. ``inline`` (or the tool's own ``spec.inline``) runs it in this thread, for
-    tools that bound their own time; any other tool runs in the pool, waited for at most
+    tools that bound their own time; any other tool runs in ``pool``, waited for at most
     ``ctx.timeout_s``."""
     if inline or tool.spec.inline:
         return tool.call(args, ctx)
-    future = _executor_pool().submit(tool.call, args, ctx)
+    future = pool.submit(tool.call, args, ctx)
     try:
         return future.result(timeout=ctx.timeout_s)
     except FutureTimeout:
@@ -99,6 +88,7 @@ def execute(
     timeout_s: float,
     retries: RetrySpec,
     engine: Engine,
+    pool: ThreadPoolExecutor,
     inline: bool = False,
 ) -> Execution:
     """Run ``tool`` with retries where safe; never raises for tool failures."""
@@ -117,7 +107,7 @@ def execute(
         started = time.time()
         clock = time.perf_counter()
         try:
-            result = call_with_timeout(tool, args, ctx, inline=inline)
+            result = call_with_timeout(tool, args, ctx, pool=pool, inline=inline)
         except ToolError as exc:
             execution.attempts.append(
                 Attempt(number, started, _ms(clock), exc.error_class, str(exc), exc.retryable)

@@ -6,13 +6,12 @@ back into the planner's history, which is how a run resumes on another worker.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from agent.planning.base import Observation, Proposal, ProposedCall, TokenUsage, Turn
+from agent.calls import Observation, ProposedCall
+from agent.planning.base import Proposal, TokenUsage, Turn
 from storage.enums import ErrorClass, StepKind
 from storage.models import Step
 
@@ -36,12 +35,6 @@ def redact(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
     return value
-
-
-def args_hash(args: Any) -> str:
-    """SHA-256 of the arguments' canonical JSON: what an approval is bound to."""
-    canonical = json.dumps(args, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def proposal_to_json(proposal: Proposal) -> dict[str, Any]:

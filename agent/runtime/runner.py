@@ -14,18 +14,18 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
+from agent.binding import args_hash
+from agent.calls import Effect, Observation, ProposedCall
 from agent.errors import InvalidInput, LeaseLost
-from agent.mediation.decision import Effect
-from agent.planning.base import Observation, Proposal, ProposedCall, RunContext, TokenUsage, Turn
+from agent.planning.base import Proposal, RunContext, TokenUsage, Turn
+from agent.platform import Platform
 from agent.pricing import price_table
 from agent.runtime import calls
-from agent.runtime.bundle import VersionBundle, load_bundle
+from agent.runtime.bundle import BundleCache, VersionBundle
 from agent.runtime.records import proposal_to_json, rebuild_history, redact
 from agent.runtime.state import Claim, RunSession, RunState
-from agent.tools.registry import ToolRegistry
 from storage.engine import read_session
 from storage.enums import (
     ErrorClass,
@@ -60,15 +60,11 @@ class RunProcessor:
     """Drives claimed runs. One instance may serve many threads; state lives per call."""
 
     def __init__(
-        self,
-        engine: Engine,
-        *,
-        registry: ToolRegistry | None = None,
-        lease_s: float = 30.0,
-        inline_tools: bool = False,
+        self, platform: Platform, *, lease_s: float = 30.0, inline_tools: bool = False
     ) -> None:
-        self.engine = engine
-        self.registry = registry
+        self.platform = platform
+        self.engine = platform.engine
+        self.bundles = BundleCache(platform)
         self.lease_s = lease_s
         self.inline_tools = inline_tools
 
@@ -78,7 +74,7 @@ class RunProcessor:
             state = self._load(claim)
             run = RunSession(self.engine, state, self.lease_s)
             try:
-                bundle = load_bundle(self.engine, state.version_id, self.registry)
+                bundle = self.bundles.get(state.version_id)
             except Exception as exc:
                 log.exception("run %s: version %s cannot be loaded", claim.run_id, state.version_id)
                 return _fail_unloadable(run, f"the agent version cannot be loaded: {exc}")
@@ -191,7 +187,7 @@ class _Loop:
             {
                 "parent_id": None,
                 "kind": StepKind.INVOKE_AGENT,
-                "name": self.bundle.agent_name[:128],
+                "name": self.bundle.version.agent_name[:128],
                 "call_id": None,
                 "status": StepStatus.RUNNING,
                 "error_class": None,
@@ -201,9 +197,9 @@ class _Loop:
                 "input": redact({"task": self.state.task}),
                 "output": None,
                 "attributes": {
-                    "agent": self.bundle.agent_name,
-                    "version": self.bundle.version_number,
-                    "version_id": self.bundle.version_id,
+                    "agent": self.bundle.version.agent_name,
+                    "version": self.bundle.version.number,
+                    "version_id": self.bundle.version.version_id,
                 },
             }
         )
@@ -212,7 +208,7 @@ class _Loop:
         return self.state.reviews_open
 
     def _exhausted_budget(self) -> str | None:
-        budgets = self.bundle.spec.budgets
+        budgets = self.bundle.version.spec.budgets
         s = self.state
         if s.step_count >= budgets.max_steps:
             return f"the run used its {budgets.max_steps} steps"
@@ -249,19 +245,19 @@ class _Loop:
         return [c for c in todo if c.call_id not in reviewed]
 
     def context(self) -> RunContext:
-        spec = self.bundle.spec
+        spec = self.bundle.version.spec
         time_left_s = spec.budgets.run_deadline_s - self.state.elapsed_agent_ms() / 1000.0
         return RunContext(
             run_id=self.state.run_id,
             task_id=self.state.task_id,
-            agent=self.bundle.agent_name,
+            agent=self.bundle.version.agent_name,
             task=self.state.task,
-            tools=list(self.bundle.tool_specs.values()),
+            tools=list(self.bundle.version.tool_specs.values()),
             history=tuple(self.state.history),
             # What a planner that calls a model needs to stay inside the run's budgets and
             # answer to its output contract (agent.planning.chat).
             planner_config={
-                "version": self.bundle.version_number,
+                "version": self.bundle.version.number,
                 "output_schema": dict(spec.output.schema),
                 "model_timeout_s": spec.budgets.model_timeout_s,
                 "time_left_s": max(time_left_s, 0.0),
@@ -294,14 +290,14 @@ class _Loop:
                 proposal = Proposal.failed("the planner proposed neither calls nor an answer")
         self.run.step(
             StepKind.PROPOSAL,
-            self.bundle.spec.planner.kind,
+            self.bundle.version.spec.planner.kind,
             StepStatus.ERROR if failed else StepStatus.OK,
             error_class=ErrorClass.PLANNER_ERROR if failed else None,
             input={"turn": self.state.planner_turns},
             output=proposal_to_json(proposal),
             attributes={
                 **proposal.telemetry,
-                "model": usage.model if usage else self.bundle.spec.planner.model,
+                "model": usage.model if usage else self.bundle.version.spec.planner.model,
                 "prompt_tokens": usage.prompt_tokens if usage else 0,
                 "completion_tokens": usage.completion_tokens if usage else 0,
                 "cost_usd": cost_usd,
@@ -338,12 +334,7 @@ class _Loop:
     # -- endings ----------------------------------------------------------------------------
 
     def _finalize(self, answer: dict[str, Any]) -> RunStatus:
-        problems = [
-            f"{'/'.join(str(p) for p in e.absolute_path) or 'output'}: {e.message}"
-            for e in self.bundle.output_validator.iter_errors(answer)
-        ]
-        if not problems:
-            problems = self.bundle.output_checks.failures(answer, self.state.task)
+        problems = self.bundle.version.output_problems(answer, self.state.task)
         self.run.step(
             StepKind.FINAL_OUTPUT,
             "output contract",
@@ -394,8 +385,6 @@ class _Loop:
         tier: int = 1,
     ) -> dict[str, Any]:
         """The row of a new review of this run, for ``RunSession.insert``."""
-        from agent.runtime.records import args_hash
-
         stored = redact(args) if args is not None else None
         self.state.reviews_open = True
         review = Review(
@@ -408,7 +397,7 @@ class _Loop:
             tool=tool,
             args=stored,
             args_hash=args_hash(stored) if stored is not None else None,
-            policy_hash=self.bundle.policy.hash,
+            policy_hash=self.bundle.version.policy.hash,
             rule_id=rule_id,
             reason=reason[:2000],
             risk=risk,

@@ -38,6 +38,20 @@ _SNIPPET = 200
 REDACTED = "[redacted]"
 
 
+def http_tool_spec(defn: HttpToolDef) -> ToolSpec:
+    """What governance needs to know of a declarative HTTP tool (no client needed to read it)."""
+    return ToolSpec(
+        name=defn.name,
+        description=defn.description or f"{defn.method.upper()} {defn.url}",
+        args_schema=defn.args_schema,
+        result_schema=defn.result_schema,
+        side_effect=defn.side_effect,
+        idempotent=defn.idempotent,
+        data_sources=defn.data_sources,
+        compensating_tool=defn.compensating_tool,
+    )
+
+
 class HttpTool:
     """A tool that makes one HTTP request per attempt, as its ``HttpToolDef`` describes.
 
@@ -56,16 +70,7 @@ class HttpTool:
         self._query_names = frozenset(
             name for template in defn.query.values() for name in _PLACEHOLDER.findall(template)
         )
-        self._spec = ToolSpec(
-            name=defn.name,
-            description=defn.description or f"{self.method} {defn.url}",
-            args_schema=defn.args_schema,
-            result_schema=defn.result_schema,
-            side_effect=defn.side_effect,
-            idempotent=defn.idempotent,
-            data_sources=defn.data_sources,
-            compensating_tool=defn.compensating_tool,
-        )
+        self._spec = http_tool_spec(defn)
 
     @property
     def spec(self) -> ToolSpec:

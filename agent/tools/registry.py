@@ -18,8 +18,8 @@ from sqlalchemy.engine import Engine
 
 from agent.errors import NotFound, VersionSpecError
 from agent.spec import VersionSpec
-from agent.tools.base import Tool
-from agent.tools.http import HttpTool
+from agent.tools.base import Tool, ToolSpec
+from agent.tools.http import HttpTool, http_tool_spec
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +116,28 @@ class ToolRegistry:
                 version.
         """
         http = {defn.name: defn for defn in spec.http_tools}
+        self._check_tools(spec, http)
+        resolved: dict[str, Tool] = {}
+        for name in spec.tool_names:
+            defn = http.get(name)
+            resolved[name] = HttpTool(defn, client) if defn is not None else self._tools[name]
+        return resolved
+
+    def specs(self, spec: VersionSpec) -> dict[str, ToolSpec]:
+        """The specs of the tools a version's runs may call, by name, without building them
+        (what services need to read argument schemas and side-effect classes).
+
+        Raises:
+            VersionSpecError: as ``resolve``.
+        """
+        http = {defn.name: defn for defn in spec.http_tools}
+        self._check_tools(spec, http)
+        return {
+            name: http_tool_spec(http[name]) if name in http else self._tools[name].spec
+            for name in spec.tool_names
+        }
+
+    def _check_tools(self, spec: VersionSpec, http: Mapping[str, object]) -> None:
         unknown = [n for n in spec.tools if n not in http and n not in self._tools]
         if unknown:
             raise VersionSpecError(
@@ -123,11 +145,6 @@ class ToolRegistry:
                 f"http_tools: {', '.join(repr(n) for n in unknown)}; registered tools: "
                 f"{_listing(self._tools)}"
             )
-        resolved: dict[str, Tool] = {}
-        for name in spec.tool_names:
-            defn = http.get(name)
-            resolved[name] = HttpTool(defn, client) if defn is not None else self._tools[name]
-        return resolved
 
     def check_facts(self, spec: VersionSpec) -> None:
         """Fail early if the version's policy names a fact nobody provides.
@@ -173,14 +190,3 @@ class ToolRegistry:
 
 def _listing(names: Mapping[str, object]) -> str:
     return ", ".join(sorted(names)) or "(none)"
-
-
-def default_registry() -> ToolRegistry:
-    """A registry with the demo domains' tools and facts (support and IT access) registered."""
-    from agent.demo.it_access import register as register_it_access
-    from agent.demo.support import register as register_support
-
-    registry = ToolRegistry()
-    register_support(registry)
-    register_it_access(registry)
-    return registry

@@ -19,8 +19,9 @@ import limits
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from agent.binding import policy_hash
 from agent.errors import VersionSpecError
-from agent.mediation.policy import CompiledOutputChecks, CompiledPolicy, policy_hash
+from agent.mediation.policy import CompiledOutputChecks, CompiledPolicy
 from agent.spec import VERSION_SCHEMA, VersionSpec
 from agent.versions.yamlsource import PathItem, YamlSource, parse_yaml
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from agent.platform import Platform
+from agent.plugins import installed_registry
 from storage.engine import check_connection, create_engine
 from storage.migrate import require_head
 
@@ -24,6 +26,11 @@ def open_engine(*, require_schema: bool = True) -> Engine:
     if require_schema:
         require_head(engine)
     return engine
+
+
+def open_platform(*, require_schema: bool = True) -> Platform:
+    """``open_engine`` with the installed tools: what every service and the worker take."""
+    return Platform(open_engine(require_schema=require_schema), installed_registry())
 
 
 def print_json(value: Any) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from agent.actors import READ_ROLES, Actor, require
 from agent.tasks import submit_task
 from agent.users import actor_for
-from console.cli.common import CommandError, open_engine, print_json
+from console.cli.common import CommandError, open_engine, open_platform, print_json
 from storage.engine import read_session
 from storage.enums import ErrorClass, RunStatus
 from storage.queries.runs import list_runs, review_queue, run_detail
@@ -208,13 +208,13 @@ def _reviews_list(args: argparse.Namespace) -> int:
 def _decide(args: argparse.Namespace) -> int:
     from agent import reviews  # the runtime it binds decisions to loads only for decisions
 
-    engine = open_engine()
-    actor = _actor(args, engine)
+    platform = open_platform()
+    actor = _actor(args, platform.engine)
     assert actor is not None
     result: reviews.DecisionResult
     if args.decision == "approve" and args.args:
         result = reviews.edit_and_approve(
-            engine,
+            platform,
             actor,
             args.review,
             args.args,
@@ -223,15 +223,15 @@ def _decide(args: argparse.Namespace) -> int:
         )
     elif args.decision == "approve":
         result = reviews.approve(
-            engine, actor, args.review, reason=args.reason, seen_version=args.seen_version
+            platform, actor, args.review, reason=args.reason, seen_version=args.seen_version
         )
     elif args.decision == "reject":
         result = reviews.reject(
-            engine, actor, args.review, args.reason, seen_version=args.seen_version
+            platform, actor, args.review, args.reason, seen_version=args.seen_version
         )
     else:
         result = reviews.override(
-            engine, actor, args.review, args.reason, seen_version=args.seen_version
+            platform, actor, args.review, args.reason, seen_version=args.seen_version
         )
     if args.json:
         print_json(
@@ -250,7 +250,7 @@ def _decide(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from agent.runtime.worker import Worker  # the scheduler is only needed here
+    from agent.worker import Worker  # the scheduler is only needed here
 
     if args.concurrency < 1:
         raise CommandError("--concurrency must be at least 1.")
@@ -258,8 +258,9 @@ def _worker(args: argparse.Namespace) -> int:
     # The scheduler logs every job execution at INFO, several times a second.
     if not args.verbose:
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    engine = open_engine()
-    worker = Worker(engine, concurrency=args.concurrency, lease_s=args.lease, poll_s=args.poll)
+    worker = Worker(
+        open_platform(), concurrency=args.concurrency, lease_s=args.lease, poll_s=args.poll
+    )
     if args.drain:
         processed = worker.drain()
         print(f"worker {worker.id} drained: {processed} runs processed.")

@@ -19,7 +19,7 @@ from agent.reviews import decide_many
 from console.components.data import forget_lists
 from console.components.feedback import describe, sentence
 from console.components.formatting import compact
-from console.resources import engine
+from console.resources import platform
 from storage.enums import DecisionKind
 from storage.errors import StorageError
 from storage.queries.queue import QueueItem
@@ -85,7 +85,7 @@ def confirm(actor: Actor, action: dict[str, object]) -> None:
     seen = {int(i["id"]): int(i["row_version"]) for i in items}
     try:
         outcomes = decide_many(
-            engine(), actor, kind, seen, reason=str(st.session_state.get(REASON) or "")
+            platform(), actor, kind, seen, reason=str(st.session_state.get(REASON) or "")
         )
     except (ServiceError, StorageError, SQLAlchemyError) as exc:
         # Nothing was decided (a missing reason): the dialog stays open to fix it.

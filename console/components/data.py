@@ -12,7 +12,7 @@ import streamlit as st
 from agent.actors import Actor
 from agent.reads.queue import QueueSnapshot, open_reviews, queue_choices
 from agent.reads.runs import RunChoices, RunPage, find_runs, run_choices
-from console.resources import engine
+from console.resources import engine, platform
 from storage.queries.queue import QueueFacets, QueueFilter
 from storage.queries.runs import RunFilter
 
@@ -32,13 +32,13 @@ def database() -> str:
 @st.cache_data(ttl=5, max_entries=256, show_spinner=False)
 def queue_snapshot(db: str, who: Reader, flt: QueueFilter) -> QueueSnapshot:
     """``agent.reads.queue.open_reviews``, cached for 5 s."""
-    return open_reviews(engine(), Actor.of(*who), flt)
+    return open_reviews(platform(), Actor.of(*who), flt)
 
 
 @st.cache_data(ttl=30, max_entries=64, show_spinner=False)
 def queue_filters(db: str, who: Reader) -> QueueFacets:
     """``agent.reads.queue.queue_choices``, cached for 30 s."""
-    return queue_choices(engine(), Actor.of(*who))
+    return queue_choices(platform(), Actor.of(*who))
 
 
 @st.cache_data(ttl=10, max_entries=256, show_spinner=False)

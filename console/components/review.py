@@ -21,7 +21,7 @@ from console.components.data import forget_lists
 from console.components.feedback import describe, flash, sentence
 from console.components.formatting import compact, countdown, overdue, when
 from console.components.trace import render_timeline
-from console.resources import engine
+from console.resources import platform
 from console.session import current_user
 from storage.enums import DecisionKind, ReviewKind
 from storage.errors import StorageError
@@ -228,7 +228,7 @@ def _decide(review_id: int, seen_version: int, kind: str) -> None:
     args = st.session_state.get(edit_key(review_id)) if decision is DecisionKind.EDIT else None
     try:
         result = reviews.decide(
-            engine(),
+            platform(),
             actor,
             review_id,
             decision,

@@ -17,7 +17,7 @@ from console.components import bulk, data
 from console.components.feedback import one_sentence, show_flash
 from console.components.formatting import compact, countdown, option_label, overdue
 from console.components.review import FLASH, render_review
-from console.resources import engine
+from console.resources import platform
 from console.session import require_user
 from storage.enums import DecisionKind
 from storage.queries.queue import QueueFilter
@@ -163,5 +163,5 @@ if opened_id is None:
     st.caption("Open a review from the list to see the task, the call and the trace.")
 else:
     with one_sentence():
-        context = review_context(engine(), actor, opened_id)
+        context = review_context(platform(), actor, opened_id)
     render_review(context, now=utcnow())

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from streamlit.testing.v1 import AppTest
 
 from agent.demo.seed import seed_demo
-from agent.tools.registry import default_registry
+from agent.plugins import installed_registry
 from storage import migrate
 from storage.engine import create_engine
 
@@ -29,7 +29,7 @@ def build_demo_template(path: Path) -> None:
     try:
         migrate.upgrade(engine)
         seed_demo(engine)
-        drive(engine, default_registry(), max_claims=500)
+        drive(engine, installed_registry(), max_claims=500)
         with engine.begin() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:

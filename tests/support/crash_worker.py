@@ -16,10 +16,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from agent.runtime.worker import Worker
+from agent.platform import Platform
 from agent.tools.base import ToolContext, ToolSpec
 from agent.tools.python import PythonTool
 from agent.tools.registry import ToolRegistry
+from agent.worker import Worker
 from storage.engine import create_engine
 from storage.enums import SideEffect
 
@@ -65,11 +66,10 @@ def registry(effects: Path) -> ToolRegistry:
 def main() -> None:
     url, effects = sys.argv[1], Path(sys.argv[2])
     worker = Worker(
-        create_engine(url),
+        Platform(create_engine(url), registry(effects)),
         concurrency=2,
         lease_s=1.0,
         poll_s=0.05,
-        registry=registry(effects),
         inline_tools=True,
     )
     if "--drain" in sys.argv:

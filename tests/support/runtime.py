@@ -20,7 +20,8 @@ from sqlmodel import select
 from agent.actors import Actor
 from agent.errors import ToolError
 from agent.mediation.ratelimit import reset_counters
-from agent.runtime.bundle import clear_cache
+from agent.platform import Platform
+from agent.plugins import installed_registry
 from agent.runtime.claims import claim_next
 from agent.runtime.runner import RunProcessor
 from agent.spec import VERSION_SCHEMA
@@ -243,7 +244,6 @@ def install_agent(engine: Engine, name: str, document: dict[str, Any]) -> int:
     import jsonschema
 
     jsonschema.validate(document, VERSION_SCHEMA)
-    clear_cache()
     reset_counters()
     with write_session(engine) as session:
         agent = Agent(name=name)
@@ -271,11 +271,42 @@ def submit(engine: Engine, agent: str, task: dict[str, Any]) -> int:
     return submit_task(engine, OPERATOR, agent, task)
 
 
+_PLATFORMS: dict[tuple[int, int], tuple[Engine, ToolRegistry | None, Platform, RunProcessor]] = {}
+
+
+def platform_for(engine: Engine, registry: ToolRegistry | None = None) -> Platform:
+    """The test's composition root for ``engine`` and ``registry``: one per pair, so the
+    services a test calls and the runs it drives share compiled versions, breakers and rate
+    limits as one process would. Without a registry: the platform this engine's runs were last
+    driven with, else one with the installed tools."""
+    if registry is None:
+        for held_engine, _, platform, _ in reversed(_PLATFORMS.values()):
+            if held_engine is engine:
+                return platform
+    return _processor(engine, registry).platform
+
+
+def _processor(engine: Engine, registry: ToolRegistry | None) -> RunProcessor:
+    key = (id(engine), id(registry))
+    found = _PLATFORMS.get(key)
+    if found is None or found[0] is not engine or found[1] is not registry:
+        if len(_PLATFORMS) > 16:  # keep the objects whose ids are keys alive, but not for ever
+            _PLATFORMS.pop(next(iter(_PLATFORMS)))[2].close()
+        platform = Platform(engine, registry if registry is not None else installed_registry())
+        found = (engine, registry, platform, RunProcessor(platform, lease_s=30))
+        _PLATFORMS[key] = found
+    return found[3]
+
+
 def drive(
-    engine: Engine, registry: ToolRegistry, *, owner: str = "test-worker", max_claims: int = 50
+    engine: Engine,
+    registry: ToolRegistry | None = None,
+    *,
+    owner: str = "test-worker",
+    max_claims: int = 50,
 ) -> list[RunStatus]:
     """Claim and process runs in this thread until nothing is claimable."""
-    processor = RunProcessor(engine, registry=registry, lease_s=30)
+    processor = _processor(engine, registry)
     statuses = []
     for _ in range(max_claims):
         claim = claim_next(engine, owner)

@@ -18,8 +18,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from apscheduler.executors.pool import ThreadPoolExecutor as JobExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy.engine import Engine
 
+from agent.platform import Platform
 from agent.reviews import expire_overdue
 from agent.runtime.claims import (
     claim_next,
@@ -29,7 +29,6 @@ from agent.runtime.claims import (
 )
 from agent.runtime.runner import RunProcessor
 from agent.runtime.state import Claim
-from agent.tools.registry import ToolRegistry
 from storage.engine import write_session
 from storage.models import Worker as WorkerRow
 from storage.types import utcnow
@@ -42,28 +41,26 @@ class Worker:
 
     def __init__(
         self,
-        engine: Engine,
+        platform: Platform,
         *,
         concurrency: int = 2,
         lease_s: float = 30.0,
         poll_s: float = 0.25,
         heartbeat_s: float | None = None,
         embedded: bool = False,
-        registry: ToolRegistry | None = None,
         inline_tools: bool = False,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
-        self.engine = engine
+        self.platform = platform
+        self.engine = platform.engine
         self.concurrency = concurrency
         self.lease_s = lease_s
         self.poll_s = poll_s
         self.heartbeat_s = heartbeat_s or max(lease_s / 3, 0.2)
         self.embedded = embedded
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.processor = RunProcessor(
-            engine, registry=registry, lease_s=lease_s, inline_tools=inline_tools
-        )
+        self.processor = RunProcessor(platform, lease_s=lease_s, inline_tools=inline_tools)
         self._active: dict[int, Future[object]] = {}
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
@@ -145,7 +142,7 @@ class Worker:
                 if self.busy:
                     idle_checks = 0
                     continue
-                expire_overdue(self.engine)
+                expire_overdue(self.platform)
                 idle_checks = 0 if has_open_work(self.engine, self.id) else idle_checks + 1
                 if idle_checks >= 2:
                     break
@@ -194,7 +191,7 @@ class Worker:
         extend_leases(self.engine, self.id, run_ids, lease_s=self.lease_s)
 
     def expire_reviews(self) -> None:
-        expire_overdue(self.engine)
+        expire_overdue(self.platform)
 
     def release_leases(self) -> None:
         release_expired_leases(self.engine)

@@ -1,0 +1,62 @@
+"""The composition root: what one process builds once and passes to every service and the runtime.
+
+The console and the CLI each open one ``Platform`` (database engine, tool registry, shared HTTP
+client, compiled versions, the thread pool that bounds tool calls) and hand it down; nothing in
+``agent/`` builds these for itself, so a test or a second database gets its own, whole set.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import httpx
+from sqlalchemy.engine import Engine
+
+from agent.compiled import VersionCatalog
+from agent.tools.registry import ToolRegistry
+
+# Python tools cannot be interrupted: a call that outlives its timeout keeps its thread until it
+# returns. The pool is large so that a few hung calls do not starve the others; tools should
+# bound their own waits (HTTP tools do, through httpx timeouts).
+TOOL_POOL_SIZE = 64
+
+
+@dataclass
+class Platform:
+    """One process's engine, tool registry, HTTP client, compiled versions and tool pool.
+
+    Attributes:
+        engine: the database.
+        registry: the installed tools and policy facts.
+        http: the pooled client HTTP tools share (timeouts are set per request).
+        versions: compiled versions of this database, cached.
+    """
+
+    engine: Engine
+    registry: ToolRegistry
+    http: httpx.Client = field(default_factory=lambda: httpx.Client(follow_redirects=False))
+    versions: VersionCatalog = field(init=False)
+    _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.versions = VersionCatalog(self.engine, self.registry)
+
+    @property
+    def tool_pool(self) -> ThreadPoolExecutor:
+        """The threads tool calls run in when they must be cut off at their timeout."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(TOOL_POOL_SIZE, thread_name_prefix="steward-tool")
+            return self._pool
+
+    def close(self) -> None:
+        """Release the HTTP connections and the tool threads (a hung tool call is not waited
+        for)."""
+        self.http.close()
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
