@@ -8,21 +8,33 @@ planner, HTTP client or circuit breaker; the runtime's bundle wraps it with thos
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
+from jsonschema.exceptions import SchemaError
 from sqlalchemy.engine import Engine
 
-from agent.errors import NotFound
+from agent.calls import ProposedCall
+from agent.errors import NotFound, VersionSpecError
+from agent.mediation.authorization import NO_AUTHORIZATION, Authorization
+from agent.mediation.counters import CompiledCounters, read_counters
+from agent.mediation.guards import ArgumentsGuard, CallContext, PolicyGuard, ScopeGuard
+from agent.mediation.mediator import Mediator
 from agent.mediation.policy import CompiledOutputChecks, CompiledPolicy
+from agent.mediation.variables import CallTally, RunFigures, decision_variables
 from agent.spec import VersionSpec
 from agent.tools.base import ToolSpec
-from agent.tools.registry import ToolRegistry
-from agent.tools.validation import validate
+from agent.tools.registry import FactRequest, ToolRegistry
+from agent.tools.validation import compiled_validator, validate, validate_args
 from storage.engine import read_session
 from storage.models import Agent, AgentVersion
+from storage.types import utcnow
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,12 +48,69 @@ class CompiledVersion:
     content_hash: str
     spec: VersionSpec
     policy: CompiledPolicy
+    counters: CompiledCounters
     output_checks: CompiledOutputChecks
     tool_specs: Mapping[str, ToolSpec]
+    mediator: Mediator
+    """The gate's authorization stages (scope, arguments, policy): what a run, a review's dry
+    run of an edit, and a replay all decide calls with."""
 
     def agent_variables(self) -> dict[str, Any]:
         """What policy conditions see as ``agent``."""
         return {"name": self.agent_name, "version": self.number}
+
+    def call_context(
+        self,
+        call: ProposedCall,
+        *,
+        engine: Engine,
+        registry: ToolRegistry,
+        task: Mapping[str, Any],
+        figures: RunFigures,
+        tally: CallTally,
+        agent_id: int,
+        authorization: Authorization = NO_AUTHORIZATION,
+        connection: sa.Connection | None = None,
+    ) -> CallContext:
+        """Everything the gate decides ``call`` on, built the same way for a run, a review's
+        dry run and any other caller: the decision's variables from the run's figures and
+        tally, fresh facts from the registry, and policy counters read on ``connection`` (whose
+        keys the caller locked) or, without one, outside any transaction.
+        """
+        args = dict(call.args) if isinstance(call.args, Mapping) else {}
+        variables = decision_variables(args, task, figures, tally, self.agent_variables())
+
+        def load_facts(names: frozenset[str] | None) -> dict[str, Any]:
+            request = FactRequest(engine, call.tool, args, task, figures.run_id)
+            try:
+                return registry.facts_for(self.spec, request, only=names)
+            except Exception:  # a fact that cannot be read leaves rules reading it to fail safe
+                log.warning(
+                    "facts for %s in run %s failed", call.tool, figures.run_id, exc_info=True
+                )
+                return {}
+
+        def load_counters(names: frozenset[str] | None) -> dict[str, Any]:
+            counters = self.counters.involved(call.tool, names)
+
+            def read(on: sa.Connection) -> dict[str, Any]:
+                return dict(
+                    read_counters(
+                        on,
+                        counters,
+                        variables,
+                        agent_id=agent_id,
+                        run_id=figures.run_id,
+                        now=utcnow(),
+                    )
+                )
+
+            if connection is not None:
+                return read(connection)
+            with engine.connect() as outside:
+                return read(outside)
+
+        return CallContext(variables, load_facts, load_counters, authorization)
 
     def output_problems(self, answer: Any, task: Mapping[str, Any]) -> list[str]:
         """Why ``answer`` breaks the output contract (schema first, then the CEL checks); empty
@@ -62,7 +131,15 @@ def compile_version(
     """
     spec = spec or VersionSpec.from_document(row.spec)
     registry.check_facts(spec)
+    try:
+        compiled_validator(spec.output.schema)
+    except SchemaError as exc:
+        raise VersionSpecError(
+            f"the output schema is not a valid JSON Schema: {exc.message}"
+        ) from None
     assert row.id is not None
+    policy = CompiledPolicy(spec.policy)
+    tool_specs = registry.specs(spec)
     return CompiledVersion(
         version_id=row.id,
         number=row.number,
@@ -70,9 +147,18 @@ def compile_version(
         agent_name=agent_name,
         content_hash=row.content_hash,
         spec=spec,
-        policy=CompiledPolicy(spec.policy),
+        policy=policy,
+        counters=CompiledCounters(spec.policy.counters),
         output_checks=CompiledOutputChecks(spec.output.checks),
-        tool_specs=registry.specs(spec),
+        tool_specs=tool_specs,
+        mediator=Mediator(
+            authorize=[
+                ScopeGuard(tool_specs, spec.data_sources),
+                ArgumentsGuard(tool_specs, validate_args),
+                PolicyGuard(policy),
+            ],
+            admit=[],
+        ),
     )
 
 

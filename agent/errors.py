@@ -5,7 +5,8 @@ Two families, as the style guide asks::
     StewardError
     ├── RunSignal                  steers a run; caught by the runtime, never shown raw to people
     │   ├── ToolError              a tool failed (``retryable`` says whether a retry may help)
-    │   │   └── ToolTimeout        a tool did not answer within its time bound
+    │   │   ├── ToolTimeout        a tool did not answer within its time bound
+    │   │   └── FenceLost          a tool refused to write: its call's claim is not current
     │   └── LeaseLost              another worker owns the run now; stop touching it
     └── ServiceError               for callers (CLI, console): one clear sentence each
         ├── InvalidInput           bad arguments, JSON, reasons; nothing was changed
@@ -55,6 +56,14 @@ class ToolError(RunSignal):
 class ToolTimeout(ToolError):
     def __init__(self, message: str) -> None:
         super().__init__(message, retryable=True, error_class=ErrorClass.TOOL_TIMEOUT)
+
+
+class FenceLost(ToolError):
+    """A tool refused to write because its call's claim is no longer current (another worker
+    holds the run, or the runtime stopped waiting for the call): nothing was written."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
 
 
 class LeaseLost(RunSignal):

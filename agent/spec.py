@@ -83,6 +83,25 @@ VERSION_SCHEMA: dict[str, Any] = {
             "properties": {
                 "default": {"enum": _EFFECTS},
                 "facts": {"type": "array", "items": _NAME, "uniqueItems": True},
+                "counters": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["id", "tool", "window"],
+                        "properties": {
+                            "id": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,63}$"},
+                            "tool": {"type": "string", "minLength": 1},
+                            "window": {
+                                "type": "string",
+                                "pattern": "^(run|hour|day|[1-9][0-9]{0,3}[mhd])$",
+                            },
+                            "per": {"type": "string", "minLength": 1},
+                            "sum": {"type": "string", "minLength": 1},
+                            "shared": {"type": "boolean"},
+                        },
+                    },
+                },
                 "rules": {
                     "type": "array",
                     "items": {
@@ -215,10 +234,32 @@ class PolicyRuleSpec:
 
 
 @dataclass(frozen=True)
+class CounterSpec:
+    """What a policy counts, so that a rule can limit it atomically (``counters.<id>``).
+
+    Every executed call of a tool matching ``tool`` adds 1 (or the number ``sum`` evaluates to,
+    a CEL expression over ``args``, ``task`` and ``agent``) to the count kept per value of
+    ``per`` (CEL over the same variables; the whole agent when absent) over ``window``:
+    ``run``, ``hour`` or ``day`` (UTC calendar periods), or a rolling ``<n>m``, ``<n>h`` or
+    ``<n>d``. Counts are per agent unless ``shared``. A rule reading ``counters.<id>`` sees the
+    count before the call it decides, and the decision and the call's reservation are one
+    atomic step, so concurrent runs on several workers cannot overshoot a limit.
+    """
+
+    id: str
+    tool: str
+    window: str
+    per: str | None = None
+    sum: str | None = None
+    shared: bool = False
+
+
+@dataclass(frozen=True)
 class PolicySpec:
     default: Effect
     rules: tuple[PolicyRuleSpec, ...] = ()
     facts: tuple[str, ...] = ()
+    counters: tuple[CounterSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -342,6 +383,7 @@ class VersionSpec:
             policy=PolicySpec(
                 default=Effect(policy["default"]),
                 facts=tuple(policy.get("facts", ())),
+                counters=tuple(CounterSpec(**c) for c in policy.get("counters", ())),
                 rules=tuple(
                     PolicyRuleSpec(
                         **{

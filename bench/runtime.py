@@ -53,6 +53,8 @@ from sqlmodel import col, select
 from agent.actors import Actor
 from agent.calls import ProposedCall
 from agent.demo.seed import VERSIONS_DIR, seed_demo
+from agent.mediation.guards import CallContext
+from agent.mediation.variables import CallTally, RunFigures, decision_variables
 from agent.platform import Platform
 from agent.plugins import installed_registry
 from agent.runtime.claims import claim_next
@@ -183,17 +185,24 @@ def mediation_timings(engine: Engine) -> tuple[list[float], list[float]]:
         "issue_refund",
         {"customer_id": _customer(0), "order_id": _order(0), "amount": 45.0, "reason": "bench"},
     )
-    facts = {"refunds_today": 0, "customer_email": "bench0@example.com"}
-    variables = {
-        "args": dict(call.args),
-        "task": refund_task(0),
-        "run": {"refunded_total": 0.0, "steps": 4, "denials": 0},
-        "agent": bundle.version.agent_variables(),
+    facts = {
+        "refunds_today": 0,
+        "customer_email": "bench0@example.com",
+        "order_customer": _customer(0),
+        "ticket_customer": _customer(0),
     }
+    variables = decision_variables(
+        call.args,
+        refund_task(0),
+        RunFigures(1, steps=4),
+        CallTally(),
+        bundle.version.agent_variables(),
+    )
+    context = CallContext(variables, lambda _names: facts, lambda _names: {"refunds_today": 0})
     authorize, admit = [], []
     for _ in range(MEDIATION_SAMPLES):
         start = time.perf_counter()
-        gate = bundle.mediator.authorize(call, variables, lambda _names: facts)
+        gate = bundle.mediator.authorize(call, context)
         authorize.append((time.perf_counter() - start) * 1e6)
         assert gate.decision.allowed, gate.decision
         start = time.perf_counter()

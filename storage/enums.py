@@ -124,7 +124,23 @@ class ReviewStatus(StrEnum):
 
     @property
     def is_open(self) -> bool:
+        """Still waiting for a person."""
         return self in (ReviewStatus.PENDING, ReviewStatus.BLOCKED)
+
+    @property
+    def authorizes(self) -> bool:
+        """Decided in favour of the call it is bound to (approved, edited or overridden)."""
+        return self in (ReviewStatus.APPROVED, ReviewStatus.EDITED, ReviewStatus.OVERRIDDEN)
+
+    @classmethod
+    def open_statuses(cls) -> tuple[ReviewStatus, ...]:
+        """The statuses of reviews still waiting for a person, for queries."""
+        return tuple(status for status in cls if status.is_open)
+
+    @classmethod
+    def authorizing_statuses(cls) -> tuple[ReviewStatus, ...]:
+        """The statuses of reviews that authorize their call, for queries."""
+        return tuple(status for status in cls if status.authorizes)
 
 
 class DecisionKind(StrEnum):

@@ -29,6 +29,7 @@ from agent.demo import DEMO_AGENTS, version_yaml
 from agent.demo.data import seed_records
 from agent.demo.tasks import IT_ACCESS, SAMPLE_TASKS, SUPPORT, tasks_for
 from agent.errors import ToolError, ToolTimeout
+from agent.mediation.counters import CompiledCounters, read_counters
 from agent.mediation.decision import Decision
 from agent.mediation.policy import CompiledOutputChecks, CompiledPolicy
 from agent.planning.base import RunContext, Turn
@@ -36,7 +37,7 @@ from agent.planning.playbook import PlaybookPlanner
 from agent.plugins import installed_registry
 from agent.spec import VERSION_SCHEMA, VersionSpec
 from agent.tools.base import Tool, ToolContext
-from agent.tools.registry import FactContext, ToolRegistry
+from agent.tools.registry import FactContext, FactRequest, ToolRegistry
 from agent.tools.validation import validate, validate_args, validate_result
 from storage.engine import read_session, write_session
 from storage.enums import ErrorClass
@@ -110,10 +111,22 @@ def test_version_two_differs_in_prompt_policy_and_noise(agent: str) -> None:
 
 def test_support_policy_thresholds_and_absolute_deny() -> None:
     policy = CompiledPolicy(_spec("support-v1").policy)
-    facts = {"refunds_today": 0, "customer_email": "a@example.com"}
+    facts = {
+        "refunds_today": 0,
+        "customer_email": "a@example.com",
+        "order_customer": "C-1",
+        "ticket_customer": "C-1",
+    }
+    task = {"customer_id": "C-1"}
+    base = {"task": task, "facts": facts, "counters": {"refunds_today": 0}}
 
-    def refund(amount: float, today: int = 0) -> Any:
-        variables = {"args": {"amount": amount}, "facts": {**facts, "refunds_today": today}}
+    def refund(amount: float, today: int = 0, paid_elsewhere: int = 0) -> Any:
+        variables = {
+            **base,
+            "args": {"customer_id": "C-1", "order_id": "O-1", "amount": amount},
+            "facts": {**facts, "refunds_today": paid_elsewhere},
+            "counters": {"refunds_today": today},
+        }
         return policy.evaluate("issue_refund", variables)
 
     assert [refund(a).effect for a in (5, 100, 100.01, 1000, 1000.5)] == [
@@ -128,15 +141,15 @@ def test_support_policy_thresholds_and_absolute_deny() -> None:
     escalated = refund(500)
     assert (escalated.sla_minutes, escalated.on_expiry, escalated.max_tier) == (60, "escalate", 2)
     assert refund(10, today=3).rule_id == "refund-daily-limit"
-    assert refund(10, today=2).effect is Effect.ALLOW
-    deletion = policy.evaluate("delete_customer_data", {"args": {}, "facts": facts})
+    assert refund(10, paid_elsewhere=3).rule_id == "refund-daily-limit"
+    assert refund(10, today=2, paid_elsewhere=2).effect is Effect.ALLOW
+    deletion = policy.evaluate("delete_customer_data", {**base, "args": {}})
     assert (deletion.effect, deletion.override_roles) == (Effect.DENY, ())
-    email = policy.evaluate("send_email", {"args": {"to": "x@evil.example"}, "facts": facts})
+    email = policy.evaluate("send_email", {**base, "args": {"to": "x@evil.example"}})
     assert (email.effect, email.rule_id) == (Effect.DENY, "email-customer-only")
     v2 = CompiledPolicy(_spec("support-v2").policy)
-    assert v2.evaluate("issue_refund", {"args": {"amount": 59}, "facts": facts}).effect is (
-        Effect.ESCALATE
-    )
+    small = {**base, "args": {"customer_id": "C-1", "order_id": "O-1", "amount": 59}}
+    assert v2.evaluate("issue_refund", small).effect is Effect.ESCALATE
 
 
 def test_it_access_policy_escalates_admin_and_denies_production() -> None:
@@ -145,7 +158,8 @@ def test_it_access_policy_escalates_admin_and_denies_production() -> None:
 
     def grant(policy: CompiledPolicy, app: str, level: str, app_level: str, status: str) -> Any:
         variables = {
-            "args": {"app_id": app, "access_level": level},
+            "args": {"employee_id": "E-1", "app_id": app, "access_level": level},
+            "task": {"employee_id": "E-1"},
             "facts": {"app_level": app_level, "employee_status": status},
         }
         return policy.evaluate("grant_access", variables)
@@ -194,9 +208,11 @@ def test_refund_is_idempotent_by_key_and_facts_count_it(seeded: Engine) -> None:
     assert (order.refunded_cents, order.status, len(refunds)) == (2500, "partially_refunded", 2)
 
     spec = _spec("support-v1")
-    facts = registry.facts_for(
-        spec, FactContext(seeded, "issue_refund", {"customer_id": "C-1001"}, {}, 9)
+    # Facts trust the task: a call naming another customer still reads the task's customer.
+    request = FactRequest(
+        seeded, "issue_refund", {"customer_id": "C-1002"}, {"customer_id": "C-1001"}, 9
     )
+    facts = registry.facts_for(spec, request, only={"refunds_today", "customer_email"})
     assert facts == {"refunds_today": 2, "customer_email": "ada.lovelace@example.com"}
     # A refund from yesterday does not count toward today's limit.
     with write_session(seeded) as session:
@@ -205,7 +221,7 @@ def test_refund_is_idempotent_by_key_and_facts_count_it(seeded: Engine) -> None:
         row.created_at = utcnow() - timedelta(days=1)
         session.add(row)
     facts = registry.facts_for(
-        spec, FactContext(seeded, "issue_refund", {}, {"customer_id": "C-1001"})
+        spec, FactRequest(seeded, "issue_refund", {}, {"customer_id": "C-1001"})
     )
     assert facts["refunds_today"] == 1
 
@@ -301,12 +317,12 @@ def test_grant_is_idempotent_revoke_compensates_and_facts(seeded: Engine) -> Non
     spec = _spec("it-access-v1")
     facts = registry.facts_for(
         spec,
-        FactContext(seeded, "grant_access", {"employee_id": "E-2019", "app_id": "production-db"}),
+        FactRequest(seeded, "grant_access", {"employee_id": "E-2019", "app_id": "production-db"}),
     )
     assert facts["app_level"] == "critical"
     assert facts["employee_status"] == "terminated"
     assert facts["employee_email"].endswith("@corp.example")
-    assert registry.facts_for(spec, FactContext(seeded, "grant_access", {}))["app_level"] is None
+    assert registry.facts_for(spec, FactRequest(seeded, "grant_access", {}))["app_level"] is None
 
 
 def test_demo_tool_schemas_accept_their_own_results(seeded: Engine) -> None:
@@ -391,6 +407,7 @@ class MediatedLoop:
         self.client = httpx.Client()
         self.tools: dict[str, Tool] = registry.resolve(self.spec, self.client)
         self.policy = CompiledPolicy(self.spec.policy)
+        self.counters = CompiledCounters(self.spec.policy.counters)
         self.checks = CompiledOutputChecks(self.spec.output.checks)
         self.planner = PlaybookPlanner(self.spec.planner)
         self.limits = {r.tool: limits.parse(r.limit).amount for r in self.spec.rate_limits}
@@ -449,11 +466,19 @@ class MediatedLoop:
                 ErrorClass.INVALID_ARGUMENTS,
             )
         facts = self.registry.facts_for(
-            self.spec, FactContext(self.engine, call.tool, call.args, task, run_id)
+            self.spec, FactRequest(self.engine, call.tool, call.args, task, run_id)
         )
-        decision = self.policy.evaluate(
-            call.tool, {"args": dict(call.args), "task": dict(task), "run": {}, "facts": facts}
-        )
+        variables = {"args": dict(call.args), "task": dict(task), "run": {}, "facts": facts}
+        with self.engine.connect() as connection:  # this loop reserves nothing: all zero
+            counters = read_counters(
+                connection,
+                self.counters.involved(call.tool, None),
+                variables,
+                agent_id=1,
+                run_id=run_id,
+                now=utcnow(),
+            )
+        decision = self.policy.evaluate(call.tool, {**variables, "counters": counters})
         outcome.decisions.setdefault(call.tool, []).append(decision.effect.value)
         if decision.effect is Effect.ESCALATE or decision.override_roles:
             verdict = self.reviewer(call, decision)
@@ -580,13 +605,18 @@ def test_a_failing_fact_provider_makes_the_policy_fail_safe(seeded: Engine) -> N
     def directory_down(ctx: FactContext) -> Any:
         raise RuntimeError("the CRM is down")
 
-    registry.register_fact("refunds_today", lambda ctx: 0)
-    registry.register_fact("customer_email", directory_down)
+    registry.register_fact("refunds_today", lambda ctx: 0, inputs=["task.customer_id"])
+    registry.register_fact("customer_email", directory_down, inputs=["task.customer_id"])
+    registry.register_fact("order_customer", lambda ctx: None, inputs=["args.order_id"])
+    registry.register_fact("ticket_customer", lambda ctx: None, inputs=["args.ticket_id"])
     spec = _spec("support-v1")
     args = {"customer_id": "C-1001", "to": "ada.lovelace@example.com"}
-    facts = registry.facts_for(spec, FactContext(seeded, "send_email", args))
-    assert facts == {"refunds_today": 0}
-    decision = CompiledPolicy(spec.policy).evaluate("send_email", {"args": args, "facts": facts})
+    task = {"customer_id": "C-1001"}
+    facts = registry.facts_for(spec, FactRequest(seeded, "send_email", args, task))
+    assert facts == {"refunds_today": 0, "order_customer": None, "ticket_customer": None}
+    decision = CompiledPolicy(spec.policy).evaluate(
+        "send_email", {"args": args, "task": task, "facts": facts}
+    )
     assert (decision.effect, decision.rule_id) == (Effect.DENY, "email-customer-only")
     assert "could not be evaluated" in decision.reason
 

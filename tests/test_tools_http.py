@@ -19,9 +19,9 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from agent.calls import Effect
-from agent.errors import ToolError, ToolTimeout, VersionSpecError
+from agent.errors import FenceLost, ToolError, ToolTimeout, VersionSpecError
 from agent.spec import HttpToolDef, PlannerSpec, PolicySpec, VersionSpec
-from agent.tools.base import ToolContext
+from agent.tools.base import Fence, ToolContext
 from agent.tools.http import HttpTool
 from agent.tools.registry import ToolRegistry
 from storage.engine import create_engine
@@ -364,3 +364,18 @@ def test_registry_resolves_a_versions_http_tools_with_their_governance_fields(
     missing = VersionSpec(planner=spec.planner, tools=("nope",), policy=spec.policy)
     with pytest.raises(VersionSpecError, match="'nope'"):
         ToolRegistry().resolve(missing, client)
+
+
+def test_the_fencing_token_goes_with_the_call_and_a_cancelled_call_is_not_sent(
+    server: Server, client: httpx.Client, sqlite_engine: Engine
+) -> None:
+    tool = _tool(client, server.url + "/orders")
+    fence = Fence(run_id=3, owner="worker-a", claim_no=4)
+    tool.call({}, ToolContext(3, "run3:t1c0", 2.0, sqlite_engine, fence=fence))
+    (request,) = server.received
+    assert request.headers["Steward-Fencing-Token"] == "3:4"
+    late = ToolContext(3, "run3:t1c1", 2.0, sqlite_engine, fence=fence)
+    late.cancelled.set()
+    with pytest.raises(FenceLost, match="was not sent"):
+        tool.call({}, late)
+    assert len(server.received) == 1

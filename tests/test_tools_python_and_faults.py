@@ -21,7 +21,7 @@ from agent.spec import PlannerSpec, PolicySpec, VersionSpec
 from agent.tools.base import Tool, ToolContext, ToolSpec
 from agent.tools.faults import MAX_HANG_S, Fault, FaultyTool
 from agent.tools.python import PythonTool, tool
-from agent.tools.registry import FactContext, ToolRegistry
+from agent.tools.registry import FactRequest, ToolRegistry
 from agent.tools.validation import compiled_validator, validate, validate_args, validate_result
 from storage.engine import create_engine
 from storage.enums import ErrorClass, SideEffect
@@ -262,25 +262,33 @@ def test_registry_names_what_it_knows_and_refuses_duplicates() -> None:
     assert registry.tool("count") is counting
     with pytest.raises(NotFound, match="known tools: count"):
         registry.tool("missing")
-    registry.register_fact("answer", lambda ctx: 42)
+    registry.register_fact("answer", lambda ctx: 42, inputs=[])
     with pytest.raises(ValueError, match="already registered"):
-        registry.register_fact("answer", lambda ctx: 43)
+        registry.register_fact("answer", lambda ctx: 43, inputs=[])
+    with pytest.raises(ValueError, match=r"not task\.<field> or args\.<field>"):
+        registry.register_fact("question", lambda ctx: 0, inputs=["customer_id"])
     assert (registry.tool_names, registry.fact_names) == (("count",), ("answer",))
 
 
 def test_resolve_and_facts_follow_the_version(sqlite_engine: Engine) -> None:
     registry = ToolRegistry()
     registry.register_tool(Counting())
-    registry.register_fact("args_seen", lambda ctx: sorted(ctx.args))
-    registry.register_fact("from_task", lambda ctx: ctx.arg_or_task("customer_id"))
-    registry.register_fact("unused", lambda ctx: 1 / 0)
+    registry.register_fact("args_seen", lambda ctx: sorted(ctx.inputs), inputs=["args.a"])
+    registry.register_fact(
+        "from_task", lambda ctx: ctx.value("task.customer_id"), inputs=["task.customer_id"]
+    )
+    registry.register_fact("unused", lambda ctx: 1 / 0, inputs=[])
     with httpx.Client() as client:
         assert list(registry.resolve(_version(("count",)), client)) == ["count"]
         with pytest.raises(VersionSpecError, match=r"'ghost'.*registered tools: count"):
             registry.resolve(_version(("count", "ghost")), client)
-    ctx = FactContext(sqlite_engine, "count", {"b": 1, "a": 2}, {"customer_id": "C-1"}, 5)
+    # A provider sees only the inputs it declared: not the other arguments, not the task's
+    # other fields, and never the call's customer id in place of the task's.
+    ctx = FactRequest(
+        sqlite_engine, "count", {"b": 1, "a": 2, "customer_id": "C-9"}, {"customer_id": "C-1"}, 5
+    )
     facts = registry.facts_for(_version(("count",), ("args_seen", "from_task")), ctx)
-    assert facts == {"args_seen": ["a", "b"], "from_task": "C-1"}
+    assert facts == {"args_seen": ["args.a"], "from_task": "C-1"}
     with pytest.raises(VersionSpecError, match="'nobody'"):
         registry.facts_for(_version(("count",), ("nobody",)), ctx)
     assert "unused" not in registry.facts_for(_version(("count",), ("unused",)), ctx)
@@ -304,6 +312,8 @@ def test_default_registry_holds_both_demo_domains() -> None:
     assert set(registry.fact_names) == {
         "refunds_today",
         "customer_email",
+        "order_customer",
+        "ticket_customer",
         "app_level",
         "employee_status",
         "employee_email",

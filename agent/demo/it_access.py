@@ -13,8 +13,9 @@ from sqlmodel import Session, col, select
 from agent.demo.once import write_once
 from agent.errors import ToolError
 from agent.tools.base import ToolContext
+from agent.tools.fencing import fenced_session
 from agent.tools.python import PythonTool, tool
-from storage.engine import read_session, write_session
+from storage.engine import read_session
 from storage.enums import SideEffect
 from storage.models.demo import ItAccessGrant, ItApplication, ItEmployee, ItPasswordReset
 from storage.types import utcnow
@@ -175,7 +176,7 @@ def grant_access(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
         session.add(new)
         return new, False
 
-    return write_once(ctx.engine, ItAccessGrant, ctx.idempotency_key, grant, _grant_answer)
+    return write_once(ctx, ItAccessGrant, grant, _grant_answer)
 
 
 @tool(
@@ -195,7 +196,7 @@ def grant_access(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
 )
 def revoke_access(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
     """Revoke every active grant an employee holds on an application. Repeating it is harmless."""
-    with write_session(ctx.engine) as session:
+    with fenced_session(ctx) as session:
         employee = _employee(session, args["employee_id"])
         grants = session.exec(
             select(ItAccessGrant)
@@ -239,7 +240,7 @@ def revoke_access(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
 def reset_password(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
     """Send an active employee a password reset link (to their directory email unless
     ``deliver_to`` says otherwise). Not idempotent: every call sends another link."""
-    with write_session(ctx.engine) as session:
+    with fenced_session(ctx) as session:
         employee = _employee(session, args["employee_id"])
         _active(employee, "a password reset")
         reset = ItPasswordReset(
@@ -267,8 +268,8 @@ TOOLS: tuple[PythonTool, ...] = (
 
 
 def app_level(ctx: FactContext) -> str | None:
-    """The criticality of the call's application: standard, sensitive or critical."""
-    app_id = ctx.arg_or_task("app_id")
+    """The criticality of the application the call names: standard, sensitive or critical."""
+    app_id = ctx.value("args.app_id")
     if not isinstance(app_id, str):
         return None
     with read_session(ctx.engine) as session:
@@ -277,17 +278,18 @@ def app_level(ctx: FactContext) -> str | None:
 
 
 def employee_status(ctx: FactContext) -> str | None:
-    """The directory status of the call's employee: active, on_leave or terminated."""
+    """The directory status of the employee the call names: active, on_leave or terminated
+    (rules keep that employee to the task's own)."""
     return _employee_field(ctx, "status")
 
 
 def employee_email(ctx: FactContext) -> str | None:
-    """The directory email address of the call's employee."""
+    """The directory email address of the employee the call names."""
     return _employee_field(ctx, "email")
 
 
 def _employee_field(ctx: FactContext, name: str) -> str | None:
-    employee_id = ctx.arg_or_task("employee_id")
+    employee_id = ctx.value("args.employee_id")
     if not isinstance(employee_id, str):
         return None
     with read_session(ctx.engine) as session:
@@ -295,10 +297,12 @@ def _employee_field(ctx: FactContext, name: str) -> str | None:
         return None if employee is None else str(getattr(employee, name))
 
 
-FACTS = {
-    "app_level": app_level,
-    "employee_status": employee_status,
-    "employee_email": employee_email,
+# Each fact with the inputs it trusts: the objects the call names, which the policy binds to
+# the task's own employee.
+FACTS: dict[str, tuple[Any, tuple[str, ...]]] = {
+    "app_level": (app_level, ("args.app_id",)),
+    "employee_status": (employee_status, ("args.employee_id",)),
+    "employee_email": (employee_email, ("args.employee_id",)),
 }
 
 
@@ -306,5 +310,5 @@ def register(registry: ToolRegistry) -> None:
     """Register the IT-access tools and facts."""
     for demo_tool in TOOLS:
         registry.register_tool(demo_tool)
-    for name, provider in FACTS.items():
-        registry.register_fact(name, provider)
+    for name, (provider, inputs) in FACTS.items():
+        registry.register_fact(name, provider, inputs=inputs)

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from storage.engine import read_session, write_session
+from agent.tools.base import ToolContext
+from agent.tools.fencing import fenced_session
+from storage.engine import read_session
 
 
 class KeyedRow(Protocol):
@@ -25,29 +26,30 @@ Row = TypeVar("Row", bound=KeyedRow)
 
 
 def write_once(
-    engine: Engine,
+    ctx: ToolContext,
     model: type[Row],
-    key: str,
     write: Callable[[Session], tuple[Row, bool]],
     answer: Callable[[Row, bool], dict[str, Any]],
 ) -> dict[str, Any]:
-    """The answer for the row ``key`` names, written by ``write`` if no such row exists yet.
+    """The answer for the row the call's idempotency key names, written by ``write`` (under
+    the call's fence) if no such row exists yet.
 
     Args:
-        engine: the database of the system of record.
+        ctx: the call's context: its database, idempotency key and fence.
         model: the table holding an ``idempotency_key`` column with a unique constraint.
-        key: the call's idempotency key.
         write: adds the row in the given session (it may raise ``ToolError``); returns the row
             and whether it is an existing equivalent one rather than a new one.
         answer: the tool's result for a row and whether the call was a duplicate.
     """
+
+    key = ctx.idempotency_key
 
     def by_key(session: Session) -> Row | None:
         column: Any = model.idempotency_key
         return session.exec(select(model).where(column == key)).first()
 
     try:
-        with write_session(engine) as session:
+        with fenced_session(ctx) as session:
             existing = by_key(session)
             if existing is not None:
                 return answer(existing, True)
@@ -56,7 +58,7 @@ def write_once(
             return answer(row, duplicate)
     except IntegrityError:
         # Another attempt with the same key committed first: its row is the answer.
-        with read_session(engine) as session:
+        with read_session(ctx.engine) as session:
             winner = by_key(session)
         if winner is None:
             raise

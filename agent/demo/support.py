@@ -22,8 +22,9 @@ from sqlmodel import Session, func, select
 from agent.demo.once import write_once
 from agent.errors import ToolError, ToolTimeout
 from agent.tools.base import ToolContext
+from agent.tools.fencing import fenced_session
 from agent.tools.python import PythonTool, tool
-from storage.engine import read_session, write_session
+from storage.engine import read_session
 from storage.enums import SideEffect
 from storage.models.demo import (
     SupportCustomer,
@@ -227,7 +228,7 @@ def issue_refund(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
         session.add(order)
         return refund, False
 
-    return write_once(ctx.engine, SupportRefund, ctx.idempotency_key, pay, _refund_answer)
+    return write_once(ctx, SupportRefund, pay, _refund_answer)
 
 
 @tool(
@@ -252,7 +253,7 @@ def issue_refund(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
 )
 def send_email(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
     """Send an email about a customer's case. Not idempotent: every call sends another email."""
-    with write_session(ctx.engine) as session:
+    with fenced_session(ctx) as session:
         email = SupportEmail(
             customer_id=args["customer_id"],
             to_address=args["to"],
@@ -298,7 +299,7 @@ def send_email(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
 )
 def close_ticket(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
     """Close a support ticket with a resolution note. Closing a closed ticket changes nothing."""
-    with write_session(ctx.engine) as session:
+    with fenced_session(ctx) as session:
         ticket = session.get(SupportTicket, args["ticket_id"], with_for_update=True)
         if ticket is None:
             raise _missing("ticket", args["ticket_id"])
@@ -327,7 +328,7 @@ def close_ticket(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
 )
 def delete_customer_data(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
     """Erase a customer's personal data for good (name and email). Cannot be undone."""
-    with write_session(ctx.engine) as session:
+    with fenced_session(ctx) as session:
         customer = session.get(SupportCustomer, args["customer_id"], with_for_update=True)
         if customer is None:
             raise _missing("customer", args["customer_id"])
@@ -392,6 +393,8 @@ TOOLS: tuple[PythonTool, ...] = (
 # Core statements on a plain connection: a session would cost more than the query.
 _REFUNDS: sa.Table = SupportRefund.__table__  # type: ignore[attr-defined]
 _CUSTOMERS: sa.Table = SupportCustomer.__table__  # type: ignore[attr-defined]
+_ORDERS: sa.Table = SupportOrder.__table__  # type: ignore[attr-defined]
+_TICKETS: sa.Table = SupportTicket.__table__  # type: ignore[attr-defined]
 _REFUNDS_SINCE = (
     sa.select(sa.func.count())
     .select_from(_REFUNDS)
@@ -401,39 +404,68 @@ _REFUNDS_SINCE = (
 _EMAIL_ON_FILE = sa.select(_CUSTOMERS.c.email).where(
     _CUSTOMERS.c.customer_id == sa.bindparam("customer_id")
 )
+_ORDER_OWNER = sa.select(_ORDERS.c.customer_id).where(
+    _ORDERS.c.order_id == sa.bindparam("order_id")
+)
+_TICKET_OWNER = sa.select(_TICKETS.c.customer_id).where(
+    _TICKETS.c.ticket_id == sa.bindparam("ticket_id")
+)
 
 
 def refunds_today(ctx: FactContext) -> int | None:
-    """Refunds already issued today (UTC) to the call's customer, across all runs."""
-    customer_id = ctx.arg_or_task("customer_id")
+    """Refunds the systems of record paid today (UTC) to the task's customer, across all runs
+    and outside Steward too (the policy's atomic limit is the ``refunds_today`` counter)."""
+    customer_id = ctx.value("task.customer_id")
     if not isinstance(customer_id, str):
         return None
     start = datetime.combine(utcnow().date(), clock_time.min, tzinfo=UTC)
-    with ctx.engine.connect() as connection:
-        count = connection.execute(
-            _REFUNDS_SINCE, {"customer_id": customer_id, "since": start}
-        ).scalar_one()
-    return int(count)
+    return int(_scalar(ctx, _REFUNDS_SINCE, customer_id=customer_id, since=start))
 
 
 def customer_email(ctx: FactContext) -> str | None:
-    """The email address on file for the call's customer (None if unknown)."""
-    customer_id = ctx.arg_or_task("customer_id")
+    """The email address on file for the task's customer (None if unknown)."""
+    customer_id = ctx.value("task.customer_id")
     if not isinstance(customer_id, str):
         return None
-    with ctx.engine.connect() as connection:
-        email: str | None = connection.execute(
-            _EMAIL_ON_FILE, {"customer_id": customer_id}
-        ).scalar_one_or_none()
+    email: str | None = _scalar(ctx, _EMAIL_ON_FILE, customer_id=customer_id)
     return email
 
 
-FACTS = {"refunds_today": refunds_today, "customer_email": customer_email}
+def order_customer(ctx: FactContext) -> str | None:
+    """Whose order the call names: the customer it belongs to (None for no or unknown order)."""
+    order_id = ctx.value("args.order_id")
+    if not isinstance(order_id, str):
+        return None
+    owner: str | None = _scalar(ctx, _ORDER_OWNER, order_id=order_id)
+    return owner
+
+
+def ticket_customer(ctx: FactContext) -> str | None:
+    """Whose ticket the call names (None for no or unknown ticket)."""
+    ticket_id = ctx.value("args.ticket_id")
+    if not isinstance(ticket_id, str):
+        return None
+    owner: str | None = _scalar(ctx, _TICKET_OWNER, ticket_id=ticket_id)
+    return owner
+
+
+def _scalar(ctx: FactContext, statement: sa.Select[Any], **params: Any) -> Any:
+    with ctx.engine.connect() as connection:
+        return connection.execute(statement, params).scalar_one_or_none()
+
+
+# Each fact with the inputs it trusts: the task's own customer, or the object the call names.
+FACTS: dict[str, tuple[Any, tuple[str, ...]]] = {
+    "refunds_today": (refunds_today, ("task.customer_id",)),
+    "customer_email": (customer_email, ("task.customer_id",)),
+    "order_customer": (order_customer, ("args.order_id",)),
+    "ticket_customer": (ticket_customer, ("args.ticket_id",)),
+}
 
 
 def register(registry: ToolRegistry) -> None:
     """Register the support tools and facts."""
     for demo_tool in TOOLS:
         registry.register_tool(demo_tool)
-    for name, provider in FACTS.items():
-        registry.register_fact(name, provider)
+    for name, (provider, inputs) in FACTS.items():
+        registry.register_fact(name, provider, inputs=inputs)

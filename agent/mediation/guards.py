@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agent.calls import ProposedCall
+from agent.mediation.authorization import NO_AUTHORIZATION, Authorization
 from agent.mediation.circuit import CircuitBreakers
 from agent.mediation.decision import Decision
 from agent.mediation.policy import CompiledPolicy
@@ -22,22 +23,30 @@ from storage.enums import ErrorClass
 ArgsValidator = Callable[[ToolSpec, Any], list[str]]
 
 
-FactLoader = Callable[[frozenset[str] | None], dict[str, Any]]
+Loader = Callable[[frozenset[str] | None], dict[str, Any]]
+"""Loads the named facts or counters (None: all of them) for one call."""
 
 
-def _no_facts(names: frozenset[str] | None) -> dict[str, Any]:
+def _nothing(names: frozenset[str] | None) -> dict[str, Any]:
     return {}
 
 
 @dataclass(frozen=True)
 class CallContext:
-    """What guards may look at besides the call: the policy's variables, and a loader for the
-    facts the policy asks for (run only when the policy stage is reached: earlier stages may
-    already have refused the call, and facts can cost a query). The loader is given the names
-    the tool's rules read, or None for all of them."""
+    """What guards may look at besides the call.
+
+    Attributes:
+        variables: the decision's variables (``agent.mediation.variables``).
+        load_facts: loads the facts the tool's rules read; run only when the policy stage is
+            reached (earlier stages may already have refused the call, and facts cost queries).
+        load_counters: loads the policy counters the tool's rules read, the same way.
+        authorization: what people authorized for this call (nothing, for a new proposal).
+    """
 
     variables: Mapping[str, Any]
-    load_facts: FactLoader = _no_facts
+    load_facts: Loader = _nothing
+    load_counters: Loader = _nothing
+    authorization: Authorization = NO_AUTHORIZATION
 
 
 class Guard(Protocol):
@@ -104,9 +113,16 @@ class PolicyGuard:
         self.policy = policy
 
     def check(self, call: ProposedCall, ctx: CallContext) -> Decision | None:
-        needed = self.policy.facts_needed(call.tool)
-        facts = ctx.load_facts(needed) if needed is None or needed else {}
-        return self.policy.evaluate(call.tool, {**ctx.variables, "facts": facts})
+        facts_needed = self.policy.facts_needed(call.tool)
+        counters_needed = self.policy.counters_needed(call.tool)
+        variables = {
+            **ctx.variables,
+            "facts": ctx.load_facts(facts_needed) if facts_needed != frozenset() else {},
+            "counters": ctx.load_counters(counters_needed)
+            if counters_needed != frozenset()
+            else {},
+        }
+        return self.policy.evaluate(call.tool, variables, ctx.authorization)
 
 
 class RateLimitGuard:

@@ -7,13 +7,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from agent.calls import ProposedCall
 from agent.mediation.decision import Decision
-from agent.mediation.guards import CallContext, FactLoader, Guard
+from agent.mediation.guards import CallContext, Guard
 
 
 @dataclass(frozen=True)
@@ -47,17 +47,17 @@ class Mediator:
         self._authorize = tuple(authorize)
         self._admit = tuple(admit)
 
-    def authorize(
-        self,
-        call: ProposedCall,
-        variables: Mapping[str, Any],
-        load_facts: FactLoader | None = None,
-    ) -> GateResult:
-        context = CallContext(variables, load_facts) if load_facts else CallContext(variables)
+    def authorize(self, call: ProposedCall, context: CallContext) -> GateResult:
+        """Scope, arguments and policy: whether the call may happen at all."""
         return _run(self._authorize, call, context)
 
     def admit(self, call: ProposedCall) -> GateResult:
+        """Rate limits and circuit breakers: whether it may happen now."""
         return _run(self._admit, call, CallContext({}))
+
+    def with_admission(self, admit: Sequence[Guard]) -> Mediator:
+        """The same authorization stages, followed by ``admit`` before execution."""
+        return Mediator(self._authorize, admit)
 
 
 def _run(guards: Sequence[Guard], call: ProposedCall, ctx: CallContext) -> GateResult:

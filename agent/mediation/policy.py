@@ -19,9 +19,9 @@ import cel
 from agent.binding import policy_hash
 from agent.calls import Effect
 from agent.errors import VersionSpecError
+from agent.mediation.authorization import NO_AUTHORIZATION, Authorization
 from agent.mediation.decision import Decision
 from agent.spec import OutputCheck, PolicyRuleSpec, PolicySpec
-from storage.enums import ErrorClass
 
 _POSITION = re.compile(r"<input>:(\d+):(\d+)")
 DEFAULT_RULE_ID = "default"
@@ -62,8 +62,8 @@ class CompiledPolicy:
         )
         self.hash = policy_hash(spec)
         self._rules_by_tool: dict[str, tuple[CompiledRule, ...]] = {}
-        self._facts_by_tool: dict[str, object] = {}
-        self._variables_by_tool: dict[str, object] = {}
+        self._names_by_tool: dict[tuple[str, str], frozenset[str] | None] = {}
+        self._variables_by_tool: dict[str, frozenset[str]] = {}
 
     def facts_needed(self, tool: str) -> frozenset[str] | None:
         """The facts the conditions of ``tool``'s rules read; None when that cannot be told
@@ -71,29 +71,35 @@ class CompiledPolicy:
 
         Facts can cost a query each; most calls (lookups, say) need none of them.
         """
-        cached = self._facts_by_tool.get(tool, _UNKNOWN)
-        if cached is _UNKNOWN:
+        return self._names_read(tool, "facts")
+
+    def counters_needed(self, tool: str) -> frozenset[str] | None:
+        """The counters the conditions of ``tool``'s rules read (None: all of them)."""
+        return self._names_read(tool, "counters")
+
+    def _names_read(self, tool: str, variable: str) -> frozenset[str] | None:
+        key = (tool, variable)
+        if key not in self._names_by_tool:
             names: set[str] = set()
+            every = False
             for rule in self.rules_for(tool):
-                used = referenced_facts(rule.spec.when)
+                used = referenced_names(rule.spec.when, variable)
                 if used is None:
-                    names = set(self.spec.facts)
+                    every = True
                     break
                 names |= used
-            cached = frozenset(names)
-            self._facts_by_tool[tool] = cached
-        return cached  # type: ignore[return-value]
+            self._names_by_tool[key] = None if every else frozenset(names)
+        return self._names_by_tool[key]
 
     def variables_needed(self, tool: str) -> frozenset[str]:
         """The top-level variables (``args``, ``task``, ...) ``tool``'s conditions name."""
-        cached = self._variables_by_tool.get(tool, _UNKNOWN)
-        if cached is _UNKNOWN:
+        cached = self._variables_by_tool.get(tool)
+        if cached is None:
             names: set[str] = set()
             for rule in self.rules_for(tool):
                 names |= set(_IDENTIFIER.findall(rule.spec.when))
-            cached = frozenset(names)
-            self._variables_by_tool[tool] = cached
-        return cached  # type: ignore[return-value]
+            cached = self._variables_by_tool[tool] = frozenset(names)
+        return cached
 
     def rules_for(self, tool: str) -> tuple[CompiledRule, ...]:
         cached = self._rules_by_tool.get(tool)
@@ -102,79 +108,98 @@ class CompiledPolicy:
             self._rules_by_tool[tool] = cached
         return cached
 
-    def evaluate(self, tool: str, variables: Mapping[str, Any]) -> Decision:
+    def evaluate(
+        self,
+        tool: str,
+        variables: Mapping[str, Any],
+        authorization: Authorization = NO_AUTHORIZATION,
+    ) -> Decision:
         """Decide one call: the most restrictive matching rule, else the default effect.
 
         A condition that cannot be evaluated (a missing field, a type error) fails safe: an
         allow rule becomes an escalation to a person, an escalate or deny rule still applies.
+        Rules ``authorization`` covers (an escalation a person approved, a deny a permitted role
+        overrode) are set aside; if nothing else stands against the call, it is allowed on that
+        authorization.
         """
         # Converting values for CEL is most of an evaluation's cost: pass only the variables
         # the tool's rules name.
         needed = self.variables_needed(tool)
-        context = cel.Context(
-            dict(variables)
-            if needed is None
-            else {k: v for k, v in variables.items() if k in needed}
-        )
-        winner: PolicyRuleSpec | None = None
-        winner_effect = Effect.ALLOW
-        failure = ""
+        context = cel.Context({k: v for k, v in variables.items() if k in needed})
+        matched: list[_Match] = []
         for rule in self.rules_for(tool):
             try:
-                matched = rule.program.execute(context)
+                outcome = rule.program.execute(context)
             except Exception as exc:  # noqa: BLE001 - the CEL runtime raises several kinds
-                matched, error = True, f"{type(exc).__name__}: {exc}"
+                error = f"{type(exc).__name__}: {exc}"
             else:
-                error = "" if isinstance(matched, bool) else "condition did not yield true/false"
-                matched = matched is True or bool(error)
-            if not matched:
-                continue
+                if outcome is False:
+                    continue
+                error = "" if outcome is True else "condition did not yield true/false"
             effect = rule.spec.effect
             if error and effect is Effect.ALLOW:
                 effect = Effect.ESCALATE
-            if winner is None or effect.severity > winner_effect.severity:
-                winner, winner_effect, failure = rule.spec, effect, error
-        if winner is None:
-            return _default_decision(self.spec.default)
-        reason = winner.reason
-        if failure:
-            reason = f"{reason} (condition could not be evaluated: {failure})"
-        if winner_effect is Effect.DENY:
-            return Decision.deny(winner.id, reason, override_roles=winner.override_roles)
-        if winner_effect is Effect.ESCALATE:
-            return Decision.escalate(
-                winner.id,
-                reason,
-                sla_minutes=winner.sla_minutes,
-                on_expiry=winner.on_expiry,
-                max_tier=winner.max_tier,
+            matched.append(_Match(rule.spec, effect, error))
+        if not matched:
+            matched.append(_Match(_default_rule(self.spec.default), self.spec.default, ""))
+        standing = [m for m in matched if not authorization.covers(m.rule.id, m.effect)]
+        if not standing:
+            covered = matched[0].rule
+            return Decision(
+                Effect.ALLOW,
+                covered.id,
+                f"{covered.reason} ({authorization.describe()})",
+                details={"authorization": authorization.as_dict()},
             )
-        return Decision.allow(winner.id, reason)
+        winner = max(standing, key=lambda m: m.effect.severity)  # the first of the most severe
+        reason = winner.rule.reason
+        if winner.error:
+            reason = f"{reason} (condition could not be evaluated: {winner.error})"
+        if winner.effect is Effect.DENY:
+            return Decision.deny(winner.rule.id, reason, override_roles=winner.rule.override_roles)
+        if winner.effect is Effect.ESCALATE:
+            return Decision.escalate(
+                winner.rule.id,
+                reason,
+                sla_minutes=winner.rule.sla_minutes,
+                on_expiry=winner.rule.on_expiry,
+                max_tier=winner.rule.max_tier,
+            )
+        return Decision.allow(winner.rule.id, reason)
 
 
-_UNKNOWN = object()
+@dataclass(frozen=True)
+class _Match:
+    rule: PolicyRuleSpec
+    effect: Effect
+    error: str
+
+
 # Every identifier in an expression; a superset of the variables it reads is all that matters.
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
-_FACTS_WORD = re.compile(r"\bfacts\b")
-_FACT_ACCESS = re.compile(r"""facts(?:\s*\.\s*([A-Za-z_]\w*)|\s*\[\s*["']([^"']+)["']\s*\])""")
 
 
-def referenced_facts(expression: str) -> set[str] | None:
-    """The fact names ``expression`` reads as ``facts.name`` or ``facts["name"]``; None when it
-    also uses ``facts`` some other way (then every fact may matter)."""
-    accesses = list(_FACT_ACCESS.finditer(expression))
-    if len(accesses) != len(_FACTS_WORD.findall(expression)):
+def referenced_names(expression: str, variable: str) -> set[str] | None:
+    """The keys of map ``variable`` that ``expression`` reads as ``variable.name`` or
+    ``variable["name"]``; None when it also uses the map some other way (then every key may
+    matter)."""
+    word = re.compile(rf"\b{variable}\b")
+    access = re.compile(
+        rf"""\b{variable}(?:\s*\.\s*([A-Za-z_]\w*)|\s*\[\s*["']([^"']+)["']\s*\])"""
+    )
+    accesses = list(access.finditer(expression))
+    if len(accesses) != len(word.findall(expression)):
         return None
     return {m.group(1) or m.group(2) for m in accesses}
 
 
-def _default_decision(effect: Effect) -> Decision:
-    reason = "no rule matched; the policy's default applies"
-    if effect is Effect.DENY:
-        return Decision.deny(DEFAULT_RULE_ID, reason, error_class=ErrorClass.POLICY_DENIED)
-    if effect is Effect.ESCALATE:
-        return Decision.escalate(DEFAULT_RULE_ID, reason)
-    return Decision.allow(DEFAULT_RULE_ID, reason)
+def referenced_facts(expression: str) -> set[str] | None:
+    """The fact names ``expression`` reads (see ``referenced_names``)."""
+    return referenced_names(expression, "facts")
+
+
+def _default_rule(effect: Effect) -> PolicyRuleSpec:
+    return PolicyRuleSpec(DEFAULT_RULE_ID, effect, "no rule matched; the policy's default applies")
 
 
 class CompiledOutputChecks:

@@ -44,7 +44,7 @@ class ChatPlanner:
 
     Args:
         spec: the version's ``planner`` section (``kind: chat``).
-        client: the HTTP client; default: one pooled client per process.
+        client: the pooled HTTP client model requests share (the platform's).
         environ: where the API key is read from; default ``os.environ``.
 
     Raises:
@@ -55,7 +55,7 @@ class ChatPlanner:
         self,
         spec: PlannerSpec,
         *,
-        client: httpx.Client | None = None,
+        client: httpx.Client,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         if not spec.model or not spec.base_url:

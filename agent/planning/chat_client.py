@@ -18,7 +18,6 @@ import email.utils
 import json
 import logging
 import os
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -147,19 +146,6 @@ def parse_retry_after(headers: httpx.Headers) -> float | None:
     return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
-_client_lock = threading.Lock()
-_client: httpx.Client | None = None
-
-
-def shared_client() -> httpx.Client:
-    """One pooled HTTP client per process for model endpoints (timeouts are set per request)."""
-    global _client  # noqa: PLW0603 - process-wide connection pool
-    with _client_lock:
-        if _client is None:
-            _client = httpx.Client(follow_redirects=False)
-        return _client
-
-
 class ChatEndpoint:
     """One OpenAI-compatible chat-completions endpoint.
 
@@ -168,7 +154,7 @@ class ChatEndpoint:
             ``http://localhost:11434/v1``; ``/chat/completions`` is appended.
         api_key_env: the name of the environment variable holding the API key, or None for an
             endpoint that needs none (a local Ollama, vLLM or llama.cpp server).
-        client: the HTTP client; default: the process-wide pooled one.
+        client: the pooled HTTP client (the platform's; timeouts are set per request).
         environ: where to read the key from; default ``os.environ``.
     """
 
@@ -177,7 +163,7 @@ class ChatEndpoint:
         base_url: str,
         api_key_env: str | None,
         *,
-        client: httpx.Client | None = None,
+        client: httpx.Client,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         self.url = base_url.rstrip("/") + "/chat/completions"
@@ -211,7 +197,7 @@ class ChatEndpoint:
             headers["Authorization"] = f"Bearer {key}"
         content = json.dumps(request, ensure_ascii=False, default=str).encode()
         attempts: list[Attempt] = []
-        client = self._client or shared_client()
+        client = self._client
 
         def attempt_once() -> Any:
             number = len(attempts) + 1

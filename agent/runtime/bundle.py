@@ -12,20 +12,13 @@ from dataclasses import dataclass
 
 from agent.compiled import CompiledVersion
 from agent.mediation.circuit import CircuitBreakers
-from agent.mediation.guards import (
-    ArgumentsGuard,
-    CircuitGuard,
-    PolicyGuard,
-    RateLimitGuard,
-    ScopeGuard,
-)
+from agent.mediation.guards import CircuitGuard, RateLimitGuard
 from agent.mediation.mediator import Mediator
 from agent.mediation.ratelimit import RateLimits
 from agent.planning import build_planner
 from agent.planning.base import Planner
 from agent.platform import Platform
 from agent.tools.base import Tool
-from agent.tools.validation import validate_args
 
 
 @dataclass(frozen=True)
@@ -44,21 +37,13 @@ def build_bundle(platform: Platform, version: CompiledVersion) -> VersionBundle:
     spec = version.spec
     tools = platform.registry.resolve(spec, platform.http)
     breakers = CircuitBreakers(platform.engine, spec.circuit_breaker)
-    mediator = Mediator(
-        authorize=[
-            ScopeGuard(version.tool_specs, spec.data_sources),
-            ArgumentsGuard(version.tool_specs, validate_args),
-            PolicyGuard(version.policy),
-        ],
-        admit=[
-            RateLimitGuard(RateLimits(version.agent_name, spec.rate_limits)),
-            CircuitGuard(breakers),
-        ],
+    mediator = version.mediator.with_admission(
+        [RateLimitGuard(RateLimits(version.agent_name, spec.rate_limits)), CircuitGuard(breakers)]
     )
     return VersionBundle(
         version=version,
         tools=tools,
-        planner=build_planner(spec.planner),
+        planner=build_planner(spec.planner, http=platform.http),
         mediator=mediator,
         breakers=breakers,
     )

@@ -7,19 +7,20 @@ same idempotency key on every attempt). Each attempt is reported for the trace.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy.engine import Engine
 from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception,
     stop_after_attempt,
+    stop_after_delay,
     wait_exponential_jitter,
 )
 
@@ -75,6 +76,8 @@ def call_with_timeout(
     try:
         return future.result(timeout=ctx.timeout_s)
     except FutureTimeout:
+        # The thread cannot be stopped; the flag tells a tool still running not to write.
+        ctx.cancelled.set()
         future.cancel()
         raise ToolTimeout(f"{tool.spec.name} did not answer within {ctx.timeout_s:g} s") from None
 
@@ -82,28 +85,36 @@ def call_with_timeout(
 def execute(
     tool: Tool,
     args: Mapping[str, Any],
+    context: ToolContext,
     *,
-    run_id: int,
-    idempotency_key: str,
-    timeout_s: float,
     retries: RetrySpec,
-    engine: Engine,
     pool: ThreadPoolExecutor,
+    time_left_s: float | None = None,
     inline: bool = False,
 ) -> Execution:
-    """Run ``tool`` with retries where safe; never raises for tool failures."""
+    """Run ``tool`` with retries where safe; never raises for tool failures.
+
+    Args:
+        tool: the tool.
+        args: the authorized arguments.
+        context: the first attempt's context; each retry gets a copy with its own number,
+            time bound and cancellation.
+        retries: how often and how patiently to retry.
+        pool: the threads attempts run in when they must be cut off at their timeout.
+        time_left_s: what is left of the run's deadline: no attempt outlasts it and no retry
+            starts after it.
+        inline: run attempts in this thread (tools that bound their own time).
+    """
     execution = Execution()
     can_repeat = tool.spec.idempotent or not tool.spec.has_side_effects
+    deadline = None if time_left_s is None else time.monotonic() + time_left_s
 
     def attempt_once(state: RetryCallState | None = None) -> dict[str, Any]:
         number = len(execution.attempts) + 1
-        ctx = ToolContext(
-            run_id=run_id,
-            idempotency_key=idempotency_key,
-            timeout_s=timeout_s,
-            engine=engine,
-            attempt=number,
-        )
+        timeout_s = context.timeout_s
+        if deadline is not None:
+            timeout_s = max(min(timeout_s, deadline - time.monotonic()), 0.001)
+        ctx = replace(context, attempt=number, timeout_s=timeout_s, cancelled=threading.Event())
         started = time.time()
         clock = time.perf_counter()
         try:
@@ -134,8 +145,10 @@ def execute(
         execution.attempts.append(Attempt(number, started, _ms(clock)))
         return result
 
+    attempts = stop_after_attempt(retries.max_attempts if can_repeat else 1)
+    stop = attempts if time_left_s is None else attempts | stop_after_delay(time_left_s)
     retrying = Retrying(
-        stop=stop_after_attempt(retries.max_attempts if can_repeat else 1),
+        stop=stop,
         wait=wait_exponential_jitter(
             multiplier=retries.initial_backoff_s, max=retries.max_backoff_s, jitter=retries.jitter_s
         ),

@@ -22,19 +22,56 @@ REDACTED = "[redacted]"
 
 
 def redact(value: Any) -> Any:
-    """A copy of ``value`` with every field whose name looks like a secret replaced.
+    """A copy of ``value`` with every field whose name looks like a secret replaced, and every
+    string made storable (see ``storable_text``).
 
     Everything written to the trace, the ledger or a review passes through here, so a tool
-    that returns a temporary password or an API key never leaves it in the database.
+    that returns a temporary password or an API key never leaves it in the database, and text a
+    planner or a tool produced cannot make a write fail.
     """
     if isinstance(value, Mapping):
         return {
-            str(k): (REDACTED if _SECRET_KEY.search(str(k)) and v not in (None, "") else redact(v))
+            storable_text(str(k)): (
+                REDACTED if _SECRET_KEY.search(str(k)) and v not in (None, "") else redact(v)
+            )
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
+    if isinstance(value, str):
+        return storable_text(value)
     return value
+
+
+# A surrogate code point in a Python string (JSON decoding joins proper pairs into one code
+# point, so any left is a lone half): it cannot be encoded as UTF-8.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
+
+
+def storable(value: Any) -> Any:
+    """A copy of a JSON document with every string (keys too) made storable; nothing else is
+    changed (``redact`` does this and also hides secrets)."""
+    if isinstance(value, Mapping):
+        return {storable_text(str(k)): storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(v) for v in value]
+    if isinstance(value, str):
+        return storable_text(value)
+    return value
+
+
+def storable_text(text: str, limit: int | None = None) -> str:
+    """``text`` with what no database column can hold replaced by U+FFFD (NUL, which PostgreSQL
+    refuses in text and JSON, and lone surrogates, which cannot be encoded), cut to ``limit``.
+
+    Planners and tools produce text Steward does not control; storing it must never fail, or
+    the run would fail on every claim."""
+    if "\x00" in text:
+        text = text.replace("\x00", REPLACEMENT)
+    if not text.isascii():
+        text = _SURROGATE.sub(REPLACEMENT, text)
+    return text if limit is None else text[:limit]
 
 
 def proposal_to_json(proposal: Proposal) -> dict[str, Any]:

@@ -6,6 +6,7 @@ never see policy: by the time ``call`` runs, the call was scoped, validated and 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -55,6 +56,29 @@ class ToolSpec:
 
 
 @dataclass(frozen=True)
+class Fence:
+    """The claim a call runs under. A worker paused past its lease may wake up inside a tool;
+    a write made under a claim that is no longer current must not happen (see
+    ``agent.tools.fencing``).
+
+    Attributes:
+        run_id: the run.
+        owner: the worker holding it.
+        claim_no: the claim number, which grows with every claim of the run: a monotonic
+            fencing token for systems outside Steward's database.
+    """
+
+    run_id: int
+    owner: str
+    claim_no: int
+
+    @property
+    def token(self) -> str:
+        """``<run>:<claim>``, sent to HTTP services as the ``Steward-Fencing-Token`` header."""
+        return f"{self.run_id}:{self.claim_no}"
+
+
+@dataclass(frozen=True)
 class ToolContext:
     """What the executor hands a tool for one attempt of one call.
 
@@ -65,6 +89,9 @@ class ToolContext:
         timeout_s: the time bound for this attempt.
         engine: the database, for tools backed by a system of record in it.
         attempt: 1 for the first attempt, 2 for the first retry, ...
+        fence: the claim the call runs under (None outside a run, e.g. in a benchmark).
+        cancelled: set when the runtime stopped waiting for this attempt (its timeout passed):
+            the attempt must not write anything after that.
     """
 
     run_id: int
@@ -72,6 +99,8 @@ class ToolContext:
     timeout_s: float
     engine: Engine
     attempt: int = 1
+    fence: Fence | None = None
+    cancelled: threading.Event = field(default_factory=threading.Event, compare=False)
 
 
 @runtime_checkable

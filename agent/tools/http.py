@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 import httpx
 
-from agent.errors import ToolError, ToolTimeout
+from agent.errors import FenceLost, ToolError, ToolTimeout
 from agent.spec import HttpToolDef
 from agent.tools.base import ToolContext, ToolSpec
 from storage.enums import ErrorClass
@@ -87,6 +87,10 @@ class HttpTool:
         """
         secrets: list[str] = []
         headers = {"Idempotency-Key": ctx.idempotency_key}
+        if ctx.fence is not None:
+            # Grows with every claim of the run: a service that keeps the highest token it saw
+            # per run can refuse a request from a worker that lost its claim.
+            headers["Steward-Fencing-Token"] = ctx.fence.token
         for header, template in self.defn.headers.items():
             headers[header] = self._resolve_env(header, template, secrets)
         url = self._url(args)
@@ -101,6 +105,10 @@ class HttpTool:
             else min(self.defn.timeout_s, ctx.timeout_s)
         )
         where = f"{self.method} {_without_query(url)}"
+        if ctx.cancelled.is_set():
+            raise FenceLost(
+                f"{self.defn.name}: the call outlived its timeout; {where} was not sent"
+            )
         started = time.perf_counter()
         try:
             response = self.client.request(

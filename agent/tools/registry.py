@@ -9,7 +9,8 @@ policy conditions read as ``facts.<name>``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Mapping
+import re
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,15 +25,18 @@ from agent.tools.http import HttpTool, http_tool_spec
 logger = logging.getLogger(__name__)
 
 
+_INPUT = re.compile(r"^(task|args)\.([A-Za-z_][A-Za-z0-9_]*)$")
+
+
 @dataclass(frozen=True)
-class FactContext:
-    """What a fact provider may look at: the proposed call, its task and run, the database.
+class FactRequest:
+    """One proposed call's look-up of policy facts.
 
     Attributes:
         engine: the database holding the systems of record.
         tool: the name of the tool being called.
-        args: the proposed call's arguments (not yet executed).
-        task: the task input.
+        args: the proposed call's arguments (untrusted: a planner wrote them).
+        task: the task input (what the person or system that submitted the task asked for).
         run_id: the run proposing the call.
     """
 
@@ -42,14 +46,59 @@ class FactContext:
     task: Mapping[str, Any] = field(default_factory=dict)
     run_id: int = 0
 
-    def arg_or_task(self, name: str) -> Any:
-        """``args[name]`` if the call has it, else ``task[name]``, else None."""
-        value = self.args.get(name)
-        return self.task.get(name) if value is None else value
+    def value(self, name: str) -> Any:
+        """The value at ``task.<field>`` or ``args.<field>``, None when absent."""
+        match = _INPUT.match(name)
+        if match is None:
+            raise ValueError(f"{name!r} is not task.<field> or args.<field>")
+        source = self.task if match.group(1) == "task" else self.args
+        return source.get(match.group(2))
 
 
-FactProvider = Callable[[FactContext], Any]
+@dataclass(frozen=True)
+class FactContext:
+    """What one fact provider sees: the inputs it declared, and nothing else of the call.
+
+    A fact is what a rule trusts, so a provider says which inputs it reads: the task's own
+    subject (``task.customer_id``) or the object the call names (``args.order_id``, to look up
+    whose order it is). A provider that took a customer id from the arguments could be fooled
+    by a planner naming another customer; declaring inputs makes that choice visible.
+
+    Attributes:
+        engine: the database holding the systems of record.
+        tool: the name of the tool being called.
+        run_id: the run proposing the call.
+        inputs: the declared inputs' values, by name (``"task.customer_id"``).
+    """
+
+    engine: Engine
+    tool: str
+    run_id: int
+    inputs: Mapping[str, Any]
+
+    def value(self, name: str) -> Any:
+        """The value of a declared input (None when the task or call does not have it).
+
+        Raises:
+            KeyError: ``name`` is not one of the provider's declared inputs.
+        """
+        return self.inputs[name]
+
+
+FactFunction = Callable[[FactContext], Any]
 """Computes one fact for one proposed call; returns None when the fact does not apply."""
+
+
+@dataclass(frozen=True)
+class FactProvider:
+    """A registered fact: how it is computed, and the inputs it trusts."""
+
+    compute: FactFunction
+    inputs: tuple[str, ...]
+
+    def context(self, request: FactRequest) -> FactContext:
+        inputs = {name: request.value(name) for name in self.inputs}
+        return FactContext(request.engine, request.tool, request.run_id, inputs)
 
 
 class ToolRegistry:
@@ -70,15 +119,37 @@ class ToolRegistry:
             raise ValueError(f"a tool named {name!r} is already registered")
         self._tools[name] = tool
 
-    def register_fact(self, name: str, fn: FactProvider) -> None:
+    def register_fact(self, name: str, fn: FactFunction, *, inputs: Sequence[str]) -> None:
         """Add a fact provider that policies can name in ``policy.facts``.
 
+        Args:
+            name: the fact's name (``facts.<name>`` in conditions).
+            fn: computes it from a ``FactContext``.
+            inputs: what it reads of the call: ``task.<field>`` and ``args.<field>`` names.
+
         Raises:
-            ValueError: a fact with that name is already registered.
+            ValueError: a fact with that name is already registered, or an input is not
+                ``task.<field>`` or ``args.<field>``.
         """
         if name in self._facts:
             raise ValueError(f"a fact named {name!r} is already registered")
-        self._facts[name] = fn
+        for item in inputs:
+            if _INPUT.match(item) is None:
+                raise ValueError(
+                    f"fact {name!r}: input {item!r} is not task.<field> or args.<field>"
+                )
+        self._facts[name] = FactProvider(fn, tuple(inputs))
+
+    def fact_inputs(self, name: str) -> tuple[str, ...]:
+        """The inputs the fact ``name`` declared it reads.
+
+        Raises:
+            NotFound: no such fact is registered.
+        """
+        provider = self._facts.get(name)
+        if provider is None:
+            raise NotFound(f"no fact named {name!r} is registered")
+        return provider.inputs
 
     @property
     def tool_names(self) -> tuple[str, ...]:
@@ -160,7 +231,7 @@ class ToolRegistry:
             )
 
     def facts_for(
-        self, spec: VersionSpec, ctx: FactContext, *, only: Collection[str] | None = None
+        self, spec: VersionSpec, request: FactRequest, *, only: Collection[str] | None = None
     ) -> dict[str, Any]:
         """Compute the facts the version's policy names (or just ``only`` of them) for one call.
 
@@ -176,14 +247,15 @@ class ToolRegistry:
         for name in spec.policy.facts:
             if only is not None and name not in only:
                 continue
+            provider = self._facts[name]
             try:
-                facts[name] = self._facts[name](ctx)
+                facts[name] = provider.compute(provider.context(request))
             except Exception:
                 logger.exception(
                     "fact provider %r failed for tool %s in run %d; rules reading it fail safe",
                     name,
-                    ctx.tool,
-                    ctx.run_id,
+                    request.tool,
+                    request.run_id,
                 )
         return facts
 

@@ -21,7 +21,8 @@ from jsonschema.exceptions import ValidationError
 
 from agent.binding import policy_hash
 from agent.errors import VersionSpecError
-from agent.mediation.policy import CompiledOutputChecks, CompiledPolicy
+from agent.mediation.counters import CompiledCounters
+from agent.mediation.policy import CompiledOutputChecks, CompiledPolicy, referenced_names
 from agent.spec import VERSION_SCHEMA, VersionSpec
 from agent.versions.yamlsource import PathItem, YamlSource, parse_yaml
 
@@ -272,3 +273,27 @@ def _compile_expressions(source: YamlSource, spec: VersionSpec) -> None:
             raise VersionSpecError(
                 exc.detail, line=source.line_of(["output", "checks", index, "expr"])
             ) from None
+    known = {counter.id for counter in spec.policy.counters}
+    for index, counter in enumerate(spec.policy.counters):
+        try:
+            CompiledCounters((counter,))
+        except VersionSpecError as exc:
+            field = "sum" if "sum" in exc.detail.split(" does not compile")[0] else "per"
+            raise VersionSpecError(
+                exc.detail, line=source.line_of(["policy", "counters", index, field])
+            ) from None
+        if not _matches_any(counter.tool, spec.tool_names):
+            raise VersionSpecError(
+                f"counter {counter.id!r} counts the tool {counter.tool!r}, which matches no tool "
+                f"of this version ({', '.join(spec.tool_names) or 'none'}).",
+                line=source.line_of(["policy", "counters", index, "tool"]),
+            )
+    for index, rule in enumerate(spec.policy.rules):
+        unknown = sorted((referenced_names(rule.when, "counters") or set()) - known)
+        if unknown:
+            raise VersionSpecError(
+                f"the condition reads counters.{unknown[0]}, which policy.counters does not "
+                f"define ({', '.join(sorted(known)) or 'none defined'}).",
+                line=source.line_of(["policy", "rules", index, "when"]),
+                rule_id=rule.id,
+            )

@@ -31,6 +31,7 @@ from storage.models.demo import (  # noqa: E402
     SupportTicket,
 )
 from storage.models.evals import EvalCase, EvalResult, EvalRun, EvalSuite  # noqa: E402
+from storage.models.limits import LimitReservation  # noqa: E402
 from storage.models.operations import CircuitBreaker, Worker  # noqa: E402
 from storage.models.people import User  # noqa: E402
 from storage.models.reviews import Review, ReviewDecision  # noqa: E402
@@ -52,6 +53,7 @@ __all__ = [
     "ItApplication",
     "ItEmployee",
     "ItPasswordReset",
+    "LimitReservation",
     "Review",
     "ReviewDecision",
     "Run",

@@ -64,6 +64,9 @@ class Run(SQLModel, table=True):
     lease_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     heartbeat_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     claims: int = Field(default=0)
+    # Claims whose processing raised: a run failing on every claim ends ``failed`` after a few
+    # instead of being claimed again each lease for ever.
+    failed_claims: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     step_count: int = Field(default=0)
     planner_turns: int = Field(default=0)
     denial_count: int = Field(default=0)

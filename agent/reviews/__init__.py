@@ -1,0 +1,41 @@
+"""Deciding reviews: the human side of governance, used by the CLI and the console alike.
+
+Modules:
+    decide       approve, edit and approve, reject, override; the compare-and-set and its record
+    permissions  who may take which decision on which kind of review
+    edits        parsing edits and the dry run of a decision through the one gate
+    bulk         several approvals or rejections at once, each on its own
+    expiry       the SLA clock: expiry to the next tier or to a rejection
+"""
+
+from __future__ import annotations
+
+from agent.reviews.bulk import BULK_DECISIONS, BulkOutcome, decide_many
+from agent.reviews.decide import (
+    DecisionResult,
+    approve,
+    decide,
+    edit_and_approve,
+    override,
+    reject,
+)
+from agent.reviews.edits import parse_edited_args
+from agent.reviews.expiry import expire_overdue
+from agent.reviews.permissions import PERSON_DECISIONS, Decidable, permitted_decisions
+
+__all__ = [
+    "BULK_DECISIONS",
+    "PERSON_DECISIONS",
+    "BulkOutcome",
+    "Decidable",
+    "DecisionResult",
+    "approve",
+    "decide",
+    "decide_many",
+    "edit_and_approve",
+    "expire_overdue",
+    "override",
+    "parse_edited_args",
+    "permitted_decisions",
+    "reject",
+]
