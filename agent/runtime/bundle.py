@@ -30,7 +30,7 @@ from agent.planning.base import Planner
 from agent.spec import VersionSpec
 from agent.tools.base import Tool, ToolSpec
 from agent.tools.registry import ToolRegistry, default_registry
-from agent.tools.validation import validate_args
+from agent.tools.validation import compiled_validator, validate_args
 from storage.engine import read_session
 from storage.models import Agent, AgentVersion
 
@@ -126,7 +126,7 @@ def build_bundle(
         spec=spec,
         policy=policy,
         output_checks=CompiledOutputChecks(spec.output.checks),
-        output_validator=Draft202012Validator(dict(spec.output.schema)),
+        output_validator=compiled_validator(spec.output.schema),
         tools=tools,
         tool_specs=tool_specs,
         planner=build_planner(spec.planner),
