@@ -22,6 +22,7 @@ from agent.reads.kpis import kpi_report
 from agent.reads.queue import open_reviews
 from agent.reads.runs import find_runs
 from agent.tasks import submit_task
+from agent.tools.registry import default_registry
 from agent.users import add_user, disable_user, list_users, set_roles
 from agent.versions import activate_version, create_agent, create_version, rollback
 from storage.engine import read_session, write_session
@@ -98,7 +99,9 @@ def _actions(engine: Engine, actor: Actor) -> dict[str, Callable[[], object]]:
         "submit a task": lambda: submit_task(engine, actor, "support", {"intent": "refund"}),
         "read KPIs": in_session(lambda s: kpi_report(actor, KpiFilter(), session=s)),
         "create an agent": in_session(lambda s: create_agent(actor, f"new-{suffix}", session=s)),
-        "create a version": in_session(lambda s: create_version(actor, "support", v2, session=s)),
+        "create a version": in_session(
+            lambda s: create_version(actor, "support", v2, session=s, registry=default_registry())
+        ),
         "activate a version": in_session(
             lambda s: activate_version(actor, "support", 2, session=s, reason="try v2")
         ),

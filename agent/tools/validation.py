@@ -21,7 +21,7 @@ from typing import Any
 
 import regress
 from jsonschema import Draft202012Validator, FormatChecker, validators
-from jsonschema.exceptions import SchemaError, ValidationError
+from jsonschema.exceptions import SchemaError, ValidationError, best_match
 
 from agent.errors import InvalidInput
 from agent.tools.base import ToolSpec
@@ -105,15 +105,25 @@ def compiled_validator(schema: Mapping[str, Any]) -> Draft202012Validator:
     return validator
 
 
-def describe_schema_error(error: SchemaError) -> str:
+def describe_schema_error(error: SchemaError, *, root: str = "") -> str:
     """One line saying where a schema is invalid and why, e.g. ``properties.id.pattern: '(' is
-    not an ECMA-262 regular expression (Unbalanced parenthesis)``."""
-    path = ".".join(str(part) for part in error.absolute_path)
-    if error.validator == "format" and error.validator_value == "regex":
-        reason = f" ({error.cause})" if error.cause is not None else ""
-        message = f"{error.instance!r} is not an ECMA-262 regular expression{reason}"
+    not an ECMA-262 regular expression (Unbalanced parenthesis)``.
+
+    Args:
+        error: raised by ``compiled_validator``.
+        root: how the schema itself is named, put in front of the path (``output.schema``).
+    """
+    closest: SchemaError | ValidationError = error
+    if error.context:
+        # The meta-schema's anyOf says only "not valid under any of the given schemas";
+        # best_match names the alternative that came closest ("is not one of [...]").
+        closest = best_match(error.context) or error
+    path = _render_path(root, closest.absolute_path).lstrip(".")
+    if closest.validator == "format" and closest.validator_value == "regex":
+        reason = f" ({closest.cause})" if closest.cause is not None else ""
+        message = f"{closest.instance!r} is not an ECMA-262 regular expression{reason}"
     else:
-        message = error.message
+        message = closest.message
     return f"{path}: {_clip(message)}" if path else _clip(message)
 
 
