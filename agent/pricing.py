@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from jsonschema import Draft202012Validator
 
 from agent.errors import InvalidInput
+from agent.tools.validation import compiled_validator
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ _PRICE = {
         "output": {"type": "number", "minimum": 0},
     },
 }
-_FILE_SCHEMA = Draft202012Validator(
+_FILE_SCHEMA = compiled_validator(
     {
         "type": "object",
         "additionalProperties": False,

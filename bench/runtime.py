@@ -145,7 +145,13 @@ def prepare(path: Path, runs: int, synchronous: str = "NORMAL") -> Engine:
     ]
     with write_session(engine) as session:
         create_agent(ENGINEER, AGENT, session=session, description="benchmark")
-        create_version(ENGINEER, AGENT, yaml.safe_dump(document), session=session)
+        create_version(
+            ENGINEER,
+            AGENT,
+            yaml.safe_dump(document),
+            session=session,
+            registry=installed_registry(),
+        )
         activate_version(ENGINEER, AGENT, 1, session=session, reason="benchmark")
     return engine
 

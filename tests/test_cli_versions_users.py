@@ -16,7 +16,7 @@ from storage import migrate
 from storage.audit import verify_chain
 from storage.engine import create_engine, read_session, write_session
 from tests.support.cli import ok, refused, steward
-from tests.test_versions import SAMPLE, V2, edited
+from tests.test_versions import CANNOT_RUN, SAMPLE, V2, edited, line_of
 
 
 @pytest.fixture
@@ -217,3 +217,21 @@ def test_bad_input_is_one_line_and_exit_2(populated: Engine, tmp_path: Path) -> 
 
     with read_session(engine) as session:
         assert verify_chain(session).count == 4
+
+
+def test_a_version_that_cannot_run_is_one_line_and_exit_2(
+    populated: Engine, tmp_path: Path
+) -> None:
+    # An unregistered tool, an unregistered fact, an invalid output schema, an unknown CEL
+    # function or variable, an invalid HTTP tool schema: each is refused before anything is stored.
+    for case in CANNOT_RUN:
+        text, marker, expected = case.values
+        assert isinstance(text, str) and isinstance(marker, str) and isinstance(expected, str)
+        source = tmp_path / f"{case.id}.yaml"
+        source.write_text(text)
+        result = steward(populated, "versions", "create", "support", str(source), "--as", "root")
+        refused(result, f"line {line_of(text, marker)}")
+        refused(result, expected)
+        assert "Traceback" not in result.stderr
+    with read_session(populated) as session:
+        assert verify_chain(session).count == 3  # root, olga, support: no version was created

@@ -20,7 +20,6 @@ import limits
 import pytest
 import sqlalchemy as sa
 import yaml
-from jsonschema import Draft202012Validator
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
@@ -38,7 +37,7 @@ from agent.plugins import installed_registry
 from agent.spec import VERSION_SCHEMA, VersionSpec
 from agent.tools.base import Tool, ToolContext
 from agent.tools.registry import FactContext, FactRequest, ToolRegistry
-from agent.tools.validation import validate, validate_args, validate_result
+from agent.tools.validation import compiled_validator, validate, validate_args, validate_result
 from storage.engine import read_session, write_session
 from storage.enums import ErrorClass
 from storage.models.demo import (
@@ -55,7 +54,7 @@ ALL_VERSIONS = [name for names in DEMO_AGENTS.values() for name in names]
 
 def _document(name: str) -> dict[str, Any]:
     document = yaml.safe_load(version_yaml(name))
-    Draft202012Validator(VERSION_SCHEMA).validate(document)
+    compiled_validator(VERSION_SCHEMA).validate(document)
     return dict(document)
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from agent.actors import Actor
 from agent.errors import Forbidden, InvalidInput, NotFound
+from agent.plugins import installed_registry
 from agent.reads.audit import audit_filter_values, audit_log, verify_audit_log
 from agent.reads.kpis import kpi_comparison, kpi_report
 from agent.versions import (
@@ -152,7 +153,13 @@ def _agent_with_two_versions(engine: Engine) -> None:
     with write_session(engine) as session:
         create_agent(ENGINEER, "shop", session=session)
         for seed in (1, 2):
-            create_version(ENGINEER, "shop", VERSION.format(seed=seed), session=session)
+            create_version(
+                ENGINEER,
+                "shop",
+                VERSION.format(seed=seed),
+                session=session,
+                registry=installed_registry(),
+            )
         activate_version(ENGINEER, "shop", 1, session=session, reason="start")
 
 

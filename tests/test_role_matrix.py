@@ -17,6 +17,7 @@ from agent import reviews
 from agent.actors import Actor
 from agent.demo.seed import VERSIONS_DIR
 from agent.errors import Forbidden, ServiceError
+from agent.plugins import installed_registry
 from agent.reads.audit import audit_log, verify_audit_log
 from agent.reads.kpis import kpi_report
 from agent.reads.queue import open_reviews
@@ -101,7 +102,9 @@ def _actions(engine: Engine, actor: Actor) -> dict[str, Callable[[], object]]:
         "submit a task": lambda: submit_task(engine, actor, "support", {"intent": "refund"}),
         "read KPIs": in_session(lambda s: kpi_report(actor, KpiFilter(), session=s)),
         "create an agent": in_session(lambda s: create_agent(actor, f"new-{suffix}", session=s)),
-        "create a version": in_session(lambda s: create_version(actor, "support", v2, session=s)),
+        "create a version": in_session(
+            lambda s: create_version(actor, "support", v2, session=s, registry=installed_registry())
+        ),
         "activate a version": in_session(
             lambda s: activate_version(actor, "support", 2, session=s, reason="try v2")
         ),

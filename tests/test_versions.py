@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -13,7 +14,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from agent.actors import Actor
+from agent.demo.seed import VERSIONS_DIR
 from agent.errors import Forbidden, InvalidInput, NotFound, VersionSpecError
+from agent.plugins import installed_registry
 from agent.versions import (
     activate_version,
     active_version,
@@ -93,6 +96,7 @@ output:
 """  # noqa: E501
 
 ENGINEER = Actor.of("erin", ["engineer"])
+REGISTRY = installed_registry()
 ADMIN = Actor.of("ada", ["admin"])
 OPERATOR = Actor.of("otto", ["operator"])
 MANAGER = Actor.of("mona", ["manager"])
@@ -211,6 +215,13 @@ def test_formatting_and_comments_do_not_change_the_hash() -> None:
             ["description", "date value", "quote it"],
             id="not-json",
         ),
+        pytest.param(
+            "send_email, close_ticket]",
+            'send_email, "close_ticket\\n"]',
+            "close_ticket\\n",
+            ["tools[4]: 'close_ticket\\n' does not match '^[A-Za-z_]"],
+            id="name-with-a-final-newline",
+        ),
     ],
 )
 def test_schema_and_reference_errors_name_their_line(
@@ -323,6 +334,110 @@ def test_http_tools_are_checked_for_names_and_compensating_tools() -> None:
     assert error.line == SAMPLE.count("\n") + 2
 
 
+# --- a version that cannot run is refused when it is created ---------------------------------
+
+# (text, the text on the line the refusal names, what the refusal says), shared with the CLI tests.
+CANNOT_RUN = [
+    pytest.param(
+        edited("send_email, close_ticket]", "send_email, close_tickets]"),
+        "tools: [",
+        "tools[4]: no tool named 'close_tickets' is registered or defined in http_tools; "
+        "registered tools: check_fraud_score, close_ticket, delete_customer_data,",
+        id="unregistered-tool",
+    ),
+    pytest.param(
+        edited("facts: [refunds_today, customer_email]", "facts: [refunds_today, customer_mail]"),
+        "facts: [",
+        "policy.facts[1]: no registered fact provider offers 'customer_mail'; "
+        "registered facts: app_level, customer_email, employee_email,",
+        id="unregistered-fact",
+    ),
+    pytest.param(
+        edited("resolution: {enum: [", "resolution: {type: text, enum: ["),
+        "schema: {",
+        "output.schema.properties.resolution.type: 'text' is not one of ['array', 'boolean', "
+        "'integer', 'null', 'number', 'object', 'string']; output.schema must be a valid JSON "
+        "Schema (draft 2020-12).",
+        id="invalid-output-schema",
+    ),
+    pytest.param(
+        edited("resolution: {enum: [", "resolution: {pattern: '(?P<r>x)', enum: ["),
+        "schema: {",
+        "output.schema.properties.resolution.pattern: '(?P<r>x)' is not an ECMA-262 regular "
+        "expression (Invalid group modifier);",
+        id="python-only-output-pattern",
+    ),
+    pytest.param(
+        edited('"has(output.summary)"', '"hasSummary(output)"'),
+        "checks: [",
+        "output check 'has-summary' calls unknown function 'hasSummary'; "
+        "CEL functions: has, size, contains, startsWith, endsWith, matches,",
+        id="unknown-function-in-check",
+    ),
+    pytest.param(
+        edited('"args.amount <= 100.0"', '"abs(args.amount) <= 100.0"'),
+        "id: refund-small",
+        "rule 'refund-small': condition calls unknown function 'abs'; CEL functions: has, size,",
+        id="unknown-function-in-rule",
+    ),
+    pytest.param(
+        edited("args.to != facts.customer_email", "args.to != fact.customer_email"),
+        "id: email-own-address",
+        "rule 'email-own-address': condition reads unknown variable 'fact'; "
+        "it may read args, task, run, agent, facts, counters.",
+        id="unknown-variable",
+    ),
+    pytest.param(
+        SAMPLE
+        + HTTP_TOOLS.replace(
+            "args_schema: {type: object}, side_effect",
+            "args_schema: {type: object, properties: {note: {minLength: -1}}}, side_effect",
+        ),
+        "name: crm_note",
+        "http_tools[0].args_schema.properties.note.minLength: -1 is less than the minimum of 0; "
+        "http_tools[0].args_schema must be a valid JSON Schema (draft 2020-12).",
+        id="invalid-http-tool-schema",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "marker", "expected"), CANNOT_RUN)
+def test_a_version_that_cannot_run_is_refused_naming_its_line(
+    engine: Engine, text: str, marker: str, expected: str
+) -> None:
+    _agent_with_versions(engine)
+    with (
+        pytest.raises(VersionSpecError) as caught,
+        write_session(engine) as session,
+    ):
+        create_version(ENGINEER, "support", text, session=session, registry=REGISTRY)
+    message = str(caught.value)
+    assert caught.value.line == line_of(text, marker), message
+    assert expected in message
+    assert message.startswith(f"line {caught.value.line}")
+    assert "\n" not in message
+    assert _version_rows(engine) == []
+    assert _audit_actions(engine) == ["agent.create"]
+
+
+def test_tools_and_facts_are_checked_only_against_a_registry() -> None:
+    unregistered = edited("send_email, close_ticket]", "send_email, close_tickets]")
+    assert parse_version(unregistered).spec.tools[-1] == "close_tickets"
+    with pytest.raises(VersionSpecError, match="no tool named 'close_tickets'"):
+        parse_version(unregistered, registry=REGISTRY)
+
+
+def test_http_tools_need_no_registration() -> None:
+    parsed = parse_version(SAMPLE + HTTP_TOOLS, registry=REGISTRY)
+    assert parsed.spec.tool_names[-2:] == ("crm_note", "crm_delete")
+
+
+@pytest.mark.parametrize("path", sorted(VERSIONS_DIR.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_demo_version_can_run(path: Path) -> None:
+    parsed = parse_version(path.read_text(), registry=REGISTRY)
+    assert parsed.spec.tools
+
+
 # --- storing versions -------------------------------------------------------------------------
 
 
@@ -330,7 +445,9 @@ def _agent_with_versions(engine: Engine, *texts: str) -> None:
     with write_session(engine) as session:
         create_agent(ENGINEER, "support", session=session, description="Refunds", domain="support")
         for number, text in enumerate(texts, start=1):
-            create_version(ENGINEER, "support", text, session=session, note=f"v{number}")
+            create_version(
+                ENGINEER, "support", text, session=session, note=f"v{number}", registry=REGISTRY
+            )
 
 
 def _version_rows(engine: Engine) -> list[tuple[object, ...]]:
@@ -378,7 +495,7 @@ def test_the_same_content_is_refused_naming_the_version(engine: Engine) -> None:
         pytest.raises(InvalidInput, match="support version 1 already has exactly this content"),
         write_session(engine) as session,
     ):
-        create_version(ENGINEER, "support", SAMPLE_REFORMATTED, session=session)
+        create_version(ENGINEER, "support", SAMPLE_REFORMATTED, session=session, registry=REGISTRY)
     assert _version_rows(engine) == before
     assert _audit_actions(engine).count("version.create") == 2
 
@@ -389,7 +506,9 @@ def test_an_invalid_version_stores_nothing(engine: Engine) -> None:
         pytest.raises(VersionSpecError, match="rule 'refund-large'"),
         write_session(engine) as session,
     ):
-        create_version(ENGINEER, "support", edited("> 1000.0", ">> 1000.0"), session=session)
+        create_version(
+            ENGINEER, "support", edited("> 1000.0", ">> 1000.0"), session=session, registry=REGISTRY
+        )
     assert _version_rows(engine) == []
     assert _audit_actions(engine) == ["agent.create"]
 
@@ -398,7 +517,7 @@ def test_unknown_agent_and_version_are_not_found(engine: Engine) -> None:
     _agent_with_versions(engine, SAMPLE)
     with write_session(engine) as session:
         with pytest.raises(NotFound, match="no agent named 'billing'"):
-            create_version(ENGINEER, "billing", SAMPLE, session=session)
+            create_version(ENGINEER, "billing", SAMPLE, session=session, registry=REGISTRY)
         with pytest.raises(NotFound, match="support has no version 7"):
             show_version(ENGINEER, "support", 7, session=session)
 
@@ -419,7 +538,7 @@ def test_only_engineers_create_and_move_versions(engine: Engine) -> None:
     for actor in (OPERATOR, MANAGER, ADMIN):
         with write_session(engine) as session:
             with pytest.raises(Forbidden, match="it needs the role engineer"):
-                create_version(actor, "support", V3, session=session)
+                create_version(actor, "support", V3, session=session, registry=REGISTRY)
             with pytest.raises(Forbidden, match="may not activate"):
                 activate_version(actor, "support", 2, session=session, reason="x")
             with pytest.raises(Forbidden, match="may not roll back"):
@@ -559,7 +678,7 @@ def test_diff_names_what_changed_by_section(engine: Engine) -> None:
         "escalate, reason: Closing needs a note.}\n",
         changed,
     )
-    changed = edited("send_email, close_ticket]", "close_ticket, escalate_ticket]", changed)
+    changed = edited("send_email, close_ticket]", "close_ticket, check_fraud_score]", changed)
     changed = edited("max_steps: 40", "max_steps: 50", changed)
     changed = edited("call_timeout_s: 5, ", "", changed)
     changed = edited('limit: "30/minute"', 'limit: "10/minute"', changed)
@@ -577,7 +696,7 @@ def test_diff_names_what_changed_by_section(engine: Engine) -> None:
         ("refund-small", ["when"]),
         ("refund-large", ["reason"]),
     ]
-    assert diff.tools_added == ("escalate_ticket",)
+    assert diff.tools_added == ("check_fraud_score",)
     assert diff.tools_removed == ("send_email",)
     # Removing call_timeout_s: 5 falls back to the default of 10 seconds.
     assert [(c.field, c.before, c.after) for c in diff.budgets] == [

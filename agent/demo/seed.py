@@ -20,6 +20,7 @@ from agent.actors import Actor
 from agent.demo import data
 from agent.demo.tasks import IT_ACCESS, SUPPORT, task_inputs
 from agent.tasks import submit_task
+from agent.tools.registry import ToolRegistry
 from agent.users import actor_for, add_first_user, add_user
 from agent.versions import activate_version, create_agent, create_version
 from storage.engine import read_session, write_session
@@ -87,7 +88,12 @@ def seed_demo(engine: Engine, *, with_tasks: bool = True) -> SeedReport:
             for number in (1, 2):
                 yaml_text = (VERSIONS_DIR / f"{name}-v{number}.yaml").read_text()
                 create_version(
-                    engineer, name, yaml_text, session=session, note=f"demo version {number}"
+                    engineer,
+                    name,
+                    yaml_text,
+                    session=session,
+                    note=f"demo version {number}",
+                    registry=_demo_registry(),
                 )
             activate_version(
                 engineer, name, 1, session=session, reason="demo seed: start on version 1"
@@ -135,3 +141,12 @@ def stream(
         submitted += 1
         stop.wait(rng.expovariate(rate))
     return submitted
+
+
+def _demo_registry() -> ToolRegistry:
+    """The demo's own tools and facts, which its versions are checked against."""
+    from agent.demo import register
+
+    registry = ToolRegistry()
+    register(registry)
+    return registry

@@ -20,6 +20,7 @@ from agent.binding import policy_hash
 from agent.calls import Effect
 from agent.errors import VersionSpecError
 from agent.mediation.authorization import NO_AUTHORIZATION, Authorization
+from agent.mediation.cel_names import check_functions
 from agent.mediation.decision import Decision
 from agent.spec import OutputCheck, PolicyRuleSpec, PolicySpec
 
@@ -30,7 +31,7 @@ DEFAULT_RULE_ID = "default"
 def compile_expression(source: str, *, what: str, rule_id: str | None = None) -> cel.Program:
     """Compile one CEL expression or raise ``VersionSpecError`` naming where it fails."""
     try:
-        return cel.compile(source)
+        program = cel.compile(source)
     except (ValueError, RuntimeError) as exc:
         message = str(exc)
         match = _POSITION.search(message)
@@ -40,6 +41,8 @@ def compile_expression(source: str, *, what: str, rule_id: str | None = None) ->
         raise VersionSpecError(
             f"{what} {source!r} does not compile{where}: {detail}", rule_id=rule_id
         ) from None
+    check_functions(program, what=what, rule_id=rule_id)
+    return program
 
 
 @dataclass(frozen=True)

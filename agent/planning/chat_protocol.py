@@ -26,11 +26,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jsonschema import Draft202012Validator
-
 from agent.calls import Observation, ProposedCall
 from agent.planning.base import Proposal, RunContext, TokenUsage
 from agent.spec import PlannerSpec
+from agent.tools.validation import compiled_validator
 
 FINAL_ANSWER = "final_answer"
 MAX_REASONING_CHARS = 8000
@@ -220,7 +219,7 @@ def tool_message(observation: Observation | None) -> str:
 
 
 # The parts of a chat-completions reply the planner reads; anything else is ignored.
-_REPLY_SCHEMA = Draft202012Validator(
+_REPLY_SCHEMA = compiled_validator(
     {
         "type": "object",
         "required": ["choices"],

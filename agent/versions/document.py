@@ -1,8 +1,10 @@
 """A version document from YAML text: parsed, validated, compiled and hashed, or refused by line.
 
 Every refusal is a ``VersionSpecError`` that names the problem and the YAML line where it is,
-and the rule id when the problem is in a policy rule. A CEL condition that does not compile is
-refused here, when the version is created, never later in a run.
+and the rule id when the problem is in a policy rule. What would stop a run is refused here,
+when the version is created, never later in a run: a CEL expression that does not compile, calls
+a function CEL does not have or reads a variable it is not given; a JSON Schema that does not
+compile; and, given the tool registry, a tool or a fact that nothing provides.
 """
 
 from __future__ import annotations
@@ -16,17 +18,24 @@ from dataclasses import dataclass
 from typing import Any
 
 import limits
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from jsonschema.exceptions import SchemaError, ValidationError
 
 from agent.binding import policy_hash
 from agent.errors import VersionSpecError
+from agent.mediation.cel_names import OUTPUT_CHECK_VARIABLES, RULE_VARIABLES, check_variables
 from agent.mediation.counters import CompiledCounters
-from agent.mediation.policy import CompiledOutputChecks, CompiledPolicy, referenced_names
+from agent.mediation.policy import (
+    CompiledOutputChecks,
+    CompiledPolicy,
+    compile_expression,
+    referenced_names,
+)
 from agent.spec import VERSION_SCHEMA, VersionSpec
+from agent.tools.registry import ToolRegistry
+from agent.tools.validation import compiled_validator, describe_schema_error
 from agent.versions.yamlsource import PathItem, YamlSource, parse_yaml
 
-_VALIDATOR = Draft202012Validator(VERSION_SCHEMA)
+_VALIDATOR = compiled_validator(VERSION_SCHEMA)
 _MAX_MESSAGE = 240
 _JSON_TYPES = {
     dict: "a mapping",
@@ -59,21 +68,34 @@ def load_version_document(yaml_text: str) -> dict[str, Any]:
         The document as plain JSON-compatible data.
 
     Raises:
-        VersionSpecError: the YAML, the schema, a cross-reference, a rate limit or a CEL
-            expression is wrong; the message names the problem and its line.
+        VersionSpecError: the YAML, the schema, a cross-reference, a rate limit, a JSON Schema
+            or a CEL expression is wrong; the message names the problem and its line.
     """
     return parse_version(yaml_text).document
 
 
-def parse_version(yaml_text: str) -> ParsedVersion:
-    """Like ``load_version_document``, also returning the typed spec and the hashes."""
+def parse_version(yaml_text: str, *, registry: ToolRegistry | None = None) -> ParsedVersion:
+    """Like ``load_version_document``, also returning the typed spec and the hashes.
+
+    Args:
+        yaml_text: the version as YAML.
+        registry: the tools and fact providers the version's runs will have. When given, every
+            name in ``tools`` must be a registered tool and every name in ``policy.facts`` a
+            registered fact; ``create_version`` always gives it.
+
+    Raises:
+        VersionSpecError: as ``load_version_document``, or a tool or fact is not registered.
+    """
     source = parse_yaml(yaml_text)
     document = source.data
     _check_json_compatible(source, document, [])
     _check_schema(source, document)
     spec = VersionSpec.from_document(document)
     _check_references(source, document, spec)
+    if registry is not None:
+        _check_registered(source, spec, registry)
     _check_rate_limits(source, spec)
+    _check_json_schemas(source, spec)
     _compile_expressions(source, spec)
     return ParsedVersion(
         document=document,
@@ -256,10 +278,55 @@ def _check_rate_limits(source: YamlSource, spec: VersionSpec) -> None:
             ) from None
 
 
+def _check_registered(source: YamlSource, spec: VersionSpec, registry: ToolRegistry) -> None:
+    """Every tool and fact a run would look up by name exists, so none is missing mid-run."""
+    registered = registry.tool_names
+    defined = {tool.name for tool in spec.http_tools}
+    for index, name in enumerate(spec.tools):
+        if name not in registered and name not in defined:
+            raise VersionSpecError(
+                f"tools[{index}]: no tool named {name!r} is registered or defined in http_tools; "
+                f"registered tools: {', '.join(registered) or 'none'}.",
+                line=source.line_of(["tools", index]),
+            )
+    facts = registry.fact_names
+    for index, name in enumerate(spec.policy.facts):
+        if name not in facts:
+            raise VersionSpecError(
+                f"policy.facts[{index}]: no registered fact provider offers {name!r}; "
+                f"registered facts: {', '.join(facts) or 'none'}.",
+                line=source.line_of(["policy", "facts", index]),
+            )
+
+
+def _check_json_schemas(source: YamlSource, spec: VersionSpec) -> None:
+    """The output contract and the HTTP tools' schemas compile as JSON Schema draft 2020-12,
+    with ECMA-262 patterns, as they will be compiled in a run."""
+    schemas: list[tuple[list[PathItem], Mapping[str, Any]]] = [
+        (["output", "schema"], spec.output.schema)
+    ]
+    for index, tool in enumerate(spec.http_tools):
+        schemas.append((["http_tools", index, "args_schema"], tool.args_schema))
+        schemas.append((["http_tools", index, "result_schema"], tool.result_schema))
+    for path, schema in schemas:
+        try:
+            compiled_validator(schema)
+        except SchemaError as exc:
+            raise VersionSpecError(
+                f"{describe_schema_error(exc, root=dotted(path))}; {dotted(path)} must be a "
+                "valid JSON Schema (draft 2020-12).",
+                line=source.line_of([*path, *exc.absolute_path]),
+            ) from None
+
+
 def _compile_expressions(source: YamlSource, spec: VersionSpec) -> None:
-    """Compile every CEL expression now, so a version that cannot run is never stored."""
+    """Compile every CEL expression now and check the names it reads, so a version that cannot
+    run is never stored."""
     try:
         CompiledPolicy(spec.policy)
+        for rule in spec.policy.rules:
+            program = compile_expression(rule.when, what="condition", rule_id=rule.id)
+            check_variables(program, what="condition", allowed=RULE_VARIABLES, rule_id=rule.id)
     except VersionSpecError as exc:
         index = next(
             (i for i, rule in enumerate(spec.policy.rules) if rule.id == exc.rule_id), None
@@ -267,8 +334,11 @@ def _compile_expressions(source: YamlSource, spec: VersionSpec) -> None:
         line = None if index is None else source.line_of(["policy", "rules", index, "when"])
         raise VersionSpecError(exc.detail, line=line, rule_id=exc.rule_id) from None
     for index, check in enumerate(spec.output.checks):
+        what = f"output check {check.id!r}"
         try:
             CompiledOutputChecks((check,))
+            program = compile_expression(check.expr, what=what)
+            check_variables(program, what=what, allowed=OUTPUT_CHECK_VARIABLES)
         except VersionSpecError as exc:
             raise VersionSpecError(
                 exc.detail, line=source.line_of(["output", "checks", index, "expr"])

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, func, select
 from agent.actors import READ_ROLES, VERSION_ROLES, Actor, require
 from agent.errors import InvalidInput, NotFound
 from agent.spec import VersionSpec
+from agent.tools.registry import ToolRegistry
 from agent.versions.cache import load_spec
 from agent.versions.document import parse_version
 from agent.versions.models import DeploymentInfo, VersionDetail, VersionInfo
@@ -33,7 +34,13 @@ MAX_REASON = 2000
 
 
 def create_version(
-    actor: Actor, agent_name: str, yaml_text: str, *, session: Session, note: str = ""
+    actor: Actor,
+    agent_name: str,
+    yaml_text: str,
+    *,
+    session: Session,
+    registry: ToolRegistry,
+    note: str = "",
 ) -> VersionInfo:
     """Validate a version's YAML and store it as the agent's next, immutable version.
 
@@ -44,18 +51,21 @@ def create_version(
         agent_name: the agent the version belongs to.
         yaml_text: the version document, stored verbatim next to its validated JSON.
         session: the caller's write transaction.
+        registry: the tools and fact providers the version's runs will have; a version naming
+            a tool or fact that is not in it is refused.
         note: what changed and why, in a sentence.
 
     Raises:
         Forbidden: the actor is not an engineer.
         NotFound: there is no such agent.
-        VersionSpecError: the document is invalid (the message names the line).
+        VersionSpecError: the document is invalid or could not run (the message names the
+            line).
         InvalidInput: the same content is already stored as a version of this agent.
     """
     require(actor, VERSION_ROLES, f"create a version of {agent_name!r}")
     if len(note) > MAX_NOTE:
         raise InvalidInput(f"the note is limited to {MAX_NOTE} characters.")
-    parsed = parse_version(yaml_text)
+    parsed = parse_version(yaml_text, registry=registry)
     agent = agent_row(session, agent_name, lock=True)
     same = session.exec(
         select(AgentVersion.number).where(

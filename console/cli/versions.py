@@ -10,6 +10,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from agent.plugins import installed_registry
 from agent.versions import (
     DeploymentInfo,
     VersionDiff,
@@ -142,7 +143,12 @@ def _create(args: argparse.Namespace) -> int:
     engine = open_engine()
     with write_session(engine) as session:
         version = create_version(
-            resolve_actor(args, session), args.agent, text, session=session, note=args.note
+            resolve_actor(args, session),
+            args.agent,
+            text,
+            session=session,
+            note=args.note,
+            registry=installed_registry(),
         )
     if args.json:
         print_json(asdict(version))

@@ -14,6 +14,7 @@ import streamlit as st
 
 from agent.actors import VERSION_ROLES, Actor
 from agent.errors import VersionSpecError
+from agent.plugins import installed_registry
 from agent.versions import (
     VersionInfo,
     activate_version,
@@ -127,7 +128,9 @@ def create_panel(actor: Actor, agent: str, numbers: list[int]) -> None:
         return
     try:
         with write_session(engine()) as session:
-            created = create_version(actor, agent, text, session=session, note=note)
+            created = create_version(
+                actor, agent, text, session=session, note=note, registry=installed_registry()
+            )
     except VersionSpecError as exc:
         report(exc, prefix="Nothing was stored. ")
         show_line(text, exc.line)

@@ -29,6 +29,7 @@ from agent.tasks import submit_task
 from agent.tools.base import ToolContext, ToolSpec
 from agent.tools.python import PythonTool
 from agent.tools.registry import ToolRegistry
+from agent.tools.validation import compiled_validator
 from storage.engine import read_session, write_session
 from storage.enums import RunStatus, SideEffect
 from storage.models import Agent, AgentVersion, Review
@@ -241,9 +242,7 @@ def scripted_version(script: list[dict[str, Any]], **overrides: Any) -> dict[str
 def install_agent(engine: Engine, name: str, document: dict[str, Any]) -> int:
     """Store an agent with one active version (bypassing the versions service on purpose:
     these tests are about the runtime). Returns the version id."""
-    import jsonschema
-
-    jsonschema.validate(document, VERSION_SCHEMA)
+    compiled_validator(VERSION_SCHEMA).validate(document)
     reset_counters()
     with write_session(engine) as session:
         agent = Agent(name=name)
