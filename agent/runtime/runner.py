@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -129,23 +130,7 @@ class RunProcessor:
                 .where(col(Step.run_id) == claim.run_id)
                 .where(col(Step.kind) == StepKind.INVOKE_AGENT)
             ).first()
-        return RunState(
-            claim=claim,
-            task_id=row.task_id,
-            agent_id=row.agent_id,
-            version_id=row.version_id,
-            task={},
-            step_count=row.step_count,
-            planner_turns=row.planner_turns,
-            denial_count=row.denial_count,
-            rejection_count=row.rejection_count,
-            consecutive_failures=row.consecutive_failures,
-            agent_time_ms=row.agent_time_ms,
-            tokens_in=row.tokens_in,
-            tokens_out=row.tokens_out,
-            cost_usd=row.cost_usd,
-            root_step_id=root,
-        )
+        return _state(claim, row, {}, root_step_id=root)
 
     def _load(self, claim: Claim) -> RunState:
         if claim.fresh and claim.task_input is not None:
@@ -174,23 +159,34 @@ class RunProcessor:
                     .where(col(ToolCall.status) == ToolCallStatus.SUCCEEDED)
                 ).all()
                 reviews_open = has_open_review(session.connection(), claim.run_id)
-        return RunState(
-            claim=claim,
-            task_id=row.task_id,
-            agent_id=row.agent_id,
-            version_id=row.version_id,
-            task=dict(task.input) if task else {},
-            step_count=row.step_count,
-            planner_turns=row.planner_turns,
-            denial_count=row.denial_count,
-            rejection_count=row.rejection_count,
-            consecutive_failures=row.consecutive_failures,
-            agent_time_ms=row.agent_time_ms,
-            tokens_in=row.tokens_in,
-            tokens_out=row.tokens_out,
-            cost_usd=row.cost_usd,
+        return _state(
+            claim,
+            row,
+            dict(task.input) if task else {},
             root_step_id=next((s.id for s in steps if s.kind is StepKind.INVOKE_AGENT), None),
             history=rebuild_history(steps),
             reviews_open=reviews_open,
             tally=CallTally.of((ledger.tool, ledger.args) for ledger in executed),
         )
+
+
+def _state(claim: Claim, row: Run, task: dict[str, Any], **loaded: Any) -> RunState:
+    """A run's state from its row (the counters every fenced commit saves) and what else was
+    loaded (history, tally, open reviews)."""
+    return RunState(
+        claim=claim,
+        task_id=row.task_id,
+        agent_id=row.agent_id,
+        version_id=row.version_id,
+        task=task,
+        step_count=row.step_count,
+        planner_turns=row.planner_turns,
+        denial_count=row.denial_count,
+        rejection_count=row.rejection_count,
+        consecutive_failures=row.consecutive_failures,
+        agent_time_ms=row.agent_time_ms,
+        tokens_in=row.tokens_in,
+        tokens_out=row.tokens_out,
+        cost_usd=row.cost_usd,
+        **loaded,
+    )
