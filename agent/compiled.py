@@ -71,24 +71,35 @@ class CompiledVersion:
         agent_id: int,
         authorization: Authorization = NO_AUTHORIZATION,
         connection: sa.Connection | None = None,
+        facts: dict[str, Any] | None = None,
     ) -> CallContext:
         """Everything the gate decides ``call`` on, built the same way for a run, a review's
         dry run and any other caller: the decision's variables from the run's figures and
         tally, fresh facts from the registry, and policy counters read on ``connection`` (whose
         keys the caller locked) or, without one, outside any transaction.
+
+        ``facts``, when given, holds facts already read for this call and keeps those read now:
+        deciding the same call again under a counter's lock need not read them twice (the lock
+        makes the counters atomic, not the systems facts come from).
         """
         args = dict(call.args) if isinstance(call.args, Mapping) else {}
         variables = decision_variables(args, task, figures, tally, self.agent_variables())
 
         def load_facts(names: frozenset[str] | None) -> dict[str, Any]:
+            wanted = set(self.spec.policy.facts) if names is None else set(names)
+            if facts is not None and wanted <= facts.keys():
+                return {name: facts[name] for name in wanted}
             request = FactRequest(engine, call.tool, args, task, figures.run_id)
             try:
-                return registry.facts_for(self.spec, request, only=names)
+                loaded = registry.facts_for(self.spec, request, only=names)
             except Exception:  # a fact that cannot be read leaves rules reading it to fail safe
                 log.warning(
                     "facts for %s in run %s failed", call.tool, figures.run_id, exc_info=True
                 )
                 return {}
+            if facts is not None:
+                facts.update(loaded)
+            return loaded
 
         def load_counters(names: frozenset[str] | None) -> dict[str, Any]:
             counters = self.counters.involved(call.tool, names)

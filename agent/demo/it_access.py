@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from agent.demo.once import write_once
@@ -267,14 +268,22 @@ TOOLS: tuple[PythonTool, ...] = (
 )
 
 
+# Facts are read on the policy path of every call whose rules name them: Core statements on the
+# call's shared fact connection.
+_APPS: sa.Table = ItApplication.__table__  # type: ignore[attr-defined]
+_EMPLOYEES: sa.Table = ItEmployee.__table__  # type: ignore[attr-defined]
+_APP_LEVEL = sa.select(_APPS.c.level).where(_APPS.c.app_id == sa.bindparam("app_id"))
+
+
 def app_level(ctx: FactContext) -> str | None:
     """The criticality of the application the call names: standard, sensitive or critical."""
     app_id = ctx.value("args.app_id")
     if not isinstance(app_id, str):
         return None
-    with read_session(ctx.engine) as session:
-        app = session.get(ItApplication, app_id)
-        return None if app is None else app.level
+    level: str | None = (
+        ctx.connection().execute(_APP_LEVEL, {"app_id": app_id}).scalar_one_or_none()
+    )
+    return level
 
 
 def employee_status(ctx: FactContext) -> str | None:
@@ -292,9 +301,16 @@ def _employee_field(ctx: FactContext, name: str) -> str | None:
     employee_id = ctx.value("args.employee_id")
     if not isinstance(employee_id, str):
         return None
-    with read_session(ctx.engine) as session:
-        employee = session.get(ItEmployee, employee_id)
-        return None if employee is None else str(getattr(employee, name))
+    column = _EMPLOYEES.c[name]
+    value = (
+        ctx.connection()
+        .execute(
+            sa.select(column).where(_EMPLOYEES.c.employee_id == sa.bindparam("employee_id")),
+            {"employee_id": employee_id},
+        )
+        .scalar_one_or_none()
+    )
+    return None if value is None else str(value)
 
 
 # Each fact with the inputs it trusts: the objects the call names, which the policy binds to

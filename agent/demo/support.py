@@ -450,8 +450,7 @@ def ticket_customer(ctx: FactContext) -> str | None:
 
 
 def _scalar(ctx: FactContext, statement: sa.Select[Any], **params: Any) -> Any:
-    with ctx.engine.connect() as connection:
-        return connection.execute(statement, params).scalar_one_or_none()
+    return ctx.connection().execute(statement, params).scalar_one_or_none()
 
 
 # Each fact with the inputs it trusts: the task's own customer, or the object the call names.

@@ -10,6 +10,7 @@ satisfies an escalation; it never makes a call skip the gate.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from agent.calls import Effect, Observation, ProposedCall
 from agent.mediation.authorization import NO_AUTHORIZATION, Authorization
@@ -50,7 +51,8 @@ class CallHandler:
         """
         if review_id is not None:
             self.run.defer(mark_applied(review_id))
-        decided = self.gate.authorize(call, authorization)
+        facts: dict[str, Any] = {}
+        decided = self.gate.authorize(call, authorization, facts=facts)
         if not decided.decision.allowed:
             self._refuse(call, [decided], review_id)
             self.run.commit()
@@ -66,7 +68,9 @@ class CallHandler:
             # taken the last unit since. Decide again under the lock, and reserve with it.
             with self.run.transaction() as connection:
                 shares = self.gate.lock(connection, call)
-                decided = self.gate.authorize(call, authorization, connection=connection)
+                decided = self.gate.authorize(
+                    call, authorization, connection=connection, facts=facts
+                )
                 if not decided.decision.allowed:
                     self._refuse(call, [decided], review_id, note=_LOCKED_NOTE)
                     return

@@ -44,6 +44,7 @@ class CallGate:
         authorization: Authorization = NO_AUTHORIZATION,
         *,
         connection: sa.Connection | None = None,
+        facts: dict[str, Any] | None = None,
     ) -> GateResult:
         """Whether ``call`` may happen at all: scope, arguments, then policy.
 
@@ -53,6 +54,8 @@ class CallGate:
             connection: read policy counters on this transaction (whose keys the caller
                 locked); without one they are read outside any transaction, which is enough
                 for a decision that reserves nothing.
+            facts: facts already read for this call, kept up to date (see
+                ``CompiledVersion.call_context``).
         """
         context = self.version.call_context(
             call,
@@ -64,6 +67,7 @@ class CallGate:
             agent_id=self.state.agent_id,
             authorization=authorization,
             connection=connection,
+            facts=facts,
         )
         return self.bundle.mediator.authorize(call, context)
 

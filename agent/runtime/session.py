@@ -106,9 +106,9 @@ class RunSession:
     @contextmanager
     def transaction(self) -> Iterator[sa.Connection]:
         """A write transaction fenced by the lease, for a decision that must be atomic with
-        what it writes: the run row is updated first (the transaction fails at once if the
-        lease is gone), the caller reads and writes on the connection yielded, and everything
-        queued by then (counters included) is saved before it commits.
+        what it writes: the caller reads and writes on the connection yielded, then the run row
+        is updated under the fence and everything queued by then (counters included) is saved
+        before it commits. If the lease is gone by then, the whole transaction rolls back.
 
         On SQLite the transaction is ``BEGIN IMMEDIATE``: it excludes every other writer.
 
@@ -116,9 +116,8 @@ class RunSession:
             LeaseLost: another worker holds the run now; nothing was written.
         """
         with write_connection(self.engine) as connection:
-            self._fence(connection, {})
             yield connection
-            self._fence(connection, {})  # counters the caller moved (a denial, steps)
+            self._fence(connection, {})
             self._flush(connection)
         self._clear()
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from agent.errors import NotFound, VersionSpecError
@@ -75,6 +76,13 @@ class FactContext:
     tool: str
     run_id: int
     inputs: Mapping[str, Any]
+    connect: Callable[[], sa.Connection] | None = None
+
+    def connection(self) -> sa.Connection:
+        """A read connection shared by the facts of this call (do not close it)."""
+        if self.connect is None:
+            raise RuntimeError("this fact context has no connection; give it an engine")
+        return self.connect()
 
     def value(self, name: str) -> Any:
         """The value of a declared input (None when the task or call does not have it).
@@ -96,9 +104,11 @@ class FactProvider:
     compute: FactFunction
     inputs: tuple[str, ...]
 
-    def context(self, request: FactRequest) -> FactContext:
+    def context(
+        self, request: FactRequest, connect: Callable[[], sa.Connection] | None = None
+    ) -> FactContext:
         inputs = {name: request.value(name) for name in self.inputs}
-        return FactContext(request.engine, request.tool, request.run_id, inputs)
+        return FactContext(request.engine, request.tool, request.run_id, inputs, connect)
 
 
 class ToolRegistry:
@@ -244,20 +254,43 @@ class ToolRegistry:
         """
         self.check_facts(spec)
         facts: dict[str, Any] = {}
-        for name in spec.policy.facts:
-            if only is not None and name not in only:
-                continue
-            provider = self._facts[name]
-            try:
-                facts[name] = provider.compute(provider.context(request))
-            except Exception:
-                logger.exception(
-                    "fact provider %r failed for tool %s in run %d; rules reading it fail safe",
-                    name,
-                    request.tool,
-                    request.run_id,
-                )
+        with _SharedConnection(request.engine) as shared:
+            for name in spec.policy.facts:
+                if only is not None and name not in only:
+                    continue
+                provider = self._facts[name]
+                try:
+                    facts[name] = provider.compute(provider.context(request, shared.get))
+                except Exception:
+                    logger.exception(
+                        "fact provider %r failed for tool %s in run %d; rules reading it fail safe",
+                        name,
+                        request.tool,
+                        request.run_id,
+                    )
         return facts
+
+
+class _SharedConnection:
+    """One read connection for the facts of one call, opened when a provider first asks: the
+    facts of a call are read on the policy path of every call, and a connection per fact costs
+    more than its query."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.connection: sa.Connection | None = None
+
+    def get(self) -> sa.Connection:
+        if self.connection is None:
+            self.connection = self.engine.connect()
+        return self.connection
+
+    def __enter__(self) -> _SharedConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.connection is not None:
+            self.connection.close()
 
 
 def _listing(names: Mapping[str, object]) -> str:
