@@ -258,11 +258,11 @@ def finish_call(loop: _Loop, ledger: LedgerEntry, execution: Execution) -> None:
         )
     review_id = ledger.review_id
     result = redact(execution.result) if execution.result is not None else None
-    for attempt in execution.attempts:  # each attempt tells the breaker about tool health
-        if attempt.error_class is None:
-            bundle.breakers.record_success(ledger.tool)
-        elif attempt.retryable:
-            bundle.breakers.record_failure(ledger.tool, attempt.error_class)
+    # The call tells the tool's breaker what it says about the tool's health, once (its
+    # retries are one piece of evidence), with its input, so one bad input cannot trip it.
+    bundle.breakers.record(
+        ledger.tool, execution.health, execution.error_class, input_key=args_hash(ledger.args)
+    )
     if execution.ok and result is not None:
         status = ToolCallStatus.SUCCEEDED
         problems = validate_result(spec, execution.result)
