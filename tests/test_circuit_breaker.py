@@ -89,10 +89,11 @@ def test_one_poison_input_does_not_open_the_circuit_but_distinct_failing_inputs_
     engine: Engine,
 ) -> None:
     breakers = CircuitBreakers(engine, STREAK)
-    for i in range(30):  # the same order times out on every run, others are scored
-        _down(breakers, "O-5040")
-        _down(breakers, "O-5040")
+    _down(breakers, "O-5040")  # a first failure: nothing tells a bad order from an outage yet
+    for i in range(30):  # others are scored, and the same order times out on every run
         _ok(breakers, f"O-{i}")
+        for _ in range(3):
+            _down(breakers, "O-5040")
     assert breakers.allow(TOOL)
     assert _stored(engine).opened_count == 0
     for order in ("O-7001", "O-7002", "O-7003"):  # the service goes down for everyone
@@ -120,7 +121,20 @@ def test_a_tool_with_one_input_still_opens(engine: Engine) -> None:
     """With no other input to compare with, a repeated failure is the service's."""
     breakers = CircuitBreakers(engine, STREAK)
     for _ in range(3):
+        _ok(breakers, "{}")
         _down(breakers, "{}")
+    for _ in range(3):
+        _down(breakers, "{}")
+    assert not breakers.allow(TOOL)
+
+
+def test_an_input_that_works_again_is_no_longer_suspect(engine: Engine) -> None:
+    breakers = CircuitBreakers(engine, STREAK)
+    _down(breakers, "O-1")  # a passing blip
+    _ok(breakers, "O-2")
+    _ok(breakers, "O-1")  # O-1 works again
+    for order in ("O-1", "O-3", "O-4"):  # then an outage: O-1's failure counts like any
+        _down(breakers, order)
     assert not breakers.allow(TOOL)
 
 

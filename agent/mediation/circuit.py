@@ -83,13 +83,15 @@ class _Evidence:
     def __init__(self, window: int) -> None:
         self.outcomes: deque[bool] = deque(maxlen=window)  # True: a counted failure
         self._tick = 0  # orders what happened; a sequence number, not a time
-        self._failed: OrderedDict[str, int] = OrderedDict()  # input -> tick of its last failure
+        # input -> tick of its last counted failure, for inputs that have not succeeded since
+        self._failed: OrderedDict[str, int] = OrderedDict()
         # The latest success of the two most recently successful distinct inputs, newest
         # first: enough to know whether any input other than a given one succeeded since.
         self._succeeded: list[tuple[str, int]] = []
 
     def succeeded(self, input_key: str) -> None:
         self._tick += 1
+        self._failed.pop(input_key, None)  # it works now: no longer a suspect
         others = [entry for entry in self._succeeded if entry[0] != input_key]
         self._succeeded = [(input_key, self._tick), *others[:1]]
         self.outcomes.append(False)
@@ -97,24 +99,26 @@ class _Evidence:
     def failed(self, input_key: str) -> bool:
         """Note an unhealthy failure of ``input_key``; whether it counts against the tool.
 
-        It does not count when the same input failed before and another input succeeded
-        since: the service answers, so this input is the trouble and its failure says nothing
-        new about the service. A tool that only ever sees one input (one without arguments)
-        has no other input to compare with, so each of its failures counts.
+        It does not count when the input's last counted failure was followed by a success of
+        another input: the service answers, so this input is the trouble and its failures say
+        nothing new about the service. Until another input succeeds nothing tells a bad input
+        from a failing service, so a tool that only ever sees one input (one without
+        arguments) counts each of its failures.
         """
+        counted = self._failed.get(input_key)
+        if counted is not None and any(
+            key != input_key and tick > counted for key, tick in self._succeeded
+        ):
+            return False
         self._tick += 1
-        before = self._failed.pop(input_key, None)
-        # Bounded by hand, least recently failed first out: the standard library has no
-        # bounded mapping (functools.lru_cache bounds a function's results, not a dict).
         self._failed[input_key] = self._tick
+        # Bounded by hand, least recently counted first out: the standard library has no
+        # bounded mapping (functools.lru_cache bounds a function's results, not a dict).
+        self._failed.move_to_end(input_key)
         if len(self._failed) > REMEMBERED_INPUTS:
             self._failed.popitem(last=False)
-        counts = before is None or not any(
-            key != input_key and tick > before for key, tick in self._succeeded
-        )
-        if counts:
-            self.outcomes.append(True)
-        return counts
+        self.outcomes.append(True)
+        return True
 
     def failure_rate(self, min_calls: int) -> float:
         if len(self.outcomes) < min_calls:
@@ -128,8 +132,8 @@ class CircuitBreakers:
     Closed: calls go ahead. The circuit opens after ``failure_threshold`` counted failures in
     a row (all workers together), or when counted failures reach ``failure_rate`` of this
     process's last ``window`` counted calls (once ``min_calls`` were seen). Only unhealthy
-    failures count (timeouts, connection failures, 5xx), and a repeat failure of an input only
-    while no other input succeeded since it last failed.
+    failures count (timeouts, connection failures, 5xx), and an input that keeps failing only
+    until another input succeeds after it: then the input is the trouble, not the service.
 
     Open: calls fail fast for ``reset_after_s``, whatever calls let through before it opened
     report meanwhile.
