@@ -4,7 +4,8 @@ Two families, as the style guide asks::
 
     StewardError
     ├── RunSignal                  steers a run; caught by the runtime, never shown raw to people
-    │   ├── ToolError              a tool failed (``retryable`` says whether a retry may help)
+    │   ├── ToolError              a tool failed (``retryable``: may a retry help? ``health``:
+    │   │                          does it say the tool's service is down?)
     │   │   ├── ToolTimeout        a tool did not answer within its time bound
     │   │   └── FenceLost          a tool refused to write: its call's claim is not current
     │   └── LeaseLost              another worker owns the run now; stop touching it
@@ -16,12 +17,34 @@ Two families, as the style guide asks::
         ├── AuthenticationFailed   wrong name or password, or the account is disabled or locked
         └── DecisionConflict       someone else decided the review first (names who and what)
 
-Every ``ToolError`` carries an ``ErrorClass`` from the one taxonomy in ``storage.enums``.
+Every ``ToolError`` carries an ``ErrorClass`` from the one taxonomy in ``storage.enums``, and a
+``Health`` signal that tells the tool's circuit breaker whether to count it.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from storage.enums import ErrorClass
+
+
+class Health(StrEnum):
+    """What one attempt of a tool call says about the health of the service behind the tool.
+
+    A circuit breaker exists to stop calling a service that cannot answer; it must not take a
+    tool away from everyone because one call's input is bad. So every attempt is classified
+    once, where the failure is understood (the tool, or the executor for what a tool raised
+    without classifying it), and the breaker counts only ``UNHEALTHY`` failures.
+    """
+
+    HEALTHY = "healthy"
+    """The service answered: a result, or a refusal of this call's own input (an HTTP 4xx,
+    "no order O-9999 exists", a result that breaks the tool's contract)."""
+    UNHEALTHY = "unhealthy"
+    """The service could not answer: a timeout, a connection failure, an HTTP 5xx, 408 or 429."""
+    UNKNOWN = "unknown"
+    """The tool failed in a way that says nothing either way (an exception it did not classify,
+    most often a bug in the tool)."""
 
 
 class StewardError(Exception):
@@ -39,6 +62,11 @@ class ToolError(RunSignal):
         message: what went wrong, safe to show (no secrets).
         retryable: whether the same call may succeed if tried again.
         error_class: the taxonomy class recorded on the step and the ledger.
+        health: what the failure says about the tool's service. By default a retryable error
+            is ``UNHEALTHY`` (a repeat may succeed: the trouble is passing, as an outage's
+            is) and any other is ``HEALTHY`` (a repeat would fail the same way: the trouble is
+            this call's input, as in ``ToolError("no order O-9999 exists")``). Say so when the
+            two part ways, e.g. a retryable refusal of one input.
     """
 
     def __init__(
@@ -47,15 +75,27 @@ class ToolError(RunSignal):
         *,
         retryable: bool = False,
         error_class: ErrorClass = ErrorClass.TOOL_ERROR,
+        health: Health | None = None,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.error_class = error_class
+        if health is None:
+            health = Health.UNHEALTHY if retryable else Health.HEALTHY
+        self.health = health
 
 
 class ToolTimeout(ToolError):
+    """A tool did not answer within its time bound: retryable, and a sign of an unhealthy
+    service."""
+
     def __init__(self, message: str) -> None:
-        super().__init__(message, retryable=True, error_class=ErrorClass.TOOL_TIMEOUT)
+        super().__init__(
+            message,
+            retryable=True,
+            error_class=ErrorClass.TOOL_TIMEOUT,
+            health=Health.UNHEALTHY,
+        )
 
 
 class FenceLost(ToolError):

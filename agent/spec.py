@@ -294,7 +294,7 @@ class RetrySpec:
 @dataclass(frozen=True)
 class CircuitSpec:
     """Open after ``failure_threshold`` failures in a row, or when at least ``failure_rate`` of
-    the last ``window`` attempts failed (once ``min_calls`` were seen)."""
+    the last ``window`` calls failed (once ``min_calls`` were seen)."""
 
     failure_threshold: int = 5
     failure_rate: float = 0.5

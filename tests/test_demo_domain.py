@@ -27,7 +27,7 @@ from agent.calls import Effect, Observation, ProposedCall
 from agent.demo import DEMO_AGENTS, version_yaml
 from agent.demo.data import seed_records
 from agent.demo.tasks import IT_ACCESS, SAMPLE_TASKS, SUPPORT, tasks_for
-from agent.errors import ToolError, ToolTimeout
+from agent.errors import Health, ToolError, ToolTimeout
 from agent.mediation.counters import CompiledCounters, read_counters
 from agent.mediation.decision import Decision
 from agent.mediation.policy import CompiledOutputChecks, CompiledPolicy
@@ -275,13 +275,19 @@ def test_fraud_service_faults_are_deterministic(seeded: Engine) -> None:
     with pytest.raises(ToolError) as timeout:
         fraud.call({"order_id": "O-5040"}, _ctx(seeded))
     assert (timeout.value.error_class, timeout.value.retryable) == (ErrorClass.TOOL_TIMEOUT, True)
+    assert timeout.value.health is Health.UNHEALTHY
+    # An order the service cannot score is refused, every time: an answer about the input.
     for attempt in (1, 2, 3):
-        with pytest.raises(ToolError, match="503") as error:
+        with pytest.raises(ToolError, match="422") as error:
             fraud.call({"order_id": "O-5041"}, _ctx(seeded, attempt=attempt))
-        assert error.value.retryable
-    with pytest.raises(ToolError):
+        assert (error.value.retryable, error.value.health) == (False, Health.HEALTHY)
+    with pytest.raises(ToolError, match="503") as flaky:
         fraud.call({"order_id": "O-5042"}, _ctx(seeded, attempt=1))
+    assert (flaky.value.retryable, flaky.value.health) == (True, Health.UNHEALTHY)
     assert fraud.call({"order_id": "O-5042"}, _ctx(seeded, attempt=2))["order_id"] == "O-5042"
+    with pytest.raises(ToolError, match="no order 'O-9999'") as missing:
+        fraud.call({"order_id": "O-9999"}, _ctx(seeded))
+    assert (missing.value.retryable, missing.value.health) == (False, Health.HEALTHY)
 
 
 def test_delete_customer_data_erases_and_is_irreversible(seeded: Engine) -> None:

@@ -1,5 +1,5 @@
-"""A tool that fails 30% and hangs 10% of the time: defined outcomes, an open circuit, and no
-harm to the other tools."""
+"""A tool that fails 40% and hangs 20% of the time (a call, with its retry, fails about a third of
+the time): defined outcomes, an open circuit, and no harm to the other tools."""
 
 from __future__ import annotations
 
@@ -40,8 +40,8 @@ def test_flaky_tool_is_contained(engine: Engine) -> None:
             ),
             _quote,
         ),
-        fail_rate=0.3,
-        hang_rate=0.1,
+        fail_rate=0.4,
+        hang_rate=0.2,
         hang_s=0.5,
         seed=11,
     )

@@ -17,15 +17,18 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from sqlalchemy.engine import Engine
+from sqlmodel import col, select
 
 from agent.calls import Effect
-from agent.errors import FenceLost, ToolError, ToolTimeout, VersionSpecError
+from agent.errors import FenceLost, Health, ToolError, ToolTimeout, VersionSpecError
 from agent.spec import HttpToolDef, PlannerSpec, PolicySpec, VersionSpec
 from agent.tools.base import Fence, ToolContext
 from agent.tools.http import HttpTool
 from agent.tools.registry import ToolRegistry
-from storage.engine import create_engine
-from storage.enums import ErrorClass, SideEffect
+from storage.engine import create_engine, read_session
+from storage.enums import ErrorClass, SideEffect, StepKind
+from storage.models import Step
+from tests.support.runtime import drive, install_agent, scripted_version, submit
 
 SECRET = "s3cr3t-Token-9f8e7d"
 TOKEN_VARIABLE = "STEWARD_TEST_HTTP_TOKEN"
@@ -273,6 +276,7 @@ def test_a_slow_answer_times_out_at_the_tighter_bound(
         tool.call({}, ctx)
     assert time.perf_counter() - started < 0.55
     assert caught.value.retryable and caught.value.error_class is ErrorClass.TOOL_TIMEOUT
+    assert caught.value.health is Health.UNHEALTHY
     bounded = ToolContext(run_id=3, idempotency_key="k", timeout_s=0.15, engine=ctx.engine)
     with pytest.raises(ToolTimeout, match=r"0\.15s"):
         _tool(client, server.url + "/slow", timeout_s=5.0).call({}, bounded)
@@ -282,11 +286,13 @@ def test_a_slow_answer_times_out_at_the_tighter_bound(
     ("status", "retryable", "text"),
     [
         (429, True, "Retry-After: 7"),
+        (408, True, "HTTP 408"),
         (500, True, "HTTP 500"),
         (503, True, "HTTP 503"),
         (400, False, "HTTP 400"),
         (404, False, "HTTP 404"),
         (409, False, "HTTP 409"),
+        (422, False, "HTTP 422"),
     ],
 )
 def test_status_codes_are_classified(
@@ -302,6 +308,9 @@ def test_status_codes_are_classified(
     assert caught.value.retryable is retryable
     assert type(caught.value) is ToolError
     assert text in str(caught.value)
+    # A status the service could not help (5xx, 408, and 429's back-pressure) says it is
+    # unhealthy; any other is its answer about this request, and no sign of ill health.
+    assert caught.value.health is (Health.UNHEALTHY if retryable else Health.HEALTHY)
 
 
 def test_an_unreachable_service_is_a_retryable_error(
@@ -312,7 +321,7 @@ def test_an_unreachable_service_is_a_retryable_error(
         port = probe.getsockname()[1]
     with pytest.raises(ToolError, match="cannot reach") as caught:
         _tool(client, f"http://127.0.0.1:{port}/x").call({}, ctx)
-    assert caught.value.retryable
+    assert caught.value.retryable and caught.value.health is Health.UNHEALTHY
     # Raised without the httpx exception, whose request object carries every header.
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
@@ -324,7 +333,7 @@ def test_bodies_must_be_json_objects_and_arrays_are_wrapped(
     assert _tool(client, server.url + "/empty").call({}, ctx) == {}
     with pytest.raises(ToolError, match="not JSON") as not_json:
         _tool(client, server.url + "/text").call({}, ctx)
-    assert not not_json.value.retryable
+    assert not not_json.value.retryable and not_json.value.health is Health.HEALTHY
     with pytest.raises(ToolError, match="JSON int"):
         _tool(client, server.url + "/scalar").call({}, ctx)
 
@@ -379,3 +388,57 @@ def test_the_fencing_token_goes_with_the_call_and_a_cancelled_call_is_not_sent(
     with pytest.raises(FenceLost, match="was not sent"):
         tool.call({}, late)
     assert len(server.received) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "opens"),
+    [
+        *((status, False) for status in (400, 404, 409, 422)),
+        *((status, True) for status in (408, 429, 500, 503)),
+    ],
+)
+def test_only_statuses_that_say_the_service_is_unwell_open_its_circuit(
+    server: Server, engine: Engine, status: int, opens: bool
+) -> None:
+    """Through the run loop: one call per order, each answered ``status``."""
+    orders = [f"O-{i}" for i in range(6)]
+    document = scripted_version(
+        [
+            {
+                "reasoning": "score every order",
+                "calls": [{"tool": "score", "args": {"order_id": o}} for o in orders],
+            },
+            {"reasoning": "done", "final": {"resolution": "scored"}},
+        ],
+        tools=[],
+        http_tools=[
+            {
+                "name": "score",
+                "method": "GET",
+                "url": server.url + f"/status/{status}",
+                "query": {"order": "{order_id}"},
+                "args_schema": {"type": "object"},
+                "data_sources": ["orders"],
+            }
+        ],
+        budgets={"max_steps": 100, "max_consecutive_failures": 100, "max_denials": 100},
+        retries={"max_attempts": 1},
+        circuit_breaker={"failure_threshold": 3, "reset_after_s": 600},
+    )
+    install_agent(engine, "scorer", document)
+    submit(engine, "scorer", {"n": 1})
+    drive(engine, ToolRegistry())
+    with read_session(engine) as session:
+        observed = session.exec(
+            select(Step)
+            .where(col(Step.kind) == StepKind.OBSERVATION)
+            .where(col(Step.name) == "score")
+            .order_by(col(Step.id))
+        ).all()
+    classes = [step.error_class for step in observed]
+    if opens:
+        assert classes == [ErrorClass.TOOL_ERROR] * 3 + [ErrorClass.CIRCUIT_OPEN] * 3
+        assert len(server.received) == 3
+    else:
+        assert classes == [ErrorClass.TOOL_ERROR] * 6
+        assert len(server.received) == 6

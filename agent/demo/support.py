@@ -1,7 +1,9 @@
 """The customer-support demo domain: tools over the support tables, and the facts its policy reads.
 
 Amounts cross the tool boundary in dollars and are stored in cents. The fraud check talks to a
-simulated, flaky fraud service: orders the seed data marks time out, fail, or fail once.
+simulated fraud service with the faults the seed data marks on orders: ``timeout`` (the service
+hangs on that order), ``error`` (it cannot score that order and says so) and ``flaky`` (it fails
+the first attempt with a passing 503).
 
 Every tool here runs inline (in the worker's thread): each is one short transaction whose only
 wait is the database's busy timeout, and the simulated slow services give up by themselves at
@@ -20,7 +22,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, func, select
 
 from agent.demo.once import write_once
-from agent.errors import ToolError, ToolTimeout
+from agent.errors import Health, ToolError, ToolTimeout
 from agent.tools.base import ToolContext
 from agent.tools.fencing import fenced_session
 from agent.tools.python import PythonTool, tool
@@ -370,10 +372,20 @@ def check_fraud_score(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, An
         score, fault = (10, None) if signal is None else (signal.score, signal.fault)
     if fault == "timeout":
         # The service accepts the connection and never answers; a client gives up at its
-        # timeout, and the executor's own bound may cut this sooner.
+        # timeout, and the executor's own bound may cut this sooner. A timeout says the
+        # service is unhealthy; that only this order meets it, the breaker learns by itself.
         time.sleep(ctx.timeout_s)
         raise ToolTimeout(f"the fraud service did not answer within {ctx.timeout_s:g}s")
-    if fault == "error" or (fault == "flaky" and ctx.attempt == 1):
+    if fault == "error":
+        # The service is up and refuses this one order, as a real one answers 422 for a record
+        # it cannot score: a retry would get the same answer, and the refusal says nothing
+        # about the service's health, so it must not count toward the tool's circuit breaker.
+        raise ToolError(
+            f"the fraud service answered HTTP 422 Unprocessable Entity: it cannot score order "
+            f"{order_id}; a person must judge the fraud risk",
+            health=Health.HEALTHY,
+        )
+    if fault == "flaky" and ctx.attempt == 1:
         raise ToolError("the fraud service answered HTTP 503 Service Unavailable", retryable=True)
     return {"order_id": order_id, "score": score, "risk": _risk(score)}
 

@@ -164,7 +164,7 @@ SUPPORT_TASKS: tuple[SampleTask, ...] = (
             decisions={"check_fraud_score": "allow"}),
     _refund("fraud-error", "C-1022", "O-5041", 72.0, "T-9022",
             "Two keys are missing. Please refund $72.",
-            covers=("tool_error", "retries"), outcome="escalated",
+            covers=("tool_error",), outcome="escalated",
             decisions={"check_fraud_score": "allow"}),
     _refund("fraud-flaky", "C-1023", "O-5042", 38.0, "T-9023",
             "The webcam image is blurry. Please refund $38.",

@@ -2,7 +2,8 @@
 
 A call is retried (with exponential backoff and jitter, by tenacity) only when the error is
 retryable *and* a repeat cannot do harm: the tool reads, or it is idempotent (it receives the
-same idempotency key on every attempt). Each attempt is reported for the trace.
+same idempotency key on every attempt). Each attempt is reported for the trace, with what it
+says about the tool's health (``agent.errors.Health``) for the circuit breaker.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import httpx
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -24,10 +26,13 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from agent.errors import ToolError, ToolTimeout
+from agent.errors import Health, ToolError, ToolTimeout
 from agent.spec import RetrySpec
 from agent.tools.base import Tool, ToolContext
 from storage.enums import ErrorClass
+
+# Exceptions a tool may let escape unclassified that still say the service could not answer.
+_UNREACHABLE = (TimeoutError, ConnectionError, httpx.TransportError)
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class Attempt:
     error_class: ErrorClass | None = None
     error: str | None = None
     retryable: bool = False
+    health: Health = Health.HEALTHY
 
 
 @dataclass
@@ -53,6 +59,14 @@ class Execution:
     @property
     def ok(self) -> bool:
         return self.error_class is None
+
+    @property
+    def health(self) -> Health:
+        """What the call says about the tool's health, for its circuit breaker: what its last
+        attempt said. Retries stop at the first answer, so the last attempt is the call's
+        verdict; the failed attempts before it are the same trouble seen again, not more
+        evidence (a call whose three attempts time out is one timeout, not three)."""
+        return self.attempts[-1].health if self.attempts else Health.UNKNOWN
 
     @property
     def duration_ms(self) -> float:
@@ -121,10 +135,21 @@ def execute(
             result = call_with_timeout(tool, args, ctx, pool=pool, inline=inline)
         except ToolError as exc:
             execution.attempts.append(
-                Attempt(number, started, _ms(clock), exc.error_class, str(exc), exc.retryable)
+                Attempt(
+                    number,
+                    started,
+                    _ms(clock),
+                    exc.error_class,
+                    str(exc),
+                    exc.retryable,
+                    exc.health,
+                )
             )
             raise
         except Exception as exc:
+            # Not classified by the tool: only a timeout or a lost connection says something
+            # about the service; anything else (most often a bug in the tool) says nothing.
+            health = Health.UNHEALTHY if isinstance(exc, _UNREACHABLE) else Health.UNKNOWN
             execution.attempts.append(
                 Attempt(
                     number,
@@ -132,16 +157,28 @@ def execute(
                     _ms(clock),
                     ErrorClass.TOOL_ERROR,
                     f"{type(exc).__name__}: {exc}",
+                    health=health,
                 )
             )
-            raise ToolError(f"{tool.spec.name} raised {type(exc).__name__}: {exc}") from exc
+            raise ToolError(
+                f"{tool.spec.name} raised {type(exc).__name__}: {exc}", health=health
+            ) from exc
         if not isinstance(result, dict):
+            # The tool answered, wrongly: a bug in the tool, not an outage of its service.
             execution.attempts.append(
                 Attempt(
-                    number, started, _ms(clock), ErrorClass.TOOL_ERROR, "result is not an object"
+                    number,
+                    started,
+                    _ms(clock),
+                    ErrorClass.TOOL_ERROR,
+                    "result is not an object",
+                    health=Health.HEALTHY,
                 )
             )
-            raise ToolError(f"{tool.spec.name} returned {type(result).__name__}, not an object")
+            raise ToolError(
+                f"{tool.spec.name} returned {type(result).__name__}, not an object",
+                health=Health.HEALTHY,
+            )
         execution.attempts.append(Attempt(number, started, _ms(clock)))
         return result
 

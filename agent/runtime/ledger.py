@@ -145,11 +145,14 @@ class Ledger:
         spec = self.bundle.version.tool_specs[entry.tool]
         for attempt in execution.attempts:
             self.run.tool_attempt(entry.call, entry.idempotency_key, attempt)
-        for attempt in execution.attempts:  # each attempt tells the breaker about tool health
-            if attempt.error_class is None:
-                self.bundle.breakers.record_success(entry.tool)
-            elif attempt.retryable:
-                self.bundle.breakers.record_failure(entry.tool, attempt.error_class)
+        # The call, not each attempt, tells the breaker about the tool's health; the input's
+        # hash lets one bad input fail again without taking the tool from everyone.
+        self.bundle.breakers.record(
+            entry.tool,
+            execution.health,
+            execution.error_class,
+            input_key=args_hash(entry.args),
+        )
         result = redact(execution.result) if execution.result is not None else None
         if execution.ok and result is not None:
             status = ToolCallStatus.SUCCEEDED

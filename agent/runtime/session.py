@@ -291,7 +291,11 @@ class RunSession:
             error_class=attempt.error_class,
             input={"args": redact(call.args), "attempt": attempt.number},
             output={"error": attempt.error} if attempt.error else None,
-            attributes={"attempt": attempt.number, "idempotency_key": idempotency_key},
+            attributes={
+                "attempt": attempt.number,
+                "idempotency_key": idempotency_key,
+                "health": attempt.health.value,
+            },
             duration_ms=attempt.duration_ms,
         )
 

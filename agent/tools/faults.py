@@ -15,7 +15,7 @@ from dataclasses import replace
 from enum import StrEnum
 from typing import Any
 
-from agent.errors import ToolError, ToolTimeout
+from agent.errors import Health, ToolError, ToolTimeout
 from agent.tools.base import Tool, ToolContext, ToolSpec
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,8 @@ class Fault(StrEnum):
 
 
 class FaultyTool:
-    """Wraps a tool and makes some attempts fail (retryably) or hang.
+    """Wraps a tool and makes some attempts fail (retryably) or hang, as an ailing service
+    does: both faults are ``Health.UNHEALTHY``, so they count toward the tool's breaker.
 
     A hanging attempt sleeps ``hang_s`` seconds and then raises ``ToolTimeout``; it never calls
     the inner tool. The executor's own per-call timeout is expected to cut it sooner, which is
@@ -95,14 +96,18 @@ class FaultyTool:
         """Inject this attempt's fault, if any, else call the inner tool.
 
         Raises:
-            ToolError: an injected failure (retryable).
+            ToolError: an injected failure (retryable, unhealthy).
             ToolTimeout: an injected hang that was not cut short by the executor.
         """
         name = self.inner.spec.name
         fault = self.planned_fault(ctx)
         if fault is Fault.FAIL:
             logger.info("injected failure: tool=%s attempt=%d", name, ctx.attempt)
-            raise ToolError(f"{name}: injected failure (attempt {ctx.attempt})", retryable=True)
+            raise ToolError(
+                f"{name}: injected failure (attempt {ctx.attempt})",
+                retryable=True,
+                health=Health.UNHEALTHY,
+            )
         if fault is Fault.HANG:
             logger.info(
                 "injected hang: tool=%s attempt=%d for %.2fs", name, ctx.attempt, self.hang_s

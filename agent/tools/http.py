@@ -80,8 +80,9 @@ class HttpTool:
         """Make the request and return its JSON object (a JSON array comes back as ``items``).
 
         Raises:
-            ToolTimeout: no answer within the time bound (retryable).
-            ToolError: retryable for connection failures, HTTP 429 and 5xx; not retryable for
+            ToolTimeout: no answer within the time bound (retryable, unhealthy).
+            ToolError: retryable and unhealthy for connection failures and HTTP 408, 429 and
+                5xx; not retryable and healthy (the service answered, or nothing was sent) for
                 other 4xx answers, a missing environment variable or URL argument, and a body
                 that is not a JSON object or array.
         """
@@ -188,8 +189,8 @@ class HttpTool:
             if status == 429:
                 retry_after = response.headers.get("Retry-After")
                 hint = f" (Retry-After: {retry_after})" if retry_after else ""
-                raise self._error(f"rate limited: {message}{hint}", secrets, retryable=True)
-            raise self._error(message, secrets, retryable=status >= 500)
+                message = f"rate limited: {message}{hint}"
+            raise self._error(message, secrets, retryable=_service_trouble(status))
         if not response.content:
             return {}
         try:
@@ -214,6 +215,19 @@ class HttpTool:
 
     def __repr__(self) -> str:
         return f"HttpTool({self.defn.name!r}, {self.method} {self.defn.url!r})"
+
+
+def _service_trouble(status: int) -> bool:
+    """Whether an HTTP error status says the service cannot answer now (retryable, and
+    unhealthy for the circuit breaker) rather than refusing this request (neither).
+
+    5xx: the service failed. 408: it gave up waiting for the request, so a repeat may pass.
+    429 is back-pressure, and counted as trouble on purpose: the service is up but will not
+    serve us now, and the breaker's pause, shared by every worker, is the back-off it asks for;
+    a breaker that ignored 429 would keep every run hammering a service that said stop. Every
+    other status is the service's answer to this request (400, 404, 409, 422: the input).
+    """
+    return status >= 500 or status in (408, 429)
 
 
 def _text(value: Any) -> str:

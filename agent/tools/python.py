@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from agent.errors import ToolError
+from agent.errors import Health, ToolError
 from agent.tools.base import ToolContext, ToolSpec
 from storage.enums import SideEffect
 
@@ -20,7 +20,8 @@ class PythonTool:
 
     Args:
         spec: what the tool is and how it is governed.
-        fn: the implementation; it fails by raising ``ToolError`` or ``ToolTimeout``.
+        fn: the implementation; it fails by raising ``ToolError`` (whose ``health`` says
+            whether the failure is the service's or the input's) or ``ToolTimeout``.
     """
 
     def __init__(self, spec: ToolSpec, fn: ToolFunction) -> None:
@@ -36,13 +37,15 @@ class PythonTool:
 
         Raises:
             ToolError: the function failed, or returned something other than a JSON object
-                (a bug in the tool, so not retryable).
+                (a bug in the tool: not retryable, and no sign of an unhealthy service, since
+                the function did answer).
         """
         result = self._fn(args, ctx)
         if not isinstance(result, dict):
             raise ToolError(
                 f"tool {self._spec.name!r} returned {type(result).__name__}, not an object; "
-                "fix the tool to return a dict"
+                "fix the tool to return a dict",
+                health=Health.HEALTHY,
             )
         return result
 

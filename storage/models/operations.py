@@ -36,3 +36,7 @@ class CircuitBreaker(SQLModel, table=True):
     opened_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_error_class: ErrorClass | None = Field(default=None, sa_type=enum_type(ErrorClass))
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # When the half-open breaker let its one trial call through; None while no trial is out.
+    # A trial that has not reported back after the breaker's ``reset_after_s`` is presumed
+    # lost (its worker died or lost the run) and the slot is free again.
+    trial_started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
