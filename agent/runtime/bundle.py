@@ -24,7 +24,7 @@ from agent.mediation.guards import (
 )
 from agent.mediation.mediator import Mediator
 from agent.mediation.policy import CompiledOutputChecks, CompiledPolicy
-from agent.mediation.ratelimit import RateLimits
+from agent.mediation.ratelimit import RateLimits, rate_limit_storage
 from agent.planning import build_planner
 from agent.planning.base import Planner
 from agent.spec import VersionSpec
@@ -116,7 +116,10 @@ def build_bundle(
             ArgumentsGuard(tool_specs, validate_args),
             PolicyGuard(policy),
         ],
-        admit=[RateLimitGuard(RateLimits(agent_name, spec.rate_limits)), CircuitGuard(breakers)],
+        admit=[
+            RateLimitGuard(RateLimits(agent_name, spec.rate_limits, rate_limit_storage(engine))),
+            CircuitGuard(breakers),
+        ],
     )
     return VersionBundle(
         version_id=version_id,

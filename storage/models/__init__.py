@@ -31,7 +31,7 @@ from storage.models.demo import (  # noqa: E402
     SupportTicket,
 )
 from storage.models.evals import EvalCase, EvalResult, EvalRun, EvalSuite  # noqa: E402
-from storage.models.operations import CircuitBreaker, Worker  # noqa: E402
+from storage.models.operations import CircuitBreaker, RateLimitEntry, Worker  # noqa: E402
 from storage.models.people import User  # noqa: E402
 from storage.models.reviews import Review, ReviewDecision  # noqa: E402
 from storage.models.work import Run, Step, Task, ToolCall  # noqa: E402
@@ -52,6 +52,7 @@ __all__ = [
     "ItApplication",
     "ItEmployee",
     "ItPasswordReset",
+    "RateLimitEntry",
     "Review",
     "ReviewDecision",
     "Run",

@@ -1,9 +1,11 @@
-"""Operational state shared by all workers: their heartbeats and each tool's circuit breaker."""
+"""Operational state shared by all workers: their heartbeats, each tool's circuit breaker and
+the calls counted against rate limits."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from storage.enums import CircuitState, ErrorClass
@@ -36,3 +38,20 @@ class CircuitBreaker(SQLModel, table=True):
     opened_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_error_class: ErrorClass | None = Field(default=None, sa_type=enum_type(ErrorClass))
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class RateLimitEntry(SQLModel, table=True):
+    """Calls counted against one rate limit, kept until the limit's period has passed.
+
+    ``key`` names the limit and what it counts (agent, tool, amount and period, as the
+    ``limits`` library builds it); ``cost`` is how many calls the entry stands for. The live
+    entries of a key are those whose ``expires_at`` is still ahead.
+    """
+
+    __tablename__ = "rate_limit_entries"
+    __table_args__ = (sa.Index("ix_rate_limit_entries_window", "key", "expires_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=255)
+    cost: int = Field(default=1)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
