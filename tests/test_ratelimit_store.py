@@ -3,6 +3,7 @@ overshoot when many callers race for the last calls of a limit."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from agent.mediation.ratelimit import RateLimits
+from agent.mediation.ratelimit import RateLimits, named_storage, rate_limit_storage
 from agent.mediation.ratelimit_store import ENTRIES, DatabaseStorage
 from agent.spec import RateLimitSpec
 from storage.engine import create_engine
@@ -181,3 +182,19 @@ def test_a_call_refused_by_one_limit_spends_nothing_from_the_others(engine: Engi
     assert limits.hit("notify") == "1/minute"
     # Refused calls spent nothing from the 3/minute limit: one call counted there.
     assert store.get_moving_window("LIMITER/shop/notify/3/1/minute", 3, 60)[1] == 1
+
+
+def test_the_database_keeps_the_counters_unless_a_store_is_named(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    unset = rate_limit_storage(engine, {})
+    assert isinstance(unset, DatabaseStorage) and unset.engine is engine
+    with caplog.at_level(logging.WARNING, logger="agent.mediation.ratelimit"):
+        memory = rate_limit_storage(engine, {"STEWARD_RATE_LIMIT_STORAGE": "memory://"})
+    assert memory is named_storage("memory://")
+    # Per-process counters on a database that several workers share are worth a warning.
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    if engine.dialect.name == "postgresql":
+        assert len(warned) == 1 and "each one lets the whole limit through" in warned[0]
+    else:
+        assert warned == []
