@@ -10,6 +10,7 @@ Two families, as the style guide asks::
     │   │   └── FenceLost          a tool refused to write: its call's claim is not current
     │   └── LeaseLost              another worker owns the run now; stop touching it
     └── ServiceError               for callers (CLI, console): one clear sentence each
+        ├── ConfigurationError     a ``STEWARD_*`` setting is malformed or names what cannot be used
         ├── InvalidInput           bad arguments, JSON, reasons; nothing was changed
         ├── VersionSpecError       a version document is invalid (line and rule id when known)
         ├── NotFound               the named agent, version, run, review or user does not exist
@@ -112,6 +113,12 @@ class LeaseLost(RunSignal):
 
 class ServiceError(StewardError):
     """An error for the caller of a service function; ``str(error)`` is one clear sentence."""
+
+
+class ConfigurationError(ServiceError):
+    """A ``STEWARD_*`` setting is malformed or names something that cannot be used; the message
+    names the variable, what is wrong and what to set instead. Raised when a process starts,
+    before it does any work."""
 
 
 class InvalidInput(ServiceError):

@@ -1,7 +1,8 @@
 """The composition root: what one process builds once and passes to every service and the runtime.
 
 The console and the CLI each open one ``Platform`` (database engine, tool registry, shared HTTP
-client, compiled versions, the thread pool that bounds tool calls) and hand it down; nothing in
+client, compiled versions, the thread pool that bounds tool calls, the rate-limit store) and hand
+it down; nothing in
 ``agent/`` builds these for itself, so a test or a second database gets its own, whole set.
 """
 
@@ -12,9 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import httpx
+from limits.storage import Storage
 from sqlalchemy.engine import Engine
 
 from agent.compiled import VersionCatalog
+from agent.mediation.ratelimit import rate_limit_storage
 from agent.tools.registry import ToolRegistry
 
 # Python tools cannot be interrupted: a call that outlives its timeout keeps its thread until it
@@ -39,6 +42,7 @@ class Platform:
     http: httpx.Client = field(default_factory=lambda: httpx.Client(follow_redirects=False))
     versions: VersionCatalog = field(init=False)
     _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
+    _rate_limit_store: Storage | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -51,6 +55,19 @@ class Platform:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(TOOL_POOL_SIZE, thread_name_prefix="steward-tool")
             return self._pool
+
+    @property
+    def rate_limit_store(self) -> Storage:
+        """Where rate-limit counters live (``STEWARD_RATE_LIMIT_STORAGE``, else this database),
+        one store for every agent of this process, so several workers share one limit.
+
+        Raises:
+            ConfigurationError: the variable names a store that cannot be used.
+        """
+        with self._lock:
+            if self._rate_limit_store is None:
+                self._rate_limit_store = rate_limit_storage(self.engine)
+            return self._rate_limit_store
 
     def close(self) -> None:
         """Release the HTTP connections and the tool threads (a hung tool call is not waited

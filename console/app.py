@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from console.resources import database_problem, embedded_worker
+from console.resources import embedded_worker, startup_problem
 from console.session import current_user, oidc_signed_in, sign_out
 from storage.enums import Role
 
@@ -50,9 +50,10 @@ PAGES = (
 )
 
 st.set_page_config(page_title="Steward", page_icon=":material/shield_person:", layout="wide")
-problem = database_problem()
+problem = startup_problem()
 if problem is not None:
-    # Nothing works without the database, sign-in included: say why, in one sentence.
+    # Nothing works on a bad setting or without the database, sign-in included: say why, in
+    # one sentence.
     st.title("Steward")
     st.error(problem)
     st.stop()

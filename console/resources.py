@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 
 import streamlit as st
 from sqlalchemy.engine import Engine
 
+from agent.errors import ConfigurationError
 from agent.platform import Platform
 from agent.plugins import installed_registry
+from agent.settings import check_settings, embedded_worker_enabled
 from agent.worker import Worker
 from storage.engine import check_connection, create_engine, database_url, sqlite_synchronous
 from storage.errors import StorageError
 from storage.migrate import require_head
 
 log = logging.getLogger(__name__)
-EMBEDDED_WORKER_VARIABLE = "STEWARD_EMBEDDED_WORKER"
 
 
 def engine() -> Engine:
@@ -48,27 +48,20 @@ def _platform_for(url: str, synchronous: str) -> Platform:
     return Platform(_engine_for(url, synchronous), installed_registry())
 
 
-def database_problem() -> str | None:
-    """One sentence saying why the console cannot use its database now, or None if it can."""
+def startup_problem() -> str | None:
+    """One sentence saying why the console cannot work now (a setting, or its database), or
+    None if it can."""
     try:
+        check_settings()
         current = engine()
         check_connection(current)
         require_head(current)
-    except StorageError as exc:
+    except (ConfigurationError, StorageError) as exc:
         return str(exc)
     except Exception as exc:  # whatever the driver raises becomes one sentence
         log.warning("the database cannot be used", exc_info=True)
         return f"The database cannot be read ({type(exc).__name__}); check STEWARD_DATABASE_URL."
     return None
-
-
-def embedded_worker_enabled() -> bool:
-    return os.environ.get(EMBEDDED_WORKER_VARIABLE, "1").strip().lower() not in (
-        "0",
-        "false",
-        "no",
-        "off",
-    )
 
 
 def embedded_worker() -> Worker | None:

@@ -38,7 +38,12 @@ def build_bundle(platform: Platform, version: CompiledVersion) -> VersionBundle:
     tools = platform.registry.resolve(spec, platform.http)
     breakers = CircuitBreakers(platform.engine, spec.circuit_breaker)
     mediator = version.mediator.with_admission(
-        [RateLimitGuard(RateLimits(version.agent_name, spec.rate_limits)), CircuitGuard(breakers)]
+        [
+            RateLimitGuard(
+                RateLimits(version.agent_name, spec.rate_limits, platform.rate_limit_store)
+            ),
+            CircuitGuard(breakers),
+        ]
     )
     return VersionBundle(
         version=version,

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from agent.errors import ServiceError
+from agent.settings import check_settings
 from console.cli import audit, db, demo, operations, replay, users, versions
 from console.cli.common import CommandError
 from storage.errors import StorageError
@@ -45,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
+        # Every command opens the database: a bad setting stops it here, before any work.
+        check_settings()
         code: int = args.handler(args)
     except (StorageError, CommandError, ServiceError) as exc:
         print(f"steward: {exc}", file=sys.stderr)

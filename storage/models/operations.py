@@ -1,9 +1,11 @@
-"""Operational state shared by all workers: their heartbeats and each tool's circuit breaker."""
+"""Operational state shared by all workers: their heartbeats, each tool's circuit breaker and
+the calls counted against rate limits."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from storage.enums import CircuitState, ErrorClass
@@ -40,3 +42,20 @@ class CircuitBreaker(SQLModel, table=True):
     # A trial that has not reported back after the breaker's ``reset_after_s`` is presumed
     # lost (its worker died or lost the run) and the slot is free again.
     trial_started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class RateLimitEntry(SQLModel, table=True):
+    """Calls counted against one rate limit, kept until the limit's period has passed.
+
+    ``key`` names the limit and what it counts (agent, tool, amount and period, as the
+    ``limits`` library builds it); ``cost`` is how many calls the entry stands for. The live
+    entries of a key are those whose ``expires_at`` is still ahead.
+    """
+
+    __tablename__ = "rate_limit_entries"
+    __table_args__ = (sa.Index("ix_rate_limit_entries_window", "key", "expires_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=255)
+    cost: int = Field(default=1)
+    expires_at: datetime = Field(sa_type=UTCDateTime)

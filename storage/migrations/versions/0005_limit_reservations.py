@@ -6,7 +6,7 @@
   ``failed`` instead of being claimed for ever.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-29 05:00:00.000000
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 import storage.types
 
 revision: str = '0005'
-down_revision: str | None = '0003'
+down_revision: str | None = '0004'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

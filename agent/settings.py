@@ -1,0 +1,126 @@
+"""Every ``STEWARD_*`` setting Steward reads, checked in one place when a process starts.
+
+The CLI checks them before any command runs and the console before anyone signs in, so a
+mistyped value stops the process with one sentence naming the variable, instead of a worker
+that starts and then fails every task it claims.
+
+=============================== ============================================================
+variable                        checked
+=============================== ============================================================
+``STEWARD_DATABASE_URL``        a sqlite or postgresql URL (``storage.engine``)
+``STEWARD_SQLITE_SYNCHRONOUS``  NORMAL, FULL or EXTRA (``storage.engine``)
+``STEWARD_RATE_LIMIT_STORAGE``  a synchronous moving-window store (``agent.mediation.ratelimit``)
+``STEWARD_PRICING_FILE``        a readable price table (``agent.pricing``)
+``STEWARD_EMBEDDED_WORKER``     a yes or no
+``STEWARD_USER``                a user name
+=============================== ============================================================
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import URL
+
+from agent.errors import ConfigurationError, InvalidInput
+from agent.mediation.ratelimit import configured_storage
+from agent.pricing import PRICING_FILE_VARIABLE, price_table
+from agent.users import NAME_PATTERN
+from storage.engine import database_url, sqlite_synchronous
+from storage.errors import StorageError
+
+EMBEDDED_WORKER_VARIABLE = "STEWARD_EMBEDDED_WORKER"
+USER_VARIABLE = "STEWARD_USER"
+_YES = ("1", "true", "yes", "on")
+_NO = ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The checked settings of this process.
+
+    Attributes:
+        database_url: where the data lives (SQLite's folder exists).
+        sqlite_synchronous: SQLite's durability level.
+        rate_limit_storage: the URI of the rate-limit store, or None: the database.
+        pricing_file: the price table added to the defaults, if any.
+        embedded_worker: whether the console runs a worker of its own.
+        user: the default for ``--as USER`` on the command line, if any.
+    """
+
+    database_url: URL
+    sqlite_synchronous: str
+    rate_limit_storage: str | None
+    pricing_file: Path | None
+    embedded_worker: bool
+    user: str | None
+
+
+def check_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and check every ``STEWARD_*`` setting (default: from ``os.environ``).
+
+    Raises:
+        ConfigurationError: one sentence naming the first variable that is wrong and what to
+            set instead.
+    """
+    env = os.environ if environ is None else environ
+    try:
+        url = database_url(dict(env))
+        synchronous = sqlite_synchronous(dict(env))
+    except StorageError as exc:
+        raise ConfigurationError(str(exc)) from exc
+    return Settings(
+        database_url=url,
+        sqlite_synchronous=synchronous,
+        rate_limit_storage=configured_storage(env),
+        pricing_file=_pricing_file(env),
+        embedded_worker=embedded_worker_enabled(env),
+        user=_user(env),
+    )
+
+
+def _pricing_file(env: Mapping[str, str]) -> Path | None:
+    try:
+        price_table(env)
+    except InvalidInput as exc:
+        # agent.pricing words its own errors; make each name the variable and end as a sentence.
+        message = str(exc).rstrip(".")
+        if PRICING_FILE_VARIABLE not in message:
+            message = f"{PRICING_FILE_VARIABLE}: {message}"
+        raise ConfigurationError(f"{message}.") from exc
+    raw = env.get(PRICING_FILE_VARIABLE, "").strip()
+    return Path(raw) if raw else None
+
+
+def embedded_worker_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the console runs a worker of its own: ``STEWARD_EMBEDDED_WORKER``, yes unless
+    it says no.
+
+    Raises:
+        ConfigurationError: the variable is neither a yes nor a no.
+    """
+    env = os.environ if environ is None else environ
+    raw = env.get(EMBEDDED_WORKER_VARIABLE, "").strip()
+    if raw.lower() in ("", *_YES):
+        return True
+    if raw.lower() in _NO:
+        return False
+    raise ConfigurationError(
+        f"{EMBEDDED_WORKER_VARIABLE} must be 1 or 0 (or true/false, yes/no, on/off), not {raw!r}."
+    )
+
+
+def _user(env: Mapping[str, str]) -> str | None:
+    # Taken as written: the command line passes the value on unstripped.
+    raw = env.get(USER_VARIABLE, "")
+    if not raw:
+        return None
+    if not NAME_PATTERN.fullmatch(raw):
+        raise ConfigurationError(
+            f"{USER_VARIABLE} must be a user name (1 to 64 of a-z, 0-9, '_', '.', '-'), "
+            f"not {raw!r}."
+        )
+    return raw
