@@ -126,9 +126,15 @@ class CompiledPolicy:
         authorization.
         """
         # Converting values for CEL is most of an evaluation's cost: pass only the variables
-        # the tool's rules name.
+        # the tool's rules name, and of the task (which holds free text) only the fields they
+        # read.
         needed = self.variables_needed(tool)
-        context = cel.Context({k: v for k, v in variables.items() if k in needed})
+        values = {k: v for k, v in variables.items() if k in needed}
+        task_fields = self._names_read(tool, "task")
+        task = values.get("task")
+        if task_fields is not None and isinstance(task, Mapping):
+            values["task"] = {k: task[k] for k in task_fields if k in task}
+        context = cel.Context(values)
         matched: list[_Match] = []
         for rule in self.rules_for(tool):
             try:

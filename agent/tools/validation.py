@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -264,18 +265,21 @@ _EcmaValidator: type[Draft202012Validator] = validators.extend(  # type: ignore[
 
 # --- control characters -----------------------------------------------------------------------
 
-_ALLOWED_CONTROLS = frozenset("\t\n\r")
+# C0 controls but tab, line feed and carriage return; DEL and C1 controls; surrogates. Searched
+# with one compiled pattern: arguments are checked on every call, and a loop over characters
+# costs more than the rest of the check for a long text.
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def _forbidden_character(text: str) -> str | None:
     """How the first forbidden character of ``text`` is named, or None when there is none."""
-    for char in text:
-        point = ord(char)
-        if (point < 0x20 or 0x7F <= point <= 0x9F) and char not in _ALLOWED_CONTROLS:
-            return f"a control character (U+{point:04X})"
-        if 0xD800 <= point <= 0xDFFF:
-            return f"a lone surrogate (U+{point:04X}), which is not text"
-    return None
+    found = _FORBIDDEN.search(text)
+    if found is None:
+        return None
+    point = ord(found.group())
+    if 0xD800 <= point <= 0xDFFF:
+        return f"a lone surrogate (U+{point:04X}), which is not text"
+    return f"a control character (U+{point:04X})"
 
 
 def _control_characters(path: str, value: Any) -> list[str]:
@@ -289,6 +293,8 @@ def _control_characters(path: str, value: Any) -> list[str]:
             found = _forbidden_character(key) if isinstance(key, str) else None
             if found is not None:
                 problems.append(f"{path}: a key contains {found}")
+            if isinstance(item, str) and _FORBIDDEN.search(item) is None:
+                continue  # the common case: no path to render
             problems += _control_characters(_render_path(path, [key]), item)
     elif isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
         for index, item in enumerate(value):
