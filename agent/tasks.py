@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
 from agent.actors import SUBMIT_ROLES, Actor, require
 from agent.errors import InvalidInput, NotFound
+from agent.platform import Platform
 from storage.audit import append_event
 from storage.engine import write_connection
 from storage.enums import TaskStatus
@@ -18,7 +18,7 @@ from storage.tables import AGENTS, TASKS
 
 
 def submit_task(
-    engine: Engine,
+    platform: Platform,
     actor: Actor,
     agent_name: str,
     task_input: Mapping[str, Any] | str,
@@ -44,7 +44,7 @@ def submit_task(
             ) from None
     if not isinstance(task_input, Mapping) or not task_input:
         raise InvalidInput("the task input must be a non-empty JSON object.")
-    with write_connection(engine) as connection:
+    with write_connection(platform.engine) as connection:
         agent = connection.execute(_AGENT_BY_NAME, {"name": agent_name}).first()
         if agent is None:
             raise NotFound(f"there is no agent named {agent_name!r}.")

@@ -603,7 +603,7 @@ def test_the_api_key_is_never_stored_logged_or_traced(
     assert KEY not in caplog.text  # ...without the key
     with read_session(engine) as session:
         trace = json.dumps(run_detail(_run(engine).id or 0, session=session), default=str)
-    replay = export_replay(engine, ENGINEER, _run(engine).id or 0)
+    replay = export_replay(platform_for(engine), ENGINEER, _run(engine).id or 0)
     assert "planner_error" in trace
     assert KEY not in trace
     assert KEY not in replay.yaml_text

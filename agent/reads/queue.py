@@ -32,6 +32,22 @@ from storage.queries.queue import (
 from storage.queries.records import DecisionRecord, ReviewRecord, TraceStep
 from storage.types import utcnow
 
+__all__ = [
+    "QUEUE_PAGE",
+    "ArgChange",
+    "EditPreview",
+    "QueueFacets",
+    "QueueFilter",
+    "QueueItem",
+    "QueueSnapshot",
+    "ReviewContext",
+    "diff_args",
+    "open_reviews",
+    "preview_edit",
+    "queue_choices",
+    "review_context",
+]
+
 log = logging.getLogger(__name__)
 
 QUEUE_PAGE = 100

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.engine import Engine
-
 from agent.actors import READ_ROLES, Actor, require
 from agent.errors import NotFound
+from agent.platform import Platform
 from storage.engine import read_session
 from storage.enums import ErrorClass, RunStatus
+from storage.queries.records import TraceStep
 from storage.queries.runs import (
     RunFilter,
     RunSummary,
@@ -24,6 +24,22 @@ from storage.queries.runs import (
     run_trace,
 )
 from storage.queries.usage import RunUsage, run_usage
+
+__all__ = [
+    "MAX_RUN_PAGE",
+    "RUN_PAGE",
+    "RunChoices",
+    "RunFilter",
+    "RunPage",
+    "RunSummary",
+    "RunTrace",
+    "RunUsage",
+    "TraceStep",
+    "find_runs",
+    "model_usage",
+    "run_choices",
+    "run_details",
+]
 
 RUN_PAGE = 50
 MAX_RUN_PAGE = 200
@@ -52,7 +68,7 @@ class RunPage:
 
 
 def find_runs(
-    engine: Engine,
+    platform: Platform,
     actor: Actor,
     flt: RunFilter | None = None,
     *,
@@ -70,7 +86,7 @@ def find_runs(
     require(actor, READ_ROLES, "read runs")
     flt = flt or RunFilter()
     size = min(max(page_size, 1), MAX_RUN_PAGE)
-    with read_session(engine) as session:
+    with read_session(platform.engine) as session:
         total = count_runs(flt, session=session)
         last = max(1, -(-total // size))
         number = min(max(page, 1), last)
@@ -104,14 +120,14 @@ class RunChoices:
         return tuple(sorted({n for numbers in self.versions.values() for n in numbers}))
 
 
-def run_choices(engine: Engine, actor: Actor) -> RunChoices:
+def run_choices(platform: Platform, actor: Actor) -> RunChoices:
     """Agents and their versions, statuses and error classes, to filter runs by.
 
     Raises:
         Forbidden: the actor holds no role.
     """
     require(actor, READ_ROLES, "read runs")
-    with read_session(engine) as session:
+    with read_session(platform.engine) as session:
         pairs = agent_versions(session=session)
     versions: dict[str, list[int]] = {}
     for agent, number in pairs:
@@ -119,7 +135,7 @@ def run_choices(engine: Engine, actor: Actor) -> RunChoices:
     return RunChoices({agent: tuple(numbers) for agent, numbers in versions.items()})
 
 
-def run_details(engine: Engine, actor: Actor, run_id: int) -> RunTrace:
+def run_details(platform: Platform, actor: Actor, run_id: int) -> RunTrace:
     """One run: its task, steps, tool calls, reviews and decisions, and its pinned version.
 
     Raises:
@@ -127,14 +143,14 @@ def run_details(engine: Engine, actor: Actor, run_id: int) -> RunTrace:
         NotFound: there is no such run.
     """
     require(actor, READ_ROLES, f"read run {run_id}")
-    with read_session(engine) as session:
+    with read_session(platform.engine) as session:
         trace = run_trace(run_id, session=session)
     if trace is None:
         raise NotFound(f"run {run_id} does not exist.")
     return trace
 
 
-def model_usage(engine: Engine, actor: Actor, run_id: int) -> RunUsage | None:
+def model_usage(platform: Platform, actor: Actor, run_id: int) -> RunUsage | None:
     """The model calls of a run planned by a language model: tokens, cost, latency and HTTP
     attempts per call; None when the run asked no model.
 
@@ -142,6 +158,6 @@ def model_usage(engine: Engine, actor: Actor, run_id: int) -> RunUsage | None:
         Forbidden: the actor holds no role.
     """
     require(actor, READ_ROLES, f"read run {run_id}")
-    with read_session(engine) as session:
+    with read_session(platform.engine) as session:
         usage = run_usage(run_id, session=session)
     return usage if usage is not None and usage.model_calls else None

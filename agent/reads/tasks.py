@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.engine import Engine
-
 from agent.actors import READ_ROLES, SUBMIT_ROLES, Actor, require
+from agent.platform import Platform
 from storage.engine import read_session
 from storage.enums import TaskStatus
 from storage.queries.system import WorkerHeartbeat, live_workers
@@ -22,6 +21,16 @@ from storage.queries.work import (
     work_in_flight,
 )
 from storage.types import utcnow
+
+__all__ = [
+    "STALE_AFTER_S",
+    "WORK_PAGE",
+    "WorkItem",
+    "WorkOverview",
+    "WorkerState",
+    "submission_agents",
+    "work_overview",
+]
 
 # The worker's default lease (agent.worker): a heartbeat older than this is stale.
 STALE_AFTER_S = 30.0
@@ -64,7 +73,7 @@ class WorkOverview:
 
 
 def work_overview(
-    engine: Engine, actor: Actor, *, limit: int = WORK_PAGE, now: datetime | None = None
+    platform: Platform, actor: Actor, *, limit: int = WORK_PAGE, now: datetime | None = None
 ) -> WorkOverview:
     """Work in flight, task counts and worker heartbeats.
 
@@ -73,7 +82,7 @@ def work_overview(
     """
     require(actor, READ_ROLES, "read the work in flight")
     moment = now or utcnow()
-    with read_session(engine) as session:
+    with read_session(platform.engine) as session:
         items = work_in_flight(session=session, limit=limit)
         counts = tasks_by_status(session=session)
         workers = live_workers(session=session)
@@ -85,12 +94,12 @@ def work_overview(
     )
 
 
-def submission_agents(engine: Engine, actor: Actor) -> tuple[str, ...]:
+def submission_agents(platform: Platform, actor: Actor) -> tuple[str, ...]:
     """The agents ``actor`` can submit a task to now: those with an active version.
 
     Raises:
         Forbidden: the actor may not submit work.
     """
     require(actor, SUBMIT_ROLES, "submit tasks")
-    with read_session(engine) as session:
+    with read_session(platform.engine) as session:
         return tuple(agents_with_active_version(session=session))

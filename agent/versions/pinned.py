@@ -8,11 +8,13 @@ retiring it, an engineer wants to see which of those are still waiting.
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from agent.actors import READ_ROLES, Actor, require
+from agent.platform import Platform
 from agent.versions.models import PinnedReview, PinnedReviews
 from agent.versions.rows import agent_row, version_numbers
+from storage.engine import read_session
 from storage.enums import ReviewStatus
 from storage.models import Review
 
@@ -20,53 +22,54 @@ OPEN = (ReviewStatus.PENDING, ReviewStatus.BLOCKED)
 
 
 def pinned_reviews(
-    actor: Actor, agent_name: str, *, session: Session, limit: int = 100
+    platform: Platform, actor: Actor, agent_name: str, *, limit: int = 100
 ) -> PinnedReviews:
     """The open reviews of ``agent_name`` raised by a version other than the active one.
 
     Args:
+        platform: the installation.
         actor: anyone who may read versions.
         agent_name: the agent.
-        session: an open session.
         limit: how many individual reviews to return, oldest first; the counts cover all.
 
     Raises:
         NotFound: no such agent.
     """
     require(actor, READ_ROLES, f"read the open reviews of {agent_name!r}")
-    agent = agent_row(session, agent_name)
-    numbers = version_numbers(session, agent)
-    conditions = [
-        col(Review.agent_id) == agent.id,
-        col(Review.status).in_(OPEN),
-    ]
-    if agent.active_version_id is not None:
-        conditions.append(col(Review.version_id) != agent.active_version_id)
-    counts = session.execute(
-        sa.select(col(Review.version_id), sa.func.count())
-        .where(*conditions)
-        .group_by(col(Review.version_id))
-    ).all()
-    rows = session.exec(
-        select(Review)
-        .where(*conditions)
-        .order_by(col(Review.created_at), col(Review.id))
-        .limit(limit)
-    ).all()
-    return PinnedReviews(
-        total=sum(int(n) for _version, n in counts),
-        by_version={numbers.get(version_id, 0): int(n) for version_id, n in sorted(counts)},
-        reviews=tuple(
-            PinnedReview(
-                id=review.id or 0,
-                run_id=review.run_id,
-                version=numbers.get(review.version_id, 0),
-                status=review.status.value,
-                tool=review.tool,
-                rule_id=review.rule_id,
-                created_at=review.created_at,
-                sla_due_at=review.sla_due_at,
-            )
-            for review in rows
-        ),
-    )
+    with read_session(platform.engine) as session:
+        agent = agent_row(session, agent_name)
+        numbers = version_numbers(session, agent)
+        conditions = [
+            col(Review.agent_id) == agent.id,
+            col(Review.status).in_(OPEN),
+        ]
+        if agent.active_version_id is not None:
+            conditions.append(col(Review.version_id) != agent.active_version_id)
+        counts = session.execute(
+            sa.select(col(Review.version_id), sa.func.count())
+            .where(*conditions)
+            .group_by(col(Review.version_id))
+        ).all()
+        rows = session.exec(
+            select(Review)
+            .where(*conditions)
+            .order_by(col(Review.created_at), col(Review.id))
+            .limit(limit)
+        ).all()
+        return PinnedReviews(
+            total=sum(int(n) for _version, n in counts),
+            by_version={numbers.get(version_id, 0): int(n) for version_id, n in sorted(counts)},
+            reviews=tuple(
+                PinnedReview(
+                    id=review.id or 0,
+                    run_id=review.run_id,
+                    version=numbers.get(review.version_id, 0),
+                    status=review.status.value,
+                    tool=review.tool,
+                    rule_id=review.rule_id,
+                    created_at=review.created_at,
+                    sla_due_at=review.sla_due_at,
+                )
+                for review in rows
+            ),
+        )

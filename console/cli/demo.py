@@ -8,8 +8,7 @@ import threading
 from typing import Any
 
 from agent.users import actor_for
-from console.cli.common import CommandError, open_engine, print_json
-from storage.engine import read_session
+from console.cli.common import CommandError, open_platform, print_json
 
 
 def register(commands: Any) -> None:
@@ -29,7 +28,7 @@ def register(commands: Any) -> None:
 def _seed(args: argparse.Namespace) -> int:
     from agent.demo.seed import DEMO_USERS, seed_demo  # the agents' stack: only when seeding
 
-    report = seed_demo(open_engine(), with_tasks=not args.no_tasks)
+    report = seed_demo(open_platform(), with_tasks=not args.no_tasks)
     if args.json:
         print_json(
             {
@@ -58,14 +57,13 @@ def _stream(args: argparse.Namespace) -> int:
 
     if args.rate <= 0:
         raise CommandError("--rate must be a positive number of tasks per second.")
-    engine = open_engine()
-    with read_session(engine) as session:
-        actor = actor_for(args.actor, session=session)
+    platform = open_platform()
+    actor = actor_for(platform, args.actor)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     try:
-        submitted = stream(engine, actor, rate=args.rate, count=args.count, stop=stop)
+        submitted = stream(platform, actor, rate=args.rate, count=args.count, stop=stop)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     print(f"submitted {submitted} tasks.")

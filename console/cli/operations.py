@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agent.actors import READ_ROLES, Actor, require
+from agent.platform import Platform
+from agent.plugins import installed_registry
 from agent.tasks import submit_task
 from agent.users import actor_for
 from console.cli.common import CommandError, open_engine, open_platform, print_json
@@ -100,19 +102,18 @@ def _as(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     )
 
 
-def _actor(args: argparse.Namespace, engine: Any) -> Actor | None:
+def _actor(args: argparse.Namespace, platform: Platform) -> Actor | None:
     if not getattr(args, "actor", None):
         return None
-    with read_session(engine) as session:
-        return actor_for(args.actor, session=session)
+    return actor_for(platform, args.actor)
 
 
 def _submit(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    actor = _actor(args, engine)
+    platform = open_platform()
+    actor = _actor(args, platform)
     assert actor is not None
     task_id = submit_task(
-        engine, actor, args.agent, args.input, priority=args.priority, source="cli"
+        platform, actor, args.agent, args.input, priority=args.priority, source="cli"
     )
     if args.json:
         print_json({"task_id": task_id, "status": "queued"})
@@ -122,7 +123,7 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _reader(args: argparse.Namespace, engine: Any) -> None:
-    actor = _actor(args, engine)
+    actor = _actor(args, Platform(engine, installed_registry()))
     if actor is not None:
         require(actor, READ_ROLES, "read runs")
 
@@ -209,7 +210,7 @@ def _decide(args: argparse.Namespace) -> int:
     from agent import reviews  # the runtime it binds decisions to loads only for decisions
 
     platform = open_platform()
-    actor = _actor(args, platform.engine)
+    actor = _actor(args, platform)
     assert actor is not None
     result: reviews.DecisionResult
     if args.decision == "approve" and args.args:

@@ -14,8 +14,7 @@ from typing import Any
 
 from agent.planning.replay import export_replay
 from agent.users import actor_for
-from console.cli.common import CommandError, open_engine, print_json
-from storage.engine import read_session
+from console.cli.common import CommandError, open_platform, print_json
 
 EXIT_OK = 0
 
@@ -40,10 +39,8 @@ def register(commands: Any) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    with read_session(engine) as session:
-        actor = actor_for(args.actor, session=session)
-    script = export_replay(engine, actor, args.run)
+    platform = open_platform()
+    script = export_replay(platform, actor_for(platform, args.actor), args.run)
     if args.out is not None:
         try:
             args.out.write_text(script.yaml_text, encoding="utf-8")

@@ -14,10 +14,9 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from sqlmodel import Session
-
 from agent.actors import Actor
 from agent.auth import generate_password
+from agent.platform import Platform
 from agent.users import (
     UserInfo,
     actor_for,
@@ -29,8 +28,7 @@ from agent.users import (
     set_password,
     set_roles,
 )
-from console.cli.common import CommandError, open_engine, print_json
-from storage.engine import read_session, write_session
+from console.cli.common import CommandError, open_platform, print_json
 from storage.types import utcnow
 
 ACTING_USER_VARIABLE = "STEWARD_USER"
@@ -53,7 +51,7 @@ def acting_name(args: argparse.Namespace) -> str | None:
     return name or None
 
 
-def resolve_actor(args: argparse.Namespace, session: Session) -> Actor:
+def resolve_actor(args: argparse.Namespace, platform: Platform) -> Actor:
     """The ``Actor`` for ``--as``, with roles from the users table.
 
     Raises:
@@ -65,7 +63,7 @@ def resolve_actor(args: argparse.Namespace, session: Session) -> Actor:
         raise CommandError(
             f"name the user you act as with --as USER (or set {ACTING_USER_VARIABLE})."
         )
-    return actor_for(name, session=session)
+    return actor_for(platform, name)
 
 
 def register(commands: Any) -> None:
@@ -158,27 +156,26 @@ def _password(args: argparse.Namespace) -> tuple[str, bool]:
 
 def _add(args: argparse.Namespace) -> int:
     password, generated = _password(args)
-    engine = open_engine()
-    with write_session(engine) as session:
-        if acting_name(args) is None:
-            user = add_first_user(
-                args.name,
-                _roles(args),
-                session=session,
-                password=password,
-                email=args.email,
-                display_name=args.display_name,
-            )
-        else:
-            user = add_user(
-                resolve_actor(args, session),
-                args.name,
-                _roles(args),
-                session=session,
-                password=password,
-                email=args.email,
-                display_name=args.display_name,
-            )
+    platform = open_platform()
+    if acting_name(args) is None:
+        user = add_first_user(
+            platform,
+            args.name,
+            _roles(args),
+            password=password,
+            email=args.email,
+            display_name=args.display_name,
+        )
+    else:
+        user = add_user(
+            platform,
+            resolve_actor(args, platform),
+            args.name,
+            _roles(args),
+            password=password,
+            email=args.email,
+            display_name=args.display_name,
+        )
     if args.json:
         print_json({**_user_json(user), **({"password": password} if generated else {})})
         return 0
@@ -189,9 +186,8 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    with read_session(engine) as session:
-        users = list_users(resolve_actor(args, session), session=session)
+    platform = open_platform()
+    users = list_users(platform, resolve_actor(args, platform))
     now = utcnow()
     if args.json:
         print_json([_user_json(user) for user in users])
@@ -207,17 +203,15 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _set_roles(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    with write_session(engine) as session:
-        user = set_roles(resolve_actor(args, session), args.name, _roles(args), session=session)
+    platform = open_platform()
+    user = set_roles(platform, resolve_actor(args, platform), args.name, _roles(args))
     return _show(args, user, f"{user.name} now holds {', '.join(user.roles)}.")
 
 
 def _set_password(args: argparse.Namespace) -> int:
     password, generated = _password(args)
-    engine = open_engine()
-    with write_session(engine) as session:
-        set_password(resolve_actor(args, session), args.name, password, session=session)
+    platform = open_platform()
+    set_password(platform, resolve_actor(args, platform), args.name, password)
     print(f"password of {args.name} changed.")
     if generated:
         print(f"new password for {args.name} (shown only this once): {password}")
@@ -225,16 +219,14 @@ def _set_password(args: argparse.Namespace) -> int:
 
 
 def _disable(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    with write_session(engine) as session:
-        user = disable_user(resolve_actor(args, session), args.name, session=session)
+    platform = open_platform()
+    user = disable_user(platform, resolve_actor(args, platform), args.name)
     return _show(args, user, f"{user.name} is disabled.")
 
 
 def _enable(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    with write_session(engine) as session:
-        user = enable_user(resolve_actor(args, session), args.name, session=session)
+    platform = open_platform()
+    user = enable_user(platform, resolve_actor(args, platform), args.name)
     return _show(args, user, f"{user.name} is enabled.")
 
 

@@ -24,9 +24,8 @@ from agent.versions import (
     rollback,
     show_version,
 )
-from console.cli.common import CommandError, open_engine, print_json
+from console.cli.common import CommandError, open_platform, print_json
 from console.cli.users import add_actor_argument, resolve_actor
-from storage.engine import read_session, write_session
 
 
 def register(commands: Any) -> None:
@@ -104,15 +103,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _agents_create(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    with write_session(engine) as session:
-        agent = create_agent(
-            resolve_actor(args, session),
-            args.name,
-            session=session,
-            description=args.description,
-            domain=args.domain,
-        )
+    platform = open_platform()
+    agent = create_agent(
+        platform,
+        resolve_actor(args, platform),
+        args.name,
+        description=args.description,
+        domain=args.domain,
+    )
     if args.json:
         print_json(asdict(agent))
     else:
@@ -123,9 +121,8 @@ def _agents_create(args: argparse.Namespace) -> int:
 
 
 def _agents_list(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    with read_session(engine) as session:
-        agents = list_agents(resolve_actor(args, session), session=session)
+    platform = open_platform()
+    agents = list_agents(platform, resolve_actor(args, platform))
     if args.json:
         print_json([asdict(agent) for agent in agents])
         return 0
@@ -139,11 +136,10 @@ def _agents_list(args: argparse.Namespace) -> int:
 
 def _create(args: argparse.Namespace) -> int:
     text = _read_source(args.file)
-    engine = open_engine()
-    with write_session(engine) as session:
-        version = create_version(
-            resolve_actor(args, session), args.agent, text, session=session, note=args.note
-        )
+    platform = open_platform()
+    version = create_version(
+        platform, resolve_actor(args, platform), args.agent, text, note=args.note
+    )
     if args.json:
         print_json(asdict(version))
     else:
@@ -156,9 +152,8 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    with read_session(engine) as session:
-        versions = list_versions(resolve_actor(args, session), args.agent, session=session)
+    platform = open_platform()
+    versions = list_versions(platform, resolve_actor(args, platform), args.agent)
     if args.json:
         print_json([asdict(version) for version in versions])
         return 0
@@ -170,11 +165,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    with read_session(engine) as session:
-        detail = show_version(
-            resolve_actor(args, session), args.agent, args.number, session=session
-        )
+    platform = open_platform()
+    detail = show_version(platform, resolve_actor(args, platform), args.agent, args.number)
     if args.json:
         print_json(asdict(detail))
         return 0
@@ -189,11 +181,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    with read_session(engine) as session:
-        diff = diff_versions(
-            resolve_actor(args, session), args.agent, args.a, args.b, session=session
-        )
+    platform = open_platform()
+    diff = diff_versions(platform, resolve_actor(args, platform), args.agent, args.a, args.b)
     if args.json:
         print_json(diff.to_dict())
     else:
@@ -202,31 +191,22 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _activate(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    with write_session(engine) as session:
-        deployment = activate_version(
-            resolve_actor(args, session),
-            args.agent,
-            args.number,
-            session=session,
-            reason=args.reason,
-        )
+    platform = open_platform()
+    deployment = activate_version(
+        platform, resolve_actor(args, platform), args.agent, args.number, reason=args.reason
+    )
     return _deployed(args, deployment)
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    with write_session(engine) as session:
-        deployment = rollback(
-            resolve_actor(args, session), args.agent, session=session, reason=args.reason
-        )
+    platform = open_platform()
+    deployment = rollback(platform, resolve_actor(args, platform), args.agent, reason=args.reason)
     return _deployed(args, deployment)
 
 
 def _history(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    with read_session(engine) as session:
-        history = deployment_history(resolve_actor(args, session), args.agent, session=session)
+    platform = open_platform()
+    history = deployment_history(platform, resolve_actor(args, platform), args.agent)
     if args.json:
         print_json([asdict(item) for item in history])
         return 0

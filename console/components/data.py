@@ -10,11 +10,9 @@ from __future__ import annotations
 import streamlit as st
 
 from agent.actors import Actor
-from agent.reads.queue import QueueSnapshot, open_reviews, queue_choices
-from agent.reads.runs import RunChoices, RunPage, find_runs, run_choices
+from agent.reads.queue import QueueFacets, QueueFilter, QueueSnapshot, open_reviews, queue_choices
+from agent.reads.runs import RunChoices, RunFilter, RunPage, find_runs, run_choices
 from console.resources import engine, platform
-from storage.queries.queue import QueueFacets, QueueFilter
-from storage.queries.runs import RunFilter
 
 Reader = tuple[str, tuple[str, ...]]
 
@@ -44,13 +42,13 @@ def queue_filters(db: str, who: Reader) -> QueueFacets:
 @st.cache_data(ttl=10, max_entries=256, show_spinner=False)
 def run_page(db: str, who: Reader, flt: RunFilter, page: int) -> RunPage:
     """``agent.reads.runs.find_runs``, cached for 10 s."""
-    return find_runs(engine(), Actor.of(*who), flt, page=page)
+    return find_runs(platform(), Actor.of(*who), flt, page=page)
 
 
 @st.cache_data(ttl=60, max_entries=64, show_spinner=False)
 def run_filters(db: str, who: Reader) -> RunChoices:
     """``agent.reads.runs.run_choices``, cached for a minute."""
-    return run_choices(engine(), Actor.of(*who))
+    return run_choices(platform(), Actor.of(*who))
 
 
 def forget_lists() -> None:

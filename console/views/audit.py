@@ -8,14 +8,18 @@ import pandas as pd
 import streamlit as st
 
 from agent.actors import Actor
-from agent.reads.audit import audit_filter_values, audit_log, verify_audit_log
-from console.resources import engine
+from agent.reads.audit import (
+    AuditFilter,
+    AuditPage,
+    audit_filter_values,
+    audit_log,
+    verify_audit_log,
+)
+from console.resources import platform
 from console.session import require_user
 from console.widgets.choice import remembered_choice
 from console.widgets.feedback import attempt
 from console.widgets.timerange import time_range_picker
-from storage.engine import read_session
-from storage.queries.audit import AuditFilter, AuditPage
 
 ANYONE, ANY_ACTION, ANY_TARGET = "Anyone", "Any action", "Any target"
 PAGE = "audit.page"
@@ -56,8 +60,7 @@ def verify_panel(actor: Actor) -> None:
     )
     if not st.button("Verify the hash chain", key="audit.verify", icon=":material/verified:"):
         return
-    with read_session(engine()) as session:
-        chain = attempt(lambda: verify_audit_log(actor, session=session))
+    chain = attempt(lambda: verify_audit_log(platform(), actor))
     if chain is None:
         return
     if chain.ok:
@@ -72,8 +75,7 @@ def verify_panel(actor: Actor) -> None:
 
 st.title("Audit log")
 actor = require_user()
-with read_session(engine()) as session:
-    facets = attempt(lambda: audit_filter_values(actor, session=session))
+facets = attempt(lambda: audit_filter_values(platform(), actor))
 if facets is None:
     st.stop()
 
@@ -108,12 +110,9 @@ flt = AuditFilter(
     since=picked.since,
     until=picked.until,
 )
-with read_session(engine()) as session:
-    page = attempt(
-        lambda: audit_log(
-            actor, flt, session=session, page=int(st.session_state[PAGE]), page_size=size
-        )
-    )
+page = attempt(
+    lambda: audit_log(platform(), actor, flt, page=int(st.session_state[PAGE]), page_size=size)
+)
 if page is None:
     st.stop()
 # A page past the end (the log shrank under a filter) shows the last one instead.

@@ -12,15 +12,14 @@ from functools import partial
 import pandas as pd
 import streamlit as st
 
-from agent.reads.runs import model_usage, run_details
+from agent.reads.runs import RunFilter, model_usage, run_details
 from console.components import data
 from console.components.feedback import one_sentence
 from console.components.formatting import option_label, when
 from console.components.trace import render_trace
-from console.resources import engine
+from console.resources import platform
 from console.session import require_user
 from storage.enums import ErrorClass, RunStatus
-from storage.queries.runs import RunFilter
 from storage.types import utcnow
 
 LIVE_REFRESH_S = 2
@@ -170,8 +169,8 @@ def _run_list() -> None:
 
 def _live_trace(run_id: int) -> None:
     with one_sentence():
-        trace = run_details(engine(), actor, run_id)
-        usage = model_usage(engine(), actor, run_id)
+        trace = run_details(platform(), actor, run_id)
+        usage = model_usage(platform(), actor, run_id)
     if trace.run.status.is_terminal:
         st.rerun(scope="app")  # finished: draw it once more as a still page
     render_trace(trace, now=utcnow(), usage=usage)
@@ -185,8 +184,8 @@ def _run_page(raw: str) -> None:
         return
     run_id = int(raw)
     with one_sentence():
-        trace = run_details(engine(), actor, run_id)
-        usage = model_usage(engine(), actor, run_id)
+        trace = run_details(platform(), actor, run_id)
+        usage = model_usage(platform(), actor, run_id)
     if trace.run.status.is_terminal:
         render_trace(trace, now=utcnow(), usage=usage)
     else:

@@ -27,13 +27,12 @@ from agent.versions import (
     rollback_target,
     show_version,
 )
-from console.resources import engine
+from console.resources import platform
 from console.session import require_user
 from console.widgets.choice import remembered_choice
 from console.widgets.feedback import REPORTED, attempt, report
 from console.widgets.source import show_line
 from console.widgets.version_diff import render_diff
-from storage.engine import read_session, write_session
 
 CONFIRM = "versions.confirm"
 FLASH = "versions.flash"
@@ -58,11 +57,10 @@ def confirm_change(actor: Actor, pending: dict[str, Any]) -> None:
     if left.button(verb, type="primary", key="versions.confirm_yes"):
 
         def change() -> str:
-            with write_session(engine()) as session:
-                if pending["action"] == "rollback":
-                    done = rollback(actor, agent, session=session, reason=reason)
-                else:
-                    done = activate_version(actor, agent, number, session=session, reason=reason)
+            if pending["action"] == "rollback":
+                done = rollback(platform(), actor, agent, reason=reason)
+            else:
+                done = activate_version(platform(), actor, agent, number, reason=reason)
             before = f"v{done.from_number}" if done.from_number else "no version"
             verb = "rolled back" if pending["action"] == "rollback" else "activated"
             return f"{agent}: {verb} {before} → v{done.to_number}."
@@ -98,11 +96,7 @@ def versions_frame(versions: tuple[VersionInfo, ...]) -> pd.DataFrame:
 def load_yaml(actor: Actor, agent: str, number: int) -> None:
     """Button callback: put a version's YAML in the editor (before the editor is drawn)."""
 
-    def source() -> str:
-        with read_session(engine()) as session:
-            return show_version(actor, agent, number, session=session).source_yaml
-
-    text = attempt(source)
+    text = attempt(lambda: show_version(platform(), actor, agent, number).source_yaml)
     if text is not None:
         st.session_state["versions.yaml"] = text
 
@@ -126,8 +120,7 @@ def create_panel(actor: Actor, agent: str, numbers: list[int]) -> None:
     if not submitted:
         return
     try:
-        with write_session(engine()) as session:
-            created = create_version(actor, agent, text, session=session, note=note)
+        created = create_version(platform(), actor, agent, text, note=note)
     except VersionSpecError as exc:
         report(exc, prefix="Nothing was stored. ")
         show_line(text, exc.line)
@@ -149,8 +142,7 @@ flash = st.session_state.pop(FLASH, None)
 if flash:
     st.success(flash, icon=":material/check_circle:")
 
-with read_session(engine()) as session:
-    agents = attempt(lambda: [a.name for a in list_agents(actor, session=session)])
+agents = attempt(lambda: [a.name for a in list_agents(platform(), actor)])
 if not agents:
     if agents is not None:
         st.info("No agents yet: create one with `steward agents create NAME`.")
@@ -159,8 +151,7 @@ agent = remembered_choice("Agent", agents, "versions.agent")
 if not can_change:
     st.caption("Read-only: engineers create, activate and roll back versions.")
 
-with read_session(engine()) as session:
-    versions = attempt(lambda: list_versions(actor, agent, session=session))
+versions = attempt(lambda: list_versions(platform(), actor, agent))
 if versions is None:
     st.stop()
 numbers = [v.number for v in versions]
@@ -168,8 +159,7 @@ active = next((v.number for v in versions if v.is_active), None)
 st.dataframe(versions_frame(versions), hide_index=True, key="versions.list")
 
 if can_change and numbers:
-    with read_session(engine()) as session:
-        target = attempt(lambda: rollback_target(actor, agent, session=session))
+    target = attempt(lambda: rollback_target(platform(), actor, agent))
     left, right = st.columns(2)
     with left:
         others = [n for n in numbers if n != active] or numbers
@@ -211,8 +201,7 @@ else:
     if a == b:
         st.caption("Pick two different versions.")
     else:
-        with read_session(engine()) as session:
-            diff = attempt(lambda: diff_versions(actor, agent, a, b, session=session))
+        diff = attempt(lambda: diff_versions(platform(), actor, agent, a, b))
         if diff is not None:
             render_diff(diff)
 
@@ -220,8 +209,7 @@ if can_change:
     create_panel(actor, agent, numbers)
 
 st.subheader("Deployment history")
-with read_session(engine()) as session:
-    history = attempt(lambda: deployment_history(actor, agent, session=session))
+history = attempt(lambda: deployment_history(platform(), actor, agent))
 if history:
     st.dataframe(
         pd.DataFrame(
@@ -244,8 +232,7 @@ elif history is not None:
     st.caption(f"{agent} has never been activated.")
 
 st.subheader("Open reviews pinned to older versions")
-with read_session(engine()) as session:
-    pinned = attempt(lambda: pinned_reviews(actor, agent, session=session))
+pinned = attempt(lambda: pinned_reviews(platform(), actor, agent))
 if pinned is not None:
     if not pinned.total:
         st.caption("None: every open review belongs to the active version.")
