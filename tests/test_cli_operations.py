@@ -57,7 +57,7 @@ def test_demo_covers_every_effect_review_kind_and_five_error_classes(drained: En
 
 
 def test_decide_through_the_cli_then_the_run_completes(drained: Engine) -> None:
-    queue = json.loads(ok(steward(drained, "reviews", "list", "--json")))
+    queue = json.loads(ok(steward(drained, "reviews", "list", "--as", "olga", "--json")))
     refund = next(
         item for item in queue if item["kind"] == "escalation" and item["tool"] == "issue_refund"
     )
@@ -98,7 +98,9 @@ def test_decide_through_the_cli_then_the_run_completes(drained: Engine) -> None:
     )
     ok(steward(drained, "worker", "--drain", timeout=300))
 
-    shown = json.loads(ok(steward(drained, "runs", "show", str(refund["run_id"]), "--json")))
+    shown = json.loads(
+        ok(steward(drained, "runs", "show", str(refund["run_id"]), "--as", "erin", "--json"))
+    )
     assert shown["run"]["status"] == "succeeded"
     kinds = [step["kind"] for step in shown["steps"]]
     assert "human_approval" in kinds and kinds[-1] in ("final_output", "invoke_agent")
@@ -108,9 +110,11 @@ def test_decide_through_the_cli_then_the_run_completes(drained: Engine) -> None:
         ).all()
     assert [r.amount_cents for r in paid] == [round(refund["args"]["amount"] * 100)]
 
-    listed = json.loads(ok(steward(drained, "runs", "list", "--status", "succeeded", "--json")))
+    listed = json.loads(
+        ok(steward(drained, "runs", "list", "--status", "succeeded", "--as", "mona", "--json"))
+    )
     assert refund["run_id"] in {row["id"] for row in listed}
-    kpis = json.loads(ok(steward(drained, "kpis", "--agent", "support", "--json")))
+    kpis = json.loads(ok(steward(drained, "kpis", "--agent", "support", "--as", "mona", "--json")))
     assert kpis["runs"]["total"] > 20
     assert sum(kpis["reviews"]["decisions"].values()) == 1
 

@@ -147,7 +147,9 @@ def test_bootstrap_then_the_life_of_a_version(migrated: Engine, tmp_path: Path) 
     assert SAMPLE in shown
     agents = ok(steward(migrated, "agents", "list", "--as", "olga"))
     assert agents.startswith("support  v1  (2 versions)")
-    assert "audit chain intact: 12 events" in ok(steward(migrated, "audit", "verify"))
+    assert "audit chain intact: 12 events" in ok(
+        steward(migrated, "audit", "verify", "--as", "root")
+    )
 
 
 @pytest.fixture

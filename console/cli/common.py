@@ -1,17 +1,26 @@
-"""Helpers every sub-command shares: opening the configured database, printing JSON."""
+"""What every sub-command shares: the configured database, who acts, and JSON output."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import sys
+from dataclasses import asdict, is_dataclass
+from datetime import UTC, date, datetime
+from enum import Enum
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from agent.actors import Actor
 from agent.platform import Platform
 from agent.plugins import installed_registry
+from agent.users import actor_for
 from storage.engine import check_connection, create_engine
 from storage.migrate import require_head
+
+ACTING_USER_VARIABLE = "STEWARD_USER"
 
 
 class CommandError(Exception):
@@ -33,6 +42,62 @@ def open_platform(*, require_schema: bool = True) -> Platform:
     return Platform(open_engine(require_schema=require_schema), installed_registry())
 
 
+def add_actor_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--as USER`` (default: ``$STEWARD_USER``) to a command."""
+    parser.add_argument(
+        "--as",
+        dest="acting_user",
+        metavar="USER",
+        default=None,
+        help=f"the user you act as; roles are checked (default: ${ACTING_USER_VARIABLE})",
+    )
+
+
+def acting_name(args: argparse.Namespace) -> str | None:
+    """The name given with ``--as``, else ``$STEWARD_USER``, else None."""
+    name: str | None = args.acting_user or os.environ.get(ACTING_USER_VARIABLE, "").strip()
+    return name or None
+
+
+def acting_user(args: argparse.Namespace, platform: Platform) -> Actor:
+    """The ``Actor`` named by ``--as`` (or ``$STEWARD_USER``), with roles from the users table.
+
+    Raises:
+        CommandError: no acting user was named.
+        NotFound, Forbidden: the user does not exist or is disabled.
+    """
+    name = acting_name(args)
+    if name is None:
+        raise CommandError(
+            f"name the user you act as with --as USER (or set {ACTING_USER_VARIABLE})."
+        )
+    return actor_for(platform, name)
+
+
+def moment(text: str | None, flag: str) -> datetime | None:
+    """``--since``/``--until``: an ISO date or datetime, UTC unless it says otherwise."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise CommandError(f"{flag} must be an ISO date or datetime, not {text!r}.") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def print_json(value: Any) -> None:
-    json.dump(value, sys.stdout, indent=2, sort_keys=True, default=str)
+    """Print ``value`` as indented JSON; read models (dataclasses) print as their fields."""
+    json.dump(value, sys.stdout, indent=2, sort_keys=True, default=_plain)
     sys.stdout.write("\n")
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    return str(value)

@@ -8,7 +8,13 @@ import threading
 from typing import Any
 
 from agent.users import actor_for
-from console.cli.common import CommandError, open_platform, print_json
+from console.cli.common import (
+    CommandError,
+    acting_name,
+    add_actor_argument,
+    open_platform,
+    print_json,
+)
 
 
 def register(commands: Any) -> None:
@@ -21,7 +27,7 @@ def register(commands: Any) -> None:
     live = actions.add_parser("stream", help="keep submitting sample tasks")
     live.add_argument("--rate", type=float, default=0.5, help="tasks per second")
     live.add_argument("--count", type=int, help="stop after this many")
-    live.add_argument("--as", dest="actor", default="olga", metavar="USER")
+    add_actor_argument(live)
     live.set_defaults(handler=_stream)
 
 
@@ -58,7 +64,8 @@ def _stream(args: argparse.Namespace) -> int:
     if args.rate <= 0:
         raise CommandError("--rate must be a positive number of tasks per second.")
     platform = open_platform()
-    actor = actor_for(platform, args.actor)
+    # The demo's traffic comes from its operator unless someone else is named.
+    actor = actor_for(platform, acting_name(args) or "olga")
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

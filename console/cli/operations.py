@@ -1,26 +1,31 @@
-"""Day-to-day operations: ``submit``, ``runs``, ``reviews`` and ``worker``."""
+"""Day-to-day operations: ``submit``, ``runs``, ``reviews``, ``kpis`` and ``worker``.
+
+Every read goes through the same role-checked functions of ``agent.reads`` the console uses, and
+prints (or with ``--json`` serialises) the read models they return.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
-import os
 import signal
 import sys
 import threading
-from datetime import UTC, datetime
 from typing import Any
 
-from agent.actors import READ_ROLES, Actor, require
-from agent.platform import Platform
-from agent.plugins import installed_registry
+from agent.reads.queue import QueueFilter, open_reviews
+from agent.reads.runs import RunFilter, find_runs, run_details
 from agent.tasks import submit_task
-from agent.users import actor_for
-from console.cli.common import CommandError, open_engine, open_platform, print_json
-from storage.engine import read_session
+from console.cli.common import (
+    CommandError,
+    acting_user,
+    add_actor_argument,
+    moment,
+    open_platform,
+    print_json,
+)
 from storage.enums import ErrorClass, RunStatus
-from storage.queries.runs import list_runs, review_queue, run_detail
 
 EXIT_OK = 0
 
@@ -30,7 +35,7 @@ def register(commands: Any) -> None:
     submit.add_argument("agent")
     submit.add_argument("--input", required=True, help="the task as a JSON object")
     submit.add_argument("--priority", type=int, default=0)
-    _as(submit)
+    add_actor_argument(submit)
     submit.add_argument("--json", action="store_true")
     submit.set_defaults(handler=_submit)
 
@@ -42,12 +47,12 @@ def register(commands: Any) -> None:
     listing.add_argument("--status", choices=[s.value for s in RunStatus])
     listing.add_argument("--error-class", choices=[e.value for e in ErrorClass])
     listing.add_argument("--limit", type=int, default=50)
-    _as(listing, required=False)
+    add_actor_argument(listing)
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=_runs_list)
     show = run_actions.add_parser("show", help="one run with its full trace")
     show.add_argument("run", type=int)
-    _as(show, required=False)
+    add_actor_argument(show)
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler=_runs_show)
 
@@ -57,7 +62,7 @@ def register(commands: Any) -> None:
     for name in ("--agent", "--kind", "--rule", "--tool"):
         pending.add_argument(name)
     pending.add_argument("--version", type=int)
-    _as(pending, required=False)
+    add_actor_argument(pending)
     pending.add_argument("--json", action="store_true")
     pending.set_defaults(handler=_reviews_list)
     for action, helptext in (
@@ -67,7 +72,7 @@ def register(commands: Any) -> None:
     ):
         decide = review_actions.add_parser(action, help=helptext)
         decide.add_argument("review", type=int)
-        _as(decide)
+        add_actor_argument(decide)
         decide.add_argument("--reason", default="")
         decide.add_argument(
             "--seen-version", type=int, help="fail if the review changed since this row version"
@@ -90,30 +95,15 @@ def register(commands: Any) -> None:
     register_kpis(commands)
 
 
-def _as(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
-    default = os.environ.get("STEWARD_USER") or None
-    parser.add_argument(
-        "--as",
-        dest="actor",
-        required=required and default is None,
-        default=default,
-        metavar="USER",
-        help="the user acting (roles are checked); default $STEWARD_USER",
-    )
-
-
-def _actor(args: argparse.Namespace, platform: Platform) -> Actor | None:
-    if not getattr(args, "actor", None):
-        return None
-    return actor_for(platform, args.actor)
-
-
 def _submit(args: argparse.Namespace) -> int:
     platform = open_platform()
-    actor = _actor(args, platform)
-    assert actor is not None
     task_id = submit_task(
-        platform, actor, args.agent, args.input, priority=args.priority, source="cli"
+        platform,
+        acting_user(args, platform),
+        args.agent,
+        args.input,
+        priority=args.priority,
+        source="cli",
     )
     if args.json:
         print_json({"task_id": task_id, "status": "queued"})
@@ -122,86 +112,72 @@ def _submit(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _reader(args: argparse.Namespace, engine: Any) -> None:
-    actor = _actor(args, Platform(engine, installed_registry()))
-    if actor is not None:
-        require(actor, READ_ROLES, "read runs")
-
-
 def _runs_list(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    _reader(args, engine)
-    with read_session(engine) as session:
-        rows = list_runs(
-            session=session,
-            agent=args.agent,
-            version=args.version,
-            status=RunStatus(args.status) if args.status else None,
-            error_class=ErrorClass(args.error_class) if args.error_class else None,
-            limit=args.limit,
-        )
+    platform = open_platform()
+    flt = RunFilter(
+        agent=args.agent,
+        version=args.version,
+        status=RunStatus(args.status) if args.status else None,
+        error_class=ErrorClass(args.error_class) if args.error_class else None,
+    )
+    page = find_runs(platform, acting_user(args, platform), flt, page_size=args.limit)
     if args.json:
-        print_json([r.as_dict() for r in rows])
+        print_json(list(page.runs))
         return EXIT_OK
-    for r in rows:
+    for r in page.runs:
         print(
             f"{r.id:>7}  {r.agent}@v{r.version:<3} {r.status:<15} "
             f"{r.error_class or '-':<17} {r.steps:>4} steps  {r.created_at:%Y-%m-%d %H:%M:%S}"
         )
-    if not rows:
+    if not page.runs:
         print("no runs match.")
     return EXIT_OK
 
 
 def _runs_show(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    _reader(args, engine)
-    with read_session(engine) as session:
-        detail = run_detail(args.run, session=session)
-    if detail is None:
-        raise CommandError(f"run {args.run} does not exist.")
+    platform = open_platform()
+    trace = run_details(platform, acting_user(args, platform), args.run)
     if args.json:
-        print_json(detail)
+        print_json(trace)
         return EXIT_OK
-    run = detail["run"]
+    run = trace.run
     print(
-        f"run {run['id']} of {detail['agent']} v{detail['version']['number']}: "
-        f"{run['status']} {run['error_class'] or ''}".rstrip()
+        f"run {run.id} of {run.agent} v{run.version}: "
+        f"{run.status.value} {run.error_class.value if run.error_class else ''}".rstrip()
     )
-    print(f"task {detail['task']['id']}: {json.dumps(detail['task']['input'])}")
-    for step in detail["steps"]:
-        extra = step["attributes"].get("rule_id") or ""
+    if run.error_message:
+        print(f"error: {run.error_message}")
+    print(f"task {run.task_id}: {json.dumps(trace.task_input, ensure_ascii=False)}")
+    for step in trace.steps:
+        extra = step.attributes.get("rule_id") or ""
+        error = step.error_class.value if step.error_class else ""
         print(
-            f"  {step['seq']:>3} {step['kind']:<15} {step['name']:<22} {step['status']:<9} "
-            f"{step['error_class'] or '':<17} {extra}"
+            f"  {step.seq:>3} {step.kind.value:<15} {step.name:<22} {step.status.value:<9} "
+            f"{error:<17} {extra}".rstrip()
         )
-    if run["output"]:
-        print(f"output: {json.dumps(run['output'])}")
+    if trace.steps_truncated:
+        print(f"  ... the first {len(trace.steps)} of {run.step_count} steps are shown.")
+    if run.output is not None:
+        print(f"output: {json.dumps(run.output, ensure_ascii=False)}")
     return EXIT_OK
 
 
 def _reviews_list(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    _reader(args, engine)
-    with read_session(engine) as session:
-        items = review_queue(
-            session=session,
-            agent=args.agent,
-            version=args.version,
-            kind=args.kind,
-            rule_id=args.rule,
-            tool=args.tool,
-        )
+    platform = open_platform()
+    flt = QueueFilter(
+        agent=args.agent, version=args.version, kind=args.kind, rule_id=args.rule, tool=args.tool
+    )
+    snapshot = open_reviews(platform, acting_user(args, platform), flt)
     if args.json:
-        print_json([i.as_dict() for i in items])
+        print_json(list(snapshot.items))
         return EXIT_OK
-    for i in items:
+    for i in snapshot.items:
         due = f"{i.sla_due_at:%Y-%m-%d %H:%M}" if i.sla_due_at else "-"
         print(
             f"{i.id:>6}  {i.kind:<15} {i.status:<8} {i.agent}@v{i.version:<3} "
             f"{i.tool or '-':<18} {i.rule_id or '-':<18} due {due}  {json.dumps(i.args)}"
         )
-    if not items:
+    if not snapshot.items:
         print("the review queue is empty.")
     return EXIT_OK
 
@@ -210,8 +186,7 @@ def _decide(args: argparse.Namespace) -> int:
     from agent import reviews  # the runtime it binds decisions to loads only for decisions
 
     platform = open_platform()
-    actor = _actor(args, platform)
-    assert actor is not None
+    actor = acting_user(args, platform)
     result: reviews.DecisionResult
     if args.decision == "approve" and args.args:
         result = reviews.edit_and_approve(
@@ -285,34 +260,23 @@ def register_kpis(commands: Any) -> None:
     kpis.add_argument("--version", type=int)
     kpis.add_argument("--since", help="ISO date or datetime (UTC)")
     kpis.add_argument("--until", help="ISO date or datetime (UTC)")
-    _as(kpis, required=False)
+    add_actor_argument(kpis)
     kpis.add_argument("--json", action="store_true")
     kpis.set_defaults(handler=_kpis)
 
 
-def _when(text: str | None, flag: str) -> datetime | None:
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise CommandError(f"{flag} must be an ISO date or datetime, not {text!r}.") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _kpis(args: argparse.Namespace) -> int:
-    from storage.queries.kpis import KpiFilter, compute_kpis  # pandas: only for this command
+    from agent.reads.kpis import KpiFilter, kpi_report  # pandas: only for this command
 
-    engine = open_engine()
-    _reader(args, engine)
+    platform = open_platform()
+    actor = acting_user(args, platform)
     flt = KpiFilter(
-        since=_when(args.since, "--since"),
-        until=_when(args.until, "--until"),
+        since=moment(args.since, "--since"),
+        until=moment(args.until, "--until"),
         agent=args.agent,
         version=args.version,
     )
-    with read_session(engine) as session:
-        report = compute_kpis(flt, session=session)
+    report = kpi_report(platform, actor, flt)
     if args.json:
         print_json(report.as_dict())
         return EXIT_OK

@@ -1,7 +1,7 @@
-"""``steward users add | list | set-roles | set-password | disable | enable``, and ``--as``.
+"""``steward users add | list | set-roles | set-password | disable | enable``.
 
-Commands act as the user named by ``--as`` (default: the ``STEWARD_USER`` variable), resolved
-through ``agent.users.actor_for``, so the CLI obeys the same role checks as the console.
+Commands act as the user named by ``--as`` (default: the ``STEWARD_USER`` variable), so the CLI
+obeys the same role checks as the console.
 ``users add`` without an acting user is the bootstrap path: it creates the first account of an
 empty installation, which must hold the admin role.
 """
@@ -14,12 +14,9 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from agent.actors import Actor
 from agent.auth import generate_password
-from agent.platform import Platform
 from agent.users import (
     UserInfo,
-    actor_for,
     add_first_user,
     add_user,
     disable_user,
@@ -28,42 +25,15 @@ from agent.users import (
     set_password,
     set_roles,
 )
-from console.cli.common import CommandError, open_platform, print_json
+from console.cli.common import (
+    CommandError,
+    acting_name,
+    acting_user,
+    add_actor_argument,
+    open_platform,
+    print_json,
+)
 from storage.types import utcnow
-
-ACTING_USER_VARIABLE = "STEWARD_USER"
-
-
-def add_actor_argument(parser: argparse.ArgumentParser) -> None:
-    """Add ``--as USER`` (default: ``$STEWARD_USER``) to a command."""
-    parser.add_argument(
-        "--as",
-        dest="acting_user",
-        metavar="USER",
-        default=None,
-        help=f"the user you act as (default: ${ACTING_USER_VARIABLE})",
-    )
-
-
-def acting_name(args: argparse.Namespace) -> str | None:
-    """The name given with ``--as``, else ``$STEWARD_USER``, else None."""
-    name: str | None = args.acting_user or os.environ.get(ACTING_USER_VARIABLE, "").strip()
-    return name or None
-
-
-def resolve_actor(args: argparse.Namespace, platform: Platform) -> Actor:
-    """The ``Actor`` for ``--as``, with roles from the users table.
-
-    Raises:
-        CommandError: no acting user was named.
-        NotFound, Forbidden: the user does not exist or is disabled.
-    """
-    name = acting_name(args)
-    if name is None:
-        raise CommandError(
-            f"name the user you act as with --as USER (or set {ACTING_USER_VARIABLE})."
-        )
-    return actor_for(platform, name)
 
 
 def register(commands: Any) -> None:
@@ -169,7 +139,7 @@ def _add(args: argparse.Namespace) -> int:
     else:
         user = add_user(
             platform,
-            resolve_actor(args, platform),
+            acting_user(args, platform),
             args.name,
             _roles(args),
             password=password,
@@ -187,7 +157,7 @@ def _add(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     platform = open_platform()
-    users = list_users(platform, resolve_actor(args, platform))
+    users = list_users(platform, acting_user(args, platform))
     now = utcnow()
     if args.json:
         print_json([_user_json(user) for user in users])
@@ -204,14 +174,14 @@ def _list(args: argparse.Namespace) -> int:
 
 def _set_roles(args: argparse.Namespace) -> int:
     platform = open_platform()
-    user = set_roles(platform, resolve_actor(args, platform), args.name, _roles(args))
+    user = set_roles(platform, acting_user(args, platform), args.name, _roles(args))
     return _show(args, user, f"{user.name} now holds {', '.join(user.roles)}.")
 
 
 def _set_password(args: argparse.Namespace) -> int:
     password, generated = _password(args)
     platform = open_platform()
-    set_password(platform, resolve_actor(args, platform), args.name, password)
+    set_password(platform, acting_user(args, platform), args.name, password)
     print(f"password of {args.name} changed.")
     if generated:
         print(f"new password for {args.name} (shown only this once): {password}")
@@ -220,13 +190,13 @@ def _set_password(args: argparse.Namespace) -> int:
 
 def _disable(args: argparse.Namespace) -> int:
     platform = open_platform()
-    user = disable_user(platform, resolve_actor(args, platform), args.name)
+    user = disable_user(platform, acting_user(args, platform), args.name)
     return _show(args, user, f"{user.name} is disabled.")
 
 
 def _enable(args: argparse.Namespace) -> int:
     platform = open_platform()
-    user = enable_user(platform, resolve_actor(args, platform), args.name)
+    user = enable_user(platform, acting_user(args, platform), args.name)
     return _show(args, user, f"{user.name} is enabled.")
 
 

@@ -24,8 +24,13 @@ from agent.versions import (
     rollback,
     show_version,
 )
-from console.cli.common import CommandError, open_platform, print_json
-from console.cli.users import add_actor_argument, resolve_actor
+from console.cli.common import (
+    CommandError,
+    acting_user,
+    add_actor_argument,
+    open_platform,
+    print_json,
+)
 
 
 def register(commands: Any) -> None:
@@ -106,7 +111,7 @@ def _agents_create(args: argparse.Namespace) -> int:
     platform = open_platform()
     agent = create_agent(
         platform,
-        resolve_actor(args, platform),
+        acting_user(args, platform),
         args.name,
         description=args.description,
         domain=args.domain,
@@ -122,7 +127,7 @@ def _agents_create(args: argparse.Namespace) -> int:
 
 def _agents_list(args: argparse.Namespace) -> int:
     platform = open_platform()
-    agents = list_agents(platform, resolve_actor(args, platform))
+    agents = list_agents(platform, acting_user(args, platform))
     if args.json:
         print_json([asdict(agent) for agent in agents])
         return 0
@@ -138,7 +143,7 @@ def _create(args: argparse.Namespace) -> int:
     text = _read_source(args.file)
     platform = open_platform()
     version = create_version(
-        platform, resolve_actor(args, platform), args.agent, text, note=args.note
+        platform, acting_user(args, platform), args.agent, text, note=args.note
     )
     if args.json:
         print_json(asdict(version))
@@ -153,7 +158,7 @@ def _create(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     platform = open_platform()
-    versions = list_versions(platform, resolve_actor(args, platform), args.agent)
+    versions = list_versions(platform, acting_user(args, platform), args.agent)
     if args.json:
         print_json([asdict(version) for version in versions])
         return 0
@@ -166,7 +171,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     platform = open_platform()
-    detail = show_version(platform, resolve_actor(args, platform), args.agent, args.number)
+    detail = show_version(platform, acting_user(args, platform), args.agent, args.number)
     if args.json:
         print_json(asdict(detail))
         return 0
@@ -182,7 +187,7 @@ def _show(args: argparse.Namespace) -> int:
 
 def _diff(args: argparse.Namespace) -> int:
     platform = open_platform()
-    diff = diff_versions(platform, resolve_actor(args, platform), args.agent, args.a, args.b)
+    diff = diff_versions(platform, acting_user(args, platform), args.agent, args.a, args.b)
     if args.json:
         print_json(diff.to_dict())
     else:
@@ -193,20 +198,20 @@ def _diff(args: argparse.Namespace) -> int:
 def _activate(args: argparse.Namespace) -> int:
     platform = open_platform()
     deployment = activate_version(
-        platform, resolve_actor(args, platform), args.agent, args.number, reason=args.reason
+        platform, acting_user(args, platform), args.agent, args.number, reason=args.reason
     )
     return _deployed(args, deployment)
 
 
 def _rollback(args: argparse.Namespace) -> int:
     platform = open_platform()
-    deployment = rollback(platform, resolve_actor(args, platform), args.agent, reason=args.reason)
+    deployment = rollback(platform, acting_user(args, platform), args.agent, reason=args.reason)
     return _deployed(args, deployment)
 
 
 def _history(args: argparse.Namespace) -> int:
     platform = open_platform()
-    history = deployment_history(platform, resolve_actor(args, platform), args.agent)
+    history = deployment_history(platform, acting_user(args, platform), args.agent)
     if args.json:
         print_json([asdict(item) for item in history])
         return 0
