@@ -201,6 +201,9 @@ def test_a_run_decided_by_a_person_shows_who_and_why(
     [
         ("abc", "The link names run 'abc', which is not a run number."),
         ("99999", "Run 99999 does not exist."),
+        # Beyond the database's INTEGER: still just a run that does not exist.
+        ("99999999999999999999", "Run 99999999999999999999 does not exist."),
+        ("²", "The link names run '²', which is not a run number."),
     ],
 )
 def test_a_bad_run_link_says_so_in_one_sentence(

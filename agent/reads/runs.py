@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from agent.actors import READ_ROLES, Actor, require
 from agent.errors import NotFound
+from agent.inputs import is_record_id
 from agent.platform import Platform
 from storage.engine import read_session
 from storage.enums import ErrorClass, RunStatus
@@ -143,6 +144,8 @@ def run_details(platform: Platform, actor: Actor, run_id: int) -> RunTrace:
         NotFound: there is no such run.
     """
     require(actor, READ_ROLES, f"read run {run_id}")
+    if not is_record_id(run_id):  # no row can have it; the database would refuse the query
+        raise NotFound(f"run {run_id} does not exist.")
     with read_session(platform.engine) as session:
         trace = run_trace(run_id, session=session)
     if trace is None:
@@ -158,6 +161,8 @@ def model_usage(platform: Platform, actor: Actor, run_id: int) -> RunUsage | Non
         Forbidden: the actor holds no role.
     """
     require(actor, READ_ROLES, f"read run {run_id}")
+    if not is_record_id(run_id):
+        return None
     with read_session(platform.engine) as session:
         usage = run_usage(run_id, session=session)
     return usage if usage is not None and usage.model_calls else None

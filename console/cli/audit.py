@@ -7,13 +7,8 @@ import json
 from typing import Any
 
 from agent.reads.audit import AuditFilter, audit_log, verify_audit_log
-from console.cli.common import (
-    acting_user,
-    add_actor_argument,
-    moment,
-    open_platform,
-    print_json,
-)
+from console.cli import args as argtypes
+from console.cli.common import acting_user, add_actor_argument, open_platform, print_json
 
 
 def register(commands: Any) -> None:
@@ -25,8 +20,8 @@ def register(commands: Any) -> None:
     listing.add_argument("--action", dest="event_action", help="only this action, e.g. user.add")
     listing.add_argument("--target-type", help="only events about this kind of thing")
     listing.add_argument("--target-id", help="only events about this one (with --target-type)")
-    listing.add_argument("--since", help="ISO date or datetime (UTC)")
-    listing.add_argument("--until", help="ISO date or datetime (UTC)")
+    listing.add_argument("--since", type=argtypes.moment, help="ISO date or datetime (UTC)")
+    listing.add_argument("--until", type=argtypes.moment, help="ISO date or datetime (UTC)")
     add_actor_argument(listing)
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(handler=_list)
@@ -44,8 +39,8 @@ def _list(args: argparse.Namespace) -> int:
         action=args.event_action,
         target_type=args.target_type,
         target_id=args.target_id,
-        since=moment(args.since, "--since"),
-        until=moment(args.until, "--until"),
+        since=args.since,
+        until=args.until,
     )
     page = audit_log(platform, acting_user(args, platform), flt)
     if args.json:

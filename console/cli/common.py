@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from dataclasses import asdict, is_dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from enum import Enum
 from typing import Any
 
@@ -17,6 +17,7 @@ from agent.actors import Actor
 from agent.platform import Platform
 from agent.plugins import installed_registry
 from agent.users import actor_for
+from console.cli.args import argv_problem, user_name
 from storage.engine import check_connection, create_engine
 from storage.migrate import require_head
 
@@ -48,14 +49,24 @@ def add_actor_argument(parser: argparse.ArgumentParser) -> None:
         "--as",
         dest="acting_user",
         metavar="USER",
+        type=user_name,
         default=None,
         help=f"the user you act as; roles are checked (default: ${ACTING_USER_VARIABLE})",
     )
 
 
 def acting_name(args: argparse.Namespace) -> str | None:
-    """The name given with ``--as``, else ``$STEWARD_USER``, else None."""
-    name: str | None = args.acting_user or os.environ.get(ACTING_USER_VARIABLE, "").strip()
+    """The name given with ``--as``, else ``$STEWARD_USER``, else None.
+
+    Raises:
+        CommandError: ``$STEWARD_USER`` is not valid UTF-8 text.
+    """
+    if args.acting_user:
+        name: str = args.acting_user
+        return name
+    name = os.environ.get(ACTING_USER_VARIABLE, "").strip()
+    if argv_problem([name]) is not None:
+        raise CommandError(f"${ACTING_USER_VARIABLE} is not valid UTF-8 text; set it to a name.")
     return name or None
 
 
@@ -72,17 +83,6 @@ def acting_user(args: argparse.Namespace, platform: Platform) -> Actor:
             f"name the user you act as with --as USER (or set {ACTING_USER_VARIABLE})."
         )
     return actor_for(platform, name)
-
-
-def moment(text: str | None, flag: str) -> datetime | None:
-    """``--since``/``--until``: an ISO date or datetime, UTC unless it says otherwise."""
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise CommandError(f"{flag} must be an ISO date or datetime, not {text!r}.") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def print_json(value: Any) -> None:

@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 from agent.users import actor_for
+from console.cli import args as argtypes
 from console.cli.common import (
     CommandError,
     acting_name,
@@ -25,8 +26,10 @@ def register(commands: Any) -> None:
     seed.add_argument("--json", action="store_true")
     seed.set_defaults(handler=_seed)
     live = actions.add_parser("stream", help="keep submitting sample tasks")
-    live.add_argument("--rate", type=float, default=0.5, help="tasks per second")
-    live.add_argument("--count", type=int, help="stop after this many")
+    live.add_argument(
+        "--rate", type=argtypes.RATE, default=0.5, help="tasks per second (up to 1000)"
+    )
+    live.add_argument("--count", type=argtypes.COUNT, help="stop after this many")
     add_actor_argument(live)
     live.set_defaults(handler=_stream)
 
@@ -61,8 +64,6 @@ def _seed(args: argparse.Namespace) -> int:
 def _stream(args: argparse.Namespace) -> int:
     from agent.demo.seed import stream
 
-    if args.rate <= 0:
-        raise CommandError("--rate must be a positive number of tasks per second.")
     platform = open_platform()
     # The demo's traffic comes from its operator unless someone else is named.
     actor = actor_for(platform, acting_name(args) or "olga")

@@ -17,24 +17,32 @@ from typing import Any
 from agent.reads.queue import QueueFilter, open_reviews
 from agent.reads.runs import RunFilter, find_runs, run_details
 from agent.tasks import submit_task
+from console.cli import args as argtypes
 from console.cli.common import (
-    CommandError,
     acting_user,
     add_actor_argument,
-    moment,
     open_platform,
     print_json,
 )
 from storage.enums import ErrorClass, RunStatus
 
 EXIT_OK = 0
+TASK_INPUT = argtypes.json_object("--input", when_empty="pass the task, e.g. '{\"intent\": ...}'")
+EDITED_ARGS = argtypes.json_object("--args", when_empty="leave it out to approve as proposed")
 
 
 def register(commands: Any) -> None:
     submit = commands.add_parser("submit", help="queue a task for an agent")
     submit.add_argument("agent")
-    submit.add_argument("--input", required=True, help="the task as a JSON object")
-    submit.add_argument("--priority", type=int, default=0)
+    submit.add_argument(
+        "--input",
+        required=True,
+        type=TASK_INPUT,
+        help="the task as a JSON object, @FILE.json to read it from a file, or - for stdin",
+    )
+    submit.add_argument(
+        "--priority", type=argtypes.PRIORITY, default=0, help="0 to 100, higher runs first"
+    )
     add_actor_argument(submit)
     submit.add_argument("--json", action="store_true")
     submit.set_defaults(handler=_submit)
@@ -43,7 +51,7 @@ def register(commands: Any) -> None:
     run_actions = runs.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = run_actions.add_parser("list", help="newest runs first")
     listing.add_argument("--agent")
-    listing.add_argument("--version", type=int)
+    listing.add_argument("--version", type=argtypes.record_id("a version number"))
     listing.add_argument("--status", choices=[s.value for s in RunStatus])
     listing.add_argument("--error-class", choices=[e.value for e in ErrorClass])
     listing.add_argument("--limit", type=int, default=50)
@@ -51,7 +59,7 @@ def register(commands: Any) -> None:
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=_runs_list)
     show = run_actions.add_parser("show", help="one run with its full trace")
-    show.add_argument("run", type=int)
+    show.add_argument("run", metavar="RUN", type=argtypes.record_id("a run id"))
     add_actor_argument(show)
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler=_runs_show)
@@ -61,7 +69,7 @@ def register(commands: Any) -> None:
     pending = review_actions.add_parser("list", help="open reviews, most urgent first")
     for name in ("--agent", "--kind", "--rule", "--tool"):
         pending.add_argument(name)
-    pending.add_argument("--version", type=int)
+    pending.add_argument("--version", type=argtypes.record_id("a version number"))
     add_actor_argument(pending)
     pending.add_argument("--json", action="store_true")
     pending.set_defaults(handler=_reviews_list)
@@ -71,26 +79,40 @@ def register(commands: Any) -> None:
         ("override", "let a blocked call through (named roles, reason)"),
     ):
         decide = review_actions.add_parser(action, help=helptext)
-        decide.add_argument("review", type=int)
+        decide.add_argument("review", metavar="REVIEW", type=argtypes.record_id("a review id"))
         add_actor_argument(decide)
         decide.add_argument("--reason", default="")
         decide.add_argument(
-            "--seen-version", type=int, help="fail if the review changed since this row version"
+            "--seen-version",
+            type=argtypes.record_id("a row version"),
+            help="fail if the review changed since this row version",
         )
         if action == "approve":
-            decide.add_argument("--args", help="edited arguments as a JSON object")
+            decide.add_argument(
+                "--args",
+                type=argtypes.json_object(
+                    "--args", when_empty="leave it out to approve as proposed"
+                ),
+                help="edited arguments as a JSON object, @FILE.json, or - for stdin",
+            )
         decide.add_argument("--json", action="store_true")
         decide.set_defaults(handler=_decide, decision=action)
 
     worker = commands.add_parser("worker", help="claim and run queued work")
-    worker.add_argument("--concurrency", type=int, default=2)
+    worker.add_argument(
+        "--concurrency", type=argtypes.CONCURRENCY, default=2, help="runs processed at once"
+    )
     worker.add_argument(
         "--drain",
         action="store_true",
         help="exit once nothing is queued, ready or running elsewhere",
     )
-    worker.add_argument("--lease", type=float, default=30.0, help="lease length in seconds")
-    worker.add_argument("--poll", type=float, default=0.25, help="seconds between claims")
+    worker.add_argument(
+        "--lease", type=argtypes.LEASE, default=30.0, help="lease length in seconds (1 to 86400)"
+    )
+    worker.add_argument(
+        "--poll", type=argtypes.POLL, default=0.25, help="seconds between claims (0.01 to 60)"
+    )
     worker.set_defaults(handler=_worker)
     register_kpis(commands)
 
@@ -188,7 +210,7 @@ def _decide(args: argparse.Namespace) -> int:
     platform = open_platform()
     actor = acting_user(args, platform)
     result: reviews.DecisionResult
-    if args.decision == "approve" and args.args:
+    if args.decision == "approve" and args.args is not None:
         result = reviews.edit_and_approve(
             platform,
             actor,
@@ -228,8 +250,6 @@ def _decide(args: argparse.Namespace) -> int:
 def _worker(args: argparse.Namespace) -> int:
     from agent.worker import Worker  # the scheduler is only needed here
 
-    if args.concurrency < 1:
-        raise CommandError("--concurrency must be at least 1.")
     logging.getLogger().setLevel(logging.INFO)
     # The scheduler logs every job execution at INFO, several times a second.
     if not args.verbose:
@@ -257,9 +277,9 @@ def _worker(args: argparse.Namespace) -> int:
 def register_kpis(commands: Any) -> None:
     kpis = commands.add_parser("kpis", help="the managers' KPIs for a time range")
     kpis.add_argument("--agent")
-    kpis.add_argument("--version", type=int)
-    kpis.add_argument("--since", help="ISO date or datetime (UTC)")
-    kpis.add_argument("--until", help="ISO date or datetime (UTC)")
+    kpis.add_argument("--version", type=argtypes.record_id("a version number"))
+    kpis.add_argument("--since", type=argtypes.moment, help="ISO date or datetime (UTC)")
+    kpis.add_argument("--until", type=argtypes.moment, help="ISO date or datetime (UTC)")
     add_actor_argument(kpis)
     kpis.add_argument("--json", action="store_true")
     kpis.set_defaults(handler=_kpis)
@@ -271,8 +291,8 @@ def _kpis(args: argparse.Namespace) -> int:
     platform = open_platform()
     actor = acting_user(args, platform)
     flt = KpiFilter(
-        since=moment(args.since, "--since"),
-        until=moment(args.until, "--until"),
+        since=args.since,
+        until=args.until,
         agent=args.agent,
         version=args.version,
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.planning.replay import export_replay
+from console.cli import args as argtypes
 from console.cli.common import (
     CommandError,
     acting_user,
@@ -27,7 +28,7 @@ def register(commands: Any) -> None:
     export = commands.add_parser(
         "export-script", help="write a version YAML that replays a run without its model"
     )
-    export.add_argument("run", type=int)
+    export.add_argument("run", metavar="RUN", type=argtypes.record_id("a run id"))
     export.add_argument("--out", type=Path, help="the YAML file to write (default: stdout)")
     add_actor_argument(export)
     export.add_argument("--json", action="store_true", help="print a summary as JSON")

@@ -24,6 +24,7 @@ from agent.versions import (
     rollback,
     show_version,
 )
+from console.cli import args as argtypes
 from console.cli.common import (
     CommandError,
     acting_user,
@@ -72,20 +73,20 @@ def _register_versions(commands: Any) -> None:
 
     show = actions.add_parser("show", help="show one version and its YAML")
     show.add_argument("agent")
-    show.add_argument("number", type=int)
+    show.add_argument("number", metavar="N", type=argtypes.record_id("a version number"))
     _common(show)
     show.set_defaults(handler=_show)
 
     diff = actions.add_parser("diff", help="what changed from version A to version B")
     diff.add_argument("agent")
-    diff.add_argument("a", type=int)
-    diff.add_argument("b", type=int)
+    diff.add_argument("a", metavar="A", type=argtypes.record_id("a version number"))
+    diff.add_argument("b", metavar="B", type=argtypes.record_id("a version number"))
     _common(diff)
     diff.set_defaults(handler=_diff)
 
     activate = actions.add_parser("activate", help="make version N the active one (engineers)")
     activate.add_argument("agent")
-    activate.add_argument("number", type=int)
+    activate.add_argument("number", metavar="N", type=argtypes.record_id("a version number"))
     activate.add_argument("--reason", required=True, help="why the active version changes")
     _common(activate)
     activate.set_defaults(handler=_activate)

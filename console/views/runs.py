@@ -12,6 +12,7 @@ from functools import partial
 import pandas as pd
 import streamlit as st
 
+from agent.inputs import whole_number
 from agent.reads.runs import RunFilter, model_usage, run_details
 from console.components import data
 from console.components.feedback import one_sentence
@@ -179,10 +180,10 @@ def _live_trace(run_id: int) -> None:
 def _run_page(raw: str) -> None:
     st.title("Runs")
     st.button("Back to runs", key="runs.back", icon=":material/arrow_back:", on_click=_close_run)
-    if not raw.strip().isdigit():
-        st.error(f"The link names run {raw!r}, which is not a run number.")
+    run_id = whole_number(raw)
+    if run_id is None:
+        st.error(f"The link names run {raw[:40]!r}, which is not a run number.")
         return
-    run_id = int(raw)
     with one_sentence():
         trace = run_details(platform(), actor, run_id)
         usage = model_usage(platform(), actor, run_id)
