@@ -26,6 +26,7 @@ from agent.actors import USER_ADMIN_ROLES, Actor, require
 from agent.auth import hash_password
 from agent.errors import Forbidden, InvalidInput, NotFound
 from agent.platform import Platform
+from agent.reads.paging import DEFAULT_LIMIT, Page, check_window
 from storage.audit import append_event
 from storage.engine import read_session, write_session
 from storage.enums import Role
@@ -220,12 +221,23 @@ def set_password(platform: Platform, actor: Actor, name: str, password: str) -> 
         _audit(session, actor.name, "user.set_password", user, {})
 
 
-def list_users(platform: Platform, actor: Actor) -> tuple[UserInfo, ...]:
-    """Every account, by name (admins and managers)."""
+def list_users(
+    platform: Platform, actor: Actor, *, offset: int = 0, limit: int = DEFAULT_LIMIT
+) -> Page[UserInfo]:
+    """The accounts by name (admins and managers): ``limit`` of them after the first ``offset``.
+
+    Raises:
+        Forbidden: the actor is neither admin nor manager.
+        InvalidInput: the window is out of range.
+    """
     require(actor, LIST_ROLES, "list users")
+    check_window(offset, limit, "users")
     with read_session(platform.engine) as session:
-        users = session.exec(select(User).order_by(col(User.name))).all()
-        return tuple(_info(user) for user in users)
+        total = session.exec(select(func.count()).select_from(User)).one()
+        users = session.exec(
+            select(User).order_by(col(User.name)).offset(offset).limit(limit)
+        ).all()
+        return Page(tuple(_info(user) for user in users), total, offset, limit)
 
 
 def actor_for(platform: Platform, name: str) -> Actor:

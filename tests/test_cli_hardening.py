@@ -168,6 +168,9 @@ def test_database_dependent_cases_on_both_databases(seeded_any: Engine) -> None:
         "REVIEW must be a review id",
     )
     refused(steward(seeded_any, *SUBMIT, '{"amount": NaN}'), "not finite")
+    # PostgreSQL refuses a negative LIMIT or OFFSET with an SQL error; neither gets that far.
+    refused(steward(seeded_any, "runs", "list", "--as", "erin", "--limit", "-1"), "--limit must")
+    refused(steward(seeded_any, "runs", "list", "--as", "erin", "--offset", "-1"), "--offset must")
     refused(
         steward(seeded_any, "runs", "show", "2147483647", "--as", "erin"),
         "run 2147483647 does not exist",

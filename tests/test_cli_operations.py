@@ -58,8 +58,11 @@ def test_demo_covers_every_effect_review_kind_and_five_error_classes(drained: En
 
 def test_decide_through_the_cli_then_the_run_completes(drained: Engine) -> None:
     queue = json.loads(ok(steward(drained, "reviews", "list", "--as", "olga", "--json")))
+    assert queue["total"] == len(queue["items"]) < queue["limit"]
     refund = next(
-        item for item in queue if item["kind"] == "escalation" and item["tool"] == "issue_refund"
+        item
+        for item in queue["items"]
+        if item["kind"] == "escalation" and item["tool"] == "issue_refund"
     )
     # Roles are checked by the service, whatever the command line allows.
     refused(
@@ -113,7 +116,7 @@ def test_decide_through_the_cli_then_the_run_completes(drained: Engine) -> None:
     listed = json.loads(
         ok(steward(drained, "runs", "list", "--status", "succeeded", "--as", "mona", "--json"))
     )
-    assert refund["run_id"] in {row["id"] for row in listed}
+    assert refund["run_id"] in {row["id"] for row in listed["items"]}
     kpis = json.loads(ok(steward(drained, "kpis", "--agent", "support", "--as", "mona", "--json")))
     assert kpis["runs"]["total"] > 20
     assert sum(kpis["reviews"]["decisions"].values()) == 1

@@ -54,7 +54,13 @@ def test_bootstrap_then_the_life_of_a_version(migrated: Engine, tmp_path: Path) 
     assert authenticate(platform_for(migrated), "erin", "erin-password").name == "erin"
     assert authenticate(platform_for(migrated), "olga", "olga-password").name == "olga"
     users = json.loads(ok(steward(migrated, "users", "list", "--json", "--as", "root")))
-    assert [(u["name"], u["roles"]) for u in users] == [
+    assert (users["total"], users["offset"], users["limit"], users["next_offset"]) == (
+        3,
+        0,
+        100,
+        None,
+    )
+    assert [(u["name"], u["roles"]) for u in users["items"]] == [
         ("erin", ["engineer", "operator"]),
         ("olga", ["operator"]),
         ("root", ["admin"]),
@@ -112,7 +118,7 @@ def test_bootstrap_then_the_life_of_a_version(migrated: Engine, tmp_path: Path) 
     listed = json.loads(
         ok(steward(migrated, "versions", "list", "support", "--as", "olga", "--json"))
     )
-    assert [(v["number"], v["note"], v["created_by"]) for v in listed] == [
+    assert [(v["number"], v["note"], v["created_by"]) for v in listed["items"]] == [
         (2, "", "erin"),
         (1, "first", "erin"),
     ]
@@ -136,7 +142,8 @@ def test_bootstrap_then_the_life_of_a_version(migrated: Engine, tmp_path: Path) 
         ok(steward(migrated, "versions", "history", "support", "--as", "olga", "--json"))
     )
     assert [
-        (h["action"], h["from_number"], h["to_number"], h["actor"], h["reason"]) for h in history
+        (h["action"], h["from_number"], h["to_number"], h["actor"], h["reason"])
+        for h in history["items"]
     ] == [
         ("rollback", 2, 1, "erin", "v2 misbehaves"),
         ("activate", 1, 2, "erin", "go 2"),

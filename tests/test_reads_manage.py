@@ -85,31 +85,39 @@ def _audit_history(engine: Engine) -> None:
 
 def test_audit_log_filters_and_pages(engine: Engine) -> None:
     _audit_history(engine)
-    everything = audit_log(platform_for(engine), ADMIN, AuditFilter(), page_size=12)
-    assert (everything.total, everything.pages, everything.page) == (30, 3, 1)
-    assert [e.seq for e in everything.entries] == list(range(30, 18, -1))
-    last = audit_log(platform_for(engine), MANAGER, AuditFilter(), page=3, page_size=12)
-    assert [e.seq for e in last.entries] == list(range(6, 0, -1))
-    # A page past the end shows the last one.
-    assert audit_log(platform_for(engine), MANAGER, AuditFilter(), page=9, page_size=12).page == 3
+    everything = audit_log(platform_for(engine), ADMIN, AuditFilter(), limit=12)
+    assert (everything.total, everything.pages, everything.number) == (30, 3, 1)
+    assert [e.seq for e in everything.items] == list(range(30, 18, -1))
+    assert everything.next_offset == 12
+    last = audit_log(platform_for(engine), MANAGER, AuditFilter(), offset=24, limit=12)
+    assert [e.seq for e in last.items] == list(range(6, 0, -1))
+    assert (last.number, last.next_offset, last.has_more) == (3, None, False)
+    # A window past the end is empty, and says where the last one starts.
+    beyond = audit_log(platform_for(engine), MANAGER, AuditFilter(), offset=99, limit=12)
+    assert (beyond.items, beyond.total, beyond.next_offset, beyond.last_offset) == (
+        (),
+        30,
+        None,
+        24,
+    )
 
     by_actor = audit_log(platform_for(engine), MANAGER, AuditFilter(actor="olga"))
     assert by_actor.total == 10
-    assert {e.action for e in by_actor.entries} == {"user.login"}
+    assert {e.action for e in by_actor.items} == {"user.login"}
     by_target = audit_log(
         platform_for(engine), MANAGER, AuditFilter(target_type="user", target_id="u3")
     )
-    assert [(e.actor, e.target_id) for e in by_target.entries] == [("ada", "u3")]
+    assert [(e.actor, e.target_id) for e in by_target.items] == [("ada", "u3")]
     in_range = audit_log(
         platform_for(engine),
         MANAGER,
         AuditFilter(action="version.activate", since=T0 + timedelta(days=1, minutes=5)),
     )
-    assert [e.payload["to"] for e in in_range.entries] == [9, 8, 7, 6, 5]
+    assert [e.payload["to"] for e in in_range.items] == [9, 8, 7, 6, 5]
     before = audit_log(platform_for(engine), MANAGER, AuditFilter(until=T0 + timedelta(minutes=2)))
-    assert [e.target_id for e in before.entries] == ["u1", "u0"]
+    assert [e.target_id for e in before.items] == ["u1", "u0"]
     nothing = audit_log(platform_for(engine), MANAGER, AuditFilter(actor="nobody"))
-    assert (nothing.total, nothing.entries, nothing.pages) == (0, (), 1)
+    assert (nothing.total, nothing.items, nothing.pages, nothing.next_offset) == (0, (), 1, None)
 
     facets = audit_filter_values(platform_for(engine), ADMIN)
     assert facets.actors == ("ada", "mona", "olga")
@@ -125,9 +133,11 @@ def test_audit_log_refuses_other_roles_and_bad_input(engine: Engine) -> None:
             audit_filter_values(platform_for(engine), reader)
         with pytest.raises(Forbidden, match="may not verify the audit log"):
             verify_audit_log(platform_for(engine), reader)
-    for size in (0, 501):
-        with pytest.raises(InvalidInput, match="a page holds 1 to 500 events"):
-            audit_log(platform_for(engine), MANAGER, AuditFilter(), page_size=size)
+    for size in (0, -1, 1001):
+        with pytest.raises(InvalidInput, match=f"a page holds 1 to 1000 events, not {size}"):
+            audit_log(platform_for(engine), MANAGER, AuditFilter(), limit=size)
+    with pytest.raises(InvalidInput, match="the offset is from 0 to 2147483647 events, not -1"):
+        audit_log(platform_for(engine), MANAGER, AuditFilter(), offset=-1)
     with pytest.raises(InvalidInput, match="ends before it starts"):
         audit_log(platform_for(engine), MANAGER, AuditFilter(since=T0, until=T0 - timedelta(1)))
 
@@ -192,7 +202,7 @@ def test_pinned_reviews_and_the_rollback_target(engine: Engine) -> None:
     with pytest.raises(NotFound):
         pinned_reviews(platform_for(engine), MANAGER, "nobody")
     assert (pinned.total, pinned.by_version) == (2, {1: 2})
-    assert [(r.id, r.version, r.status) for r in pinned.reviews] == [
+    assert [(r.id, r.version, r.status) for r in pinned.reviews.items] == [
         (pending, 1, "pending"),
         (blocked, 1, "blocked"),
     ]

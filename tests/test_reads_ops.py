@@ -256,23 +256,37 @@ def test_run_list_filters_counts_and_pages(demo: Engine) -> None:
     with read_session(demo) as session:
         by_status = count_by_status(session=session)
     total = sum(by_status.values())
-    everything = find_runs(platform_for(demo), ERIN, page_size=20)
+    everything = find_runs(platform_for(demo), ERIN, limit=20)
     assert everything.total == total > 40
     assert everything.pages == -(-total // 20)
-    created = [r.created_at for r in everything.runs]
+    created = [r.created_at for r in everything.items]
     assert created == sorted(created, reverse=True)
 
-    last = find_runs(platform_for(demo), ERIN, page=99, page_size=20)
-    assert last.page == everything.pages
-    assert len(last.runs) == total - 20 * (everything.pages - 1)
-    assert not {r.id for r in last.runs} & {r.id for r in everything.runs}
+    last = find_runs(platform_for(demo), ERIN, offset=everything.last_offset, limit=20)
+    assert last.number == everything.pages
+    assert len(last.items) == total - 20 * (everything.pages - 1)
+    assert not {r.id for r in last.items} & {r.id for r in everything.items}
+    assert (everything.next_offset, last.next_offset) == (20, None)
+    # Walking the pages by next_offset visits every run once.
+    seen: list[int] = []
+    offset: int | None = 0
+    while offset is not None:
+        page = find_runs(platform_for(demo), ERIN, offset=offset, limit=20)
+        seen.extend(r.id for r in page.items)
+        offset = page.next_offset
+    assert len(seen) == len(set(seen)) == total
+    beyond = find_runs(platform_for(demo), ERIN, offset=total, limit=20)
+    assert (beyond.items, beyond.total, beyond.next_offset) == ((), total, None)
+    for window in ({"limit": 0}, {"limit": 1001}, {"offset": -1}):
+        with pytest.raises(InvalidInput, match="runs, not"):
+            find_runs(platform_for(demo), ERIN, **window)
 
     waiting = find_runs(platform_for(demo), ADA, RunFilter(status=RunStatus.WAITING_REVIEW))
     assert waiting.total == by_status["waiting_review"]
-    assert {r.status for r in waiting.runs} == {"waiting_review"}
+    assert {r.status for r in waiting.items} == {"waiting_review"}
     support = find_runs(platform_for(demo), MONA, RunFilter(agent="support", version=1))
     assert support.total > 0
-    assert {(r.agent, r.version) for r in support.runs} == {("support", 1)}
+    assert {(r.agent, r.version) for r in support.items} == {("support", 1)}
     assert find_runs(platform_for(demo), MONA, RunFilter(agent="support", version=2)).total == 0
     assert (
         find_runs(platform_for(demo), OLGA, RunFilter(since=utcnow() + timedelta(minutes=1))).total
@@ -291,7 +305,7 @@ def test_run_list_filters_counts_and_pages(demo: Engine) -> None:
     timed_out = find_runs(
         platform_for(demo), OLGA, RunFilter(error_class=ErrorClass.INTERNAL_ERROR)
     )
-    assert [r.id for r in timed_out.runs] == [1]
+    assert [r.id for r in timed_out.items] == [1]
     assert run_choices(platform_for(demo), ERIN).versions == {
         "it-access": (1, 2),
         "support": (1, 2),
@@ -407,7 +421,7 @@ def test_queue_runs_and_work_read_alike_on_each_database(engine: Engine) -> None
         platform_for(engine), ERIN, RunFilter(agent="shop", version=1, status=RunStatus.SUCCEEDED)
     )
     assert done.total == 2
-    trace = run_details(platform_for(engine), ERIN, done.runs[0].id)
+    trace = run_details(platform_for(engine), ERIN, done.items[0].id)
     assert [s.kind for s in trace.steps].count(StepKind.HUMAN_APPROVAL) == 1
     assert {r.id for r in trace.reviews} <= {first, second}
     overview = work_overview(platform_for(engine), MONA)

@@ -83,7 +83,7 @@ def test_only_admins_add_users(engine: Engine, admin: Actor) -> None:
         with pytest.raises(Forbidden, match="role admin"):
             add_user(platform_for(engine), Actor.of("x", roles), "newbie", ["operator"])
     erin = actor_for(platform_for(engine), "erin")
-    assert [u.name for u in list_users(platform_for(engine), admin)] == ["erin", "root"]
+    assert [u.name for u in list_users(platform_for(engine), admin).items] == ["erin", "root"]
     assert erin.roles == frozenset({Role.ENGINEER, Role.OPERATOR})
 
 
@@ -111,7 +111,7 @@ def test_bad_input_is_refused_and_nothing_is_stored(
 ) -> None:
     with pytest.raises(InvalidInput, match=message):
         add_user(platform_for(engine), admin, name, roles, password=password, email=email)
-    assert len(list_users(platform_for(engine), admin)) == 1
+    assert list_users(platform_for(engine), admin).total == 1
     assert len(_events(engine)) == 1
 
 
@@ -133,7 +133,7 @@ def test_passwords_are_stored_as_argon2_hashes_and_never_audited(
         assert secret not in everything
     with read_session(engine) as session:
         assert verify_chain(session).ok
-        listed = list_users(platform_for(engine), admin)
+        listed = list_users(platform_for(engine), admin).items
     assert not any("hash" in field for field in type(listed[0]).__dataclass_fields__)
     assert [u.has_password for u in listed] == [True, True]
 
@@ -256,7 +256,7 @@ def test_roles_come_from_the_table_and_the_last_admin_stays(engine: Engine, admi
     info = set_roles(platform_for(engine), admin, "mona", ["engineer", "Manager", "manager"])
     assert info.roles == (Role.ENGINEER, Role.MANAGER)
     assert actor_for(platform_for(engine), "mona").roles == {Role.ENGINEER, Role.MANAGER}
-    assert len(list_users(platform_for(engine), actor_for(platform_for(engine), "mona"))) == 2
+    assert list_users(platform_for(engine), actor_for(platform_for(engine), "mona")).total == 2
     with pytest.raises(InvalidInput, match="would leave no enabled admin"):
         set_roles(platform_for(engine), admin, "root", ["engineer"])
     with pytest.raises(InvalidInput, match="would leave no enabled admin"):
@@ -276,7 +276,14 @@ def test_who_may_list_users_and_set_passwords(engine: Engine, admin: Actor) -> N
     olga = Actor.of("olga", ["operator"])
     with pytest.raises(Forbidden, match="may not list users"):
         list_users(platform_for(engine), olga)
-    assert len(list_users(platform_for(engine), Actor.of("mona", ["manager"]))) == 3
+    listed = list_users(platform_for(engine), Actor.of("mona", ["manager"]), limit=2)
+    assert ([u.name for u in listed.items], listed.total, listed.next_offset) == (
+        ["erin", "olga"],
+        3,
+        2,
+    )
+    rest = list_users(platform_for(engine), Actor.of("mona", ["manager"]), offset=2, limit=2)
+    assert ([u.name for u in rest.items], rest.next_offset) == (["root"], None)
     set_password(platform_for(engine), olga, "olga", "my own new one")
     with pytest.raises(Forbidden, match="may not set the password of 'erin'"):
         set_password(platform_for(engine), olga, "erin", "not yours either")

@@ -352,9 +352,9 @@ V3 = edited("noise: 0.0", "noise: 0.1", V2)
 
 def test_create_version_stores_document_yaml_and_hashes(engine: Engine) -> None:
     _agent_with_versions(engine, SAMPLE, V2)
-    versions = list_versions(platform_for(engine), OPERATOR, "support")
+    versions = list_versions(platform_for(engine), OPERATOR, "support").items
     detail = show_version(platform_for(engine), OPERATOR, "support", 1)
-    agents = list_agents(platform_for(engine), MANAGER)
+    agents = list_agents(platform_for(engine), MANAGER).items
     assert [v.number for v in versions] == [2, 1]
     assert [v.note for v in versions] == ["v2", "v1"]
     assert {v.created_by for v in versions} == {"erin"}
@@ -419,7 +419,9 @@ def test_only_engineers_create_and_move_versions(engine: Engine) -> None:
     with pytest.raises(Forbidden):
         list_versions(platform_for(engine), Actor.of("nobody", []), "support")
     versions = list_versions(platform_for(engine), OPERATOR, "support")
-    assert [v.number for v in versions] == [2, 1]
+    assert [v.number for v in versions.items] == [2, 1]
+    older = list_versions(platform_for(engine), OPERATOR, "support", offset=1, limit=1)
+    assert ([v.number for v in older.items], older.total, older.next_offset) == ([1], 2, None)
     with read_session(engine) as session:
         assert active_version("support", session=session)[0].number == 1
 
@@ -438,8 +440,10 @@ def test_activate_and_rollback_keep_who_when_from_to_and_why(engine: Engine) -> 
     with pytest.raises(InvalidInput, match="no earlier active version"):
         rollback(platform_for(engine), ENGINEER, "support", reason="one more")
 
-    history = deployment_history(platform_for(engine), MANAGER, "support")
-    versions = list_versions(platform_for(engine), OPERATOR, "support")
+    history = deployment_history(platform_for(engine), MANAGER, "support").items
+    versions = list_versions(platform_for(engine), OPERATOR, "support").items
+    newest = deployment_history(platform_for(engine), MANAGER, "support", limit=2)
+    assert (len(newest.items), newest.total, newest.next_offset) == (2, 5, 2)
     with read_session(engine) as session:
         current, spec = active_version("support", session=session)
         report = verify_chain(session)

@@ -82,7 +82,7 @@ def seed_demo(platform: Platform, *, with_tasks: bool = True) -> SeedReport:
             continue
         if name not in active:
             create_agent(platform, engineer, name, description=description, domain=domain)
-        stored = {version.number for version in list_versions(platform, engineer, name)}
+        stored = {version.number for version in list_versions(platform, engineer, name).items}
         for number in (1, 2):
             if number in stored:
                 continue

@@ -12,6 +12,7 @@ from agent.actors import READ_ROLES, Actor, require
 from agent.errors import NotFound
 from agent.inputs import is_record_id
 from agent.platform import Platform
+from agent.reads.paging import Page, check_window
 from storage.engine import read_session
 from storage.enums import ErrorClass, RunStatus
 from storage.queries.records import TraceStep
@@ -27,11 +28,9 @@ from storage.queries.runs import (
 from storage.queries.usage import RunUsage, run_usage
 
 __all__ = [
-    "MAX_RUN_PAGE",
     "RUN_PAGE",
     "RunChoices",
     "RunFilter",
-    "RunPage",
     "RunSummary",
     "RunTrace",
     "RunUsage",
@@ -43,29 +42,6 @@ __all__ = [
 ]
 
 RUN_PAGE = 50
-MAX_RUN_PAGE = 200
-
-
-@dataclass(frozen=True)
-class RunPage:
-    """One page of a filtered run list.
-
-    Attributes:
-        runs: the runs on this page, newest first.
-        total: how many runs match the filter.
-        page: this page's number, from 1.
-        page_size: runs per page.
-    """
-
-    runs: tuple[RunSummary, ...]
-    total: int
-    page: int
-    page_size: int
-
-    @property
-    def pages(self) -> int:
-        """How many pages the matching runs fill (at least one)."""
-        return max(1, -(-self.total // self.page_size))
 
 
 def find_runs(
@@ -73,26 +49,22 @@ def find_runs(
     actor: Actor,
     flt: RunFilter | None = None,
     *,
-    page: int = 1,
-    page_size: int = RUN_PAGE,
-) -> RunPage:
-    """The runs ``flt`` matches, newest first, one page of them.
-
-    A page past the last one shows the last page, so a list that shrank (a narrower filter)
-    never comes back empty by accident.
+    offset: int = 0,
+    limit: int = RUN_PAGE,
+) -> Page[RunSummary]:
+    """The runs ``flt`` matches, newest first: ``limit`` of them after the first ``offset``.
 
     Raises:
         Forbidden: the actor holds no role.
+        InvalidInput: the window is out of range (``agent.reads.paging``).
     """
     require(actor, READ_ROLES, "read runs")
+    check_window(offset, limit, "runs")
     flt = flt or RunFilter()
-    size = min(max(page_size, 1), MAX_RUN_PAGE)
     with read_session(platform.engine) as session:
         total = count_runs(flt, session=session)
-        last = max(1, -(-total // size))
-        number = min(max(page, 1), last)
-        runs = page_runs(flt, session=session, limit=size, offset=(number - 1) * size)
-    return RunPage(tuple(runs), total, number, size)
+        runs = page_runs(flt, session=session, limit=limit, offset=offset) if total else []
+    return Page(tuple(runs), total, offset, limit)
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import re
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 
 from agent.actors import READ_ROLES, VERSION_ROLES, Actor, require
 from agent.errors import InvalidInput
 from agent.platform import Platform
+from agent.reads.paging import DEFAULT_LIMIT, Page, check_window
 from agent.versions.models import AgentInfo
 from agent.versions.rows import agent_info
 from storage.audit import append_event
@@ -65,12 +66,24 @@ def create_agent(
         return agent_info(session, agent)
 
 
-def list_agents(platform: Platform, actor: Actor) -> tuple[AgentInfo, ...]:
-    """Every agent, by name, with its active version number."""
+def list_agents(
+    platform: Platform, actor: Actor, *, offset: int = 0, limit: int = DEFAULT_LIMIT
+) -> Page[AgentInfo]:
+    """The agents by name, each with its active version number: ``limit`` of them after the
+    first ``offset``.
+
+    Raises:
+        Forbidden: the actor holds no role.
+        InvalidInput: the window is out of range.
+    """
     require(actor, READ_ROLES, "list agents")
+    check_window(offset, limit, "agents")
     with read_session(platform.engine) as session:
-        agents = session.exec(select(Agent).order_by(col(Agent.name))).all()
-        return tuple(agent_info(session, agent) for agent in agents)
+        total = session.exec(select(func.count()).select_from(Agent)).one()
+        agents = session.exec(
+            select(Agent).order_by(col(Agent.name)).offset(offset).limit(limit)
+        ).all()
+        return Page(tuple(agent_info(session, agent) for agent in agents), total, offset, limit)
 
 
 def _check_agent_name(name: str) -> None:

@@ -12,6 +12,7 @@ from sqlmodel import col, select
 
 from agent.actors import READ_ROLES, Actor, require
 from agent.platform import Platform
+from agent.reads.paging import DEFAULT_LIMIT, Page, check_window
 from agent.versions.models import PinnedReview, PinnedReviews
 from agent.versions.rows import agent_row, version_numbers
 from storage.engine import read_session
@@ -22,7 +23,12 @@ OPEN = (ReviewStatus.PENDING, ReviewStatus.BLOCKED)
 
 
 def pinned_reviews(
-    platform: Platform, actor: Actor, agent_name: str, *, limit: int = 100
+    platform: Platform,
+    actor: Actor,
+    agent_name: str,
+    *,
+    offset: int = 0,
+    limit: int = DEFAULT_LIMIT,
 ) -> PinnedReviews:
     """The open reviews of ``agent_name`` raised by a version other than the active one.
 
@@ -30,12 +36,15 @@ def pinned_reviews(
         platform: the installation.
         actor: anyone who may read versions.
         agent_name: the agent.
-        limit: how many individual reviews to return, oldest first; the counts cover all.
+        offset: how many of the reviews (oldest first) to skip.
+        limit: how many to return after them; the counts cover all.
 
     Raises:
         NotFound: no such agent.
+        InvalidInput: the window is out of range.
     """
     require(actor, READ_ROLES, f"read the open reviews of {agent_name!r}")
+    check_window(offset, limit, "reviews")
     with read_session(platform.engine) as session:
         agent = agent_row(session, agent_name)
         numbers = version_numbers(session, agent)
@@ -54,22 +63,23 @@ def pinned_reviews(
             select(Review)
             .where(*conditions)
             .order_by(col(Review.created_at), col(Review.id))
+            .offset(offset)
             .limit(limit)
         ).all()
+        pinned = tuple(
+            PinnedReview(
+                id=review.id or 0,
+                run_id=review.run_id,
+                version=numbers.get(review.version_id, 0),
+                status=review.status.value,
+                tool=review.tool,
+                rule_id=review.rule_id,
+                created_at=review.created_at,
+                sla_due_at=review.sla_due_at,
+            )
+            for review in rows
+        )
         return PinnedReviews(
-            total=sum(int(n) for _version, n in counts),
             by_version={numbers.get(version_id, 0): int(n) for version_id, n in sorted(counts)},
-            reviews=tuple(
-                PinnedReview(
-                    id=review.id or 0,
-                    run_id=review.run_id,
-                    version=numbers.get(review.version_id, 0),
-                    status=review.status.value,
-                    tool=review.tool,
-                    rule_id=review.rule_id,
-                    created_at=review.created_at,
-                    sla_due_at=review.sla_due_at,
-                )
-                for review in rows
-            ),
+            reviews=Page(pinned, sum(int(n) for _version, n in counts), offset, limit),
         )

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, func, select
 from agent.actors import READ_ROLES, VERSION_ROLES, Actor, require
 from agent.errors import InvalidInput, NotFound
 from agent.platform import Platform
+from agent.reads.paging import DEFAULT_LIMIT, Page, check_window
 from agent.spec import VersionSpec
 from agent.versions.cache import load_spec
 from agent.versions.document import parse_version
@@ -110,17 +111,36 @@ def _create_version(
     return version_info(agent, version)
 
 
-def list_versions(platform: Platform, actor: Actor, agent_name: str) -> tuple[VersionInfo, ...]:
-    """The agent's versions, newest first, with the active one flagged."""
+def list_versions(
+    platform: Platform,
+    actor: Actor,
+    agent_name: str,
+    *,
+    offset: int = 0,
+    limit: int = DEFAULT_LIMIT,
+) -> Page[VersionInfo]:
+    """The agent's versions, newest first, with the active one flagged: ``limit`` of them after
+    the first ``offset``.
+
+    Raises:
+        Forbidden: the actor holds no role.
+        NotFound: no such agent.
+        InvalidInput: the window is out of range.
+    """
     require(actor, READ_ROLES, f"list the versions of {agent_name!r}")
+    check_window(offset, limit, "versions")
     with read_session(platform.engine) as session:
         agent = agent_row(session, agent_name)
+        mine = AgentVersion.agent_id == agent.id
+        total = session.exec(select(func.count()).select_from(AgentVersion).where(mine)).one()
         versions = session.exec(
             select(AgentVersion)
-            .where(AgentVersion.agent_id == agent.id)
+            .where(mine)
             .order_by(col(AgentVersion.number).desc())
+            .offset(offset)
+            .limit(limit)
         ).all()
-        return tuple(version_info(agent, version) for version in versions)
+        return Page(tuple(version_info(agent, v) for v in versions), total, offset, limit)
 
 
 def show_version(platform: Platform, actor: Actor, agent_name: str, number: int) -> VersionDetail:
@@ -241,19 +261,38 @@ def _activation_stack(session: Session, agent: Agent) -> list[int]:
 
 
 def deployment_history(
-    platform: Platform, actor: Actor, agent_name: str
-) -> tuple[DeploymentInfo, ...]:
-    """Every move of the agent's active pointer, newest first."""
+    platform: Platform,
+    actor: Actor,
+    agent_name: str,
+    *,
+    offset: int = 0,
+    limit: int = DEFAULT_LIMIT,
+) -> Page[DeploymentInfo]:
+    """The moves of the agent's active pointer, newest first: ``limit`` of them after the first
+    ``offset``.
+
+    Raises:
+        Forbidden: the actor holds no role.
+        NotFound: no such agent.
+        InvalidInput: the window is out of range.
+    """
     require(actor, READ_ROLES, f"read the deployment history of {agent_name!r}")
+    check_window(offset, limit, "deployments")
     with read_session(platform.engine) as session:
         agent = agent_row(session, agent_name)
         numbers = version_numbers(session, agent)
+        mine = Deployment.agent_id == agent.id
+        total = session.exec(select(func.count()).select_from(Deployment).where(mine)).one()
         deployments = session.exec(
             select(Deployment)
-            .where(Deployment.agent_id == agent.id)
+            .where(mine)
             .order_by(col(Deployment.id).desc())
+            .offset(offset)
+            .limit(limit)
         ).all()
-        return tuple(deployment_info(agent, d, numbers) for d in deployments)
+        return Page(
+            tuple(deployment_info(agent, d, numbers) for d in deployments), total, offset, limit
+        )
 
 
 def active_version(agent_name: str, *, session: Session) -> tuple[VersionInfo, VersionSpec]:

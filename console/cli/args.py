@@ -20,10 +20,9 @@ from typing import Any, NoReturn
 
 from agent.errors import InvalidInput
 from agent.inputs import MAX_ID, MAX_JSON_BYTES, parse_json_object
+from agent.reads.paging import MAX_LIMIT, MAX_OFFSET
 from agent.tasks import MAX_PRIORITY, MIN_PRIORITY
 
-MAX_LIMIT = 1000
-DEFAULT_LIMIT = 100
 MAX_CONCURRENCY = 64
 MAX_COUNT = 1_000_000
 _INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
@@ -75,7 +74,7 @@ def record_id(what: str) -> Callable[[str], int]:
 
 
 LIMIT = whole_number(1, MAX_LIMIT, "how many to show")
-OFFSET = whole_number(0, MAX_ID, "how many to skip")
+OFFSET = whole_number(0, MAX_OFFSET, "how many to skip")
 PRIORITY = whole_number(MIN_PRIORITY, MAX_PRIORITY, "a priority (higher runs first)")
 CONCURRENCY = whole_number(1, MAX_CONCURRENCY, "how many runs at once")
 COUNT = whole_number(1, MAX_COUNT, "how many to submit")

@@ -6,9 +6,16 @@ import argparse
 import json
 from typing import Any
 
-from agent.reads.audit import AuditFilter, audit_log, verify_audit_log
+from agent.reads.audit import AuditEntry, AuditFilter, audit_log, verify_audit_log
 from console.cli import args as argtypes
-from console.cli.common import acting_user, add_actor_argument, open_platform, print_json
+from console.cli.common import (
+    acting_user,
+    add_actor_argument,
+    add_paging,
+    open_platform,
+    print_json,
+    print_page,
+)
 
 
 def register(commands: Any) -> None:
@@ -23,7 +30,7 @@ def register(commands: Any) -> None:
     listing.add_argument("--since", type=argtypes.moment, help="ISO date or datetime (UTC)")
     listing.add_argument("--until", type=argtypes.moment, help="ISO date or datetime (UTC)")
     add_actor_argument(listing)
-    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    add_paging(listing, "events")
     listing.set_defaults(handler=_list)
 
     verify = actions.add_parser("verify", help="check that no audit event was altered or removed")
@@ -42,18 +49,18 @@ def _list(args: argparse.Namespace) -> int:
         since=args.since,
         until=args.until,
     )
-    page = audit_log(platform, acting_user(args, platform), flt)
-    if args.json:
-        print_json(list(page.entries))
-        return 0
-    for e in page.entries:
-        target = f"{e.target_type} {e.target_id}".strip()
-        details = json.dumps(e.payload, sort_keys=True, ensure_ascii=False)
-        when = f"{e.at:%Y-%m-%d %H:%M:%S}"
-        print(f"{e.seq:>7}  {when}  {e.actor:<12} {e.action:<20} {target}  {details}")
-    if not page.entries:
-        print("no audit event matches.")
+    page = audit_log(
+        platform, acting_user(args, platform), flt, offset=args.offset, limit=args.limit
+    )
+    print_page(page, args, _event_line, empty="no audit event matches.")
     return 0
+
+
+def _event_line(event: AuditEntry) -> str:
+    target = f"{event.target_type} {event.target_id}".strip()
+    details = json.dumps(event.payload, sort_keys=True, ensure_ascii=False)
+    when = f"{event.at:%Y-%m-%d %H:%M:%S}"
+    return f"{event.seq:>7}  {when}  {event.actor:<12} {event.action:<20} {target}  {details}"
 
 
 def _verify(args: argparse.Namespace) -> int:

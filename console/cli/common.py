@@ -6,22 +6,25 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from datetime import date, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
 
 from agent.actors import Actor
 from agent.platform import Platform
 from agent.plugins import installed_registry
+from agent.reads.paging import DEFAULT_LIMIT, MAX_LIMIT, Page
 from agent.users import actor_for
-from console.cli.args import argv_problem, user_name
+from console.cli.args import LIMIT, OFFSET, argv_problem, user_name
 from storage.engine import check_connection, create_engine
 from storage.migrate import require_head
 
 ACTING_USER_VARIABLE = "STEWARD_USER"
+T = TypeVar("T")
 
 
 class CommandError(Exception):
@@ -83,6 +86,65 @@ def acting_user(args: argparse.Namespace, platform: Platform) -> Actor:
             f"name the user you act as with --as USER (or set {ACTING_USER_VARIABLE})."
         )
     return actor_for(platform, name)
+
+
+def add_paging(parser: argparse.ArgumentParser, noun: str) -> None:
+    """Add ``--limit`` and ``--offset`` to a list command, and ``--json``."""
+    parser.add_argument(
+        "--limit",
+        type=LIMIT,
+        default=DEFAULT_LIMIT,
+        help=f"show at most this many {noun} (1 to {MAX_LIMIT}, default {DEFAULT_LIMIT})",
+    )
+    parser.add_argument(
+        "--offset", type=OFFSET, default=0, help=f"skip this many {noun} first (default 0)"
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help='machine-readable: {"items", "total", "offset", "limit", "next_offset"}',
+    )
+
+
+def print_page(
+    page: Page[T],
+    args: argparse.Namespace,
+    line: Callable[[T], str],
+    *,
+    empty: str,
+    item: Callable[[T], Any] | None = None,
+) -> None:
+    """Print one page of a list, and where the rest is.
+
+    With ``--json``: ``{"items": [...], "total": N, "offset": O, "limit": L, "next_offset": O2
+    or null}``. As text: one line per item, then ``showing 1-100 of 431; next: --offset 100``.
+
+    Args:
+        page: the page a read returned.
+        args: the command's arguments (``--json``).
+        line: one item as a line of text.
+        empty: what to print when nothing matches at all.
+        item: one item as plain data for JSON (default: its fields).
+    """
+    if args.json:
+        print_json(page.as_dict(item))
+        return
+    for entry in page.items:
+        print(line(entry))
+    print(page_footer(page, empty))
+
+
+def page_footer(page: Page[Any], empty: str) -> str:
+    """The last line of a listed page: which items these are, of how many, and what next."""
+    if not page.total:
+        return empty
+    if not page.items:
+        return (
+            f"nothing at --offset {page.offset}: {page.total} in all; "
+            f"the last page starts at --offset {page.last_offset}"
+        )
+    shown = f"showing {page.offset + 1}-{page.offset + len(page.items)} of {page.total}"
+    return f"{shown}; next: --offset {page.next_offset}" if page.has_more else shown
 
 
 def print_json(value: Any) -> None:

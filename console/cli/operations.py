@@ -14,15 +14,18 @@ import sys
 import threading
 from typing import Any
 
-from agent.reads.queue import QueueFilter, open_reviews
-from agent.reads.runs import RunFilter, find_runs, run_details
+from agent.reads.queue import QueueFilter, QueueItem, open_reviews
+from agent.reads.runs import RunFilter, RunSummary, find_runs, run_details
+from agent.reads.tasks import WorkItem, work_overview
 from agent.tasks import submit_task
 from console.cli import args as argtypes
 from console.cli.common import (
     acting_user,
     add_actor_argument,
+    add_paging,
     open_platform,
     print_json,
+    print_page,
 )
 from storage.enums import ErrorClass, RunStatus
 
@@ -47,6 +50,15 @@ def register(commands: Any) -> None:
     submit.add_argument("--json", action="store_true")
     submit.set_defaults(handler=_submit)
 
+    tasks = commands.add_parser("tasks", help="work not finished yet")
+    task_actions = tasks.add_subparsers(dest="action", required=True, metavar="ACTION")
+    in_flight = task_actions.add_parser(
+        "list", help="queued, running and waiting tasks, newest first, and the workers"
+    )
+    add_actor_argument(in_flight)
+    add_paging(in_flight, "tasks")
+    in_flight.set_defaults(handler=_tasks_list)
+
     runs = commands.add_parser("runs", help="runs and their traces")
     run_actions = runs.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = run_actions.add_parser("list", help="newest runs first")
@@ -54,9 +66,8 @@ def register(commands: Any) -> None:
     listing.add_argument("--version", type=argtypes.record_id("a version number"))
     listing.add_argument("--status", choices=[s.value for s in RunStatus])
     listing.add_argument("--error-class", choices=[e.value for e in ErrorClass])
-    listing.add_argument("--limit", type=int, default=50)
     add_actor_argument(listing)
-    listing.add_argument("--json", action="store_true")
+    add_paging(listing, "runs")
     listing.set_defaults(handler=_runs_list)
     show = run_actions.add_parser("show", help="one run with its full trace")
     show.add_argument("run", metavar="RUN", type=argtypes.record_id("a run id"))
@@ -71,7 +82,7 @@ def register(commands: Any) -> None:
         pending.add_argument(name)
     pending.add_argument("--version", type=argtypes.record_id("a version number"))
     add_actor_argument(pending)
-    pending.add_argument("--json", action="store_true")
+    add_paging(pending, "reviews")
     pending.set_defaults(handler=_reviews_list)
     for action, helptext in (
         ("approve", "authorize the call as proposed"),
@@ -142,18 +153,18 @@ def _runs_list(args: argparse.Namespace) -> int:
         status=RunStatus(args.status) if args.status else None,
         error_class=ErrorClass(args.error_class) if args.error_class else None,
     )
-    page = find_runs(platform, acting_user(args, platform), flt, page_size=args.limit)
-    if args.json:
-        print_json(list(page.runs))
-        return EXIT_OK
-    for r in page.runs:
-        print(
-            f"{r.id:>7}  {r.agent}@v{r.version:<3} {r.status:<15} "
-            f"{r.error_class or '-':<17} {r.steps:>4} steps  {r.created_at:%Y-%m-%d %H:%M:%S}"
-        )
-    if not page.runs:
-        print("no runs match.")
+    page = find_runs(
+        platform, acting_user(args, platform), flt, offset=args.offset, limit=args.limit
+    )
+    print_page(page, args, _run_line, empty="no runs match.")
     return EXIT_OK
+
+
+def _run_line(r: RunSummary) -> str:
+    return (
+        f"{r.id:>7}  {r.agent}@v{r.version:<3} {r.status:<15} "
+        f"{r.error_class or '-':<17} {r.steps:>4} steps  {r.created_at:%Y-%m-%d %H:%M:%S}"
+    )
 
 
 def _runs_show(args: argparse.Namespace) -> int:
@@ -189,19 +200,44 @@ def _reviews_list(args: argparse.Namespace) -> int:
     flt = QueueFilter(
         agent=args.agent, version=args.version, kind=args.kind, rule_id=args.rule, tool=args.tool
     )
-    snapshot = open_reviews(platform, acting_user(args, platform), flt)
-    if args.json:
-        print_json(list(snapshot.items))
-        return EXIT_OK
-    for i in snapshot.items:
-        due = f"{i.sla_due_at:%Y-%m-%d %H:%M}" if i.sla_due_at else "-"
-        print(
-            f"{i.id:>6}  {i.kind:<15} {i.status:<8} {i.agent}@v{i.version:<3} "
-            f"{i.tool or '-':<18} {i.rule_id or '-':<18} due {due}  {json.dumps(i.args)}"
-        )
-    if not snapshot.items:
-        print("the review queue is empty.")
+    snapshot = open_reviews(
+        platform, acting_user(args, platform), flt, offset=args.offset, limit=args.limit
+    )
+    print_page(snapshot.page, args, _review_line, empty="the review queue is empty.")
     return EXIT_OK
+
+
+def _review_line(i: QueueItem) -> str:
+    due = f"{i.sla_due_at:%Y-%m-%d %H:%M}" if i.sla_due_at else "-"
+    return (
+        f"{i.id:>6}  {i.kind:<15} {i.status:<8} {i.agent}@v{i.version:<3} "
+        f"{i.tool or '-':<18} {i.rule_id or '-':<18} due {due}  {json.dumps(i.args)}"
+    )
+
+
+def _tasks_list(args: argparse.Namespace) -> int:
+    platform = open_platform()
+    overview = work_overview(
+        platform, acting_user(args, platform), offset=args.offset, limit=args.limit
+    )
+    if not args.json:
+        alive = sum(not w.stale for w in overview.workers)
+        print(
+            f"workers: {alive} alive of {len(overview.workers)}"
+            if overview.workers
+            else "workers: none; queued work waits until one starts (steward worker)."
+        )
+    print_page(overview.work, args, _task_line, empty="nothing is queued, running or waiting.")
+    return EXIT_OK
+
+
+def _task_line(t: WorkItem) -> str:
+    run = f"run {t.run_id} {t.run_status.value}" if t.run_id and t.run_status else "no run yet"
+    lease = f" held by {t.lease_owner}" if t.lease_owner else ""
+    return (
+        f"{t.task_id:>7}  {t.agent:<12} {t.status.value:<15} priority {t.priority:<3} "
+        f"{run}{lease}  by {t.submitted_by} {t.created_at:%Y-%m-%d %H:%M:%S}"
+    )
 
 
 def _decide(args: argparse.Namespace) -> int:

@@ -30,8 +30,10 @@ from console.cli.common import (
     acting_name,
     acting_user,
     add_actor_argument,
+    add_paging,
     open_platform,
     print_json,
+    print_page,
 )
 from storage.types import utcnow
 
@@ -52,9 +54,9 @@ def register(commands: Any) -> None:
     add.add_argument("--json", action="store_true", help="machine-readable output")
     add.set_defaults(handler=_add)
 
-    listing = actions.add_parser("list", help="list users (admins and managers)")
+    listing = actions.add_parser("list", help="list users by name (admins and managers)")
     add_actor_argument(listing)
-    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    add_paging(listing, "users")
     listing.set_defaults(handler=_list)
 
     roles = actions.add_parser("set-roles", help="replace a user's roles")
@@ -157,18 +159,16 @@ def _add(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     platform = open_platform()
-    users = list_users(platform, acting_user(args, platform))
+    users = list_users(platform, acting_user(args, platform), offset=args.offset, limit=args.limit)
     now = utcnow()
-    if args.json:
-        print_json([_user_json(user) for user in users])
-        return 0
-    for user in users:
+
+    def line(user: UserInfo) -> str:
         locked = user.locked_until is not None and user.locked_until > now
         state = "disabled" if user.disabled else ("locked" if locked else "active")
         email = f" <{user.email}>" if user.email else ""
-        print(f"{user.name}{email}  {', '.join(user.roles)}  {state}")
-    if not users:
-        print("no users yet: steward users add NAME --role admin")
+        return f"{user.name}{email}  {', '.join(user.roles)}  {state}"
+
+    print_page(users, args, line, empty="no users yet: steward users add NAME --role admin")
     return 0
 
 

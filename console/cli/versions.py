@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.versions import (
+    AgentInfo,
     DeploymentInfo,
     VersionDiff,
     VersionInfo,
@@ -29,8 +30,10 @@ from console.cli.common import (
     CommandError,
     acting_user,
     add_actor_argument,
+    add_paging,
     open_platform,
     print_json,
+    print_page,
 )
 
 
@@ -51,7 +54,7 @@ def _register_agents(commands: Any) -> None:
     create.set_defaults(handler=_agents_create)
 
     listing = actions.add_parser("list", help="list agents and their active versions")
-    _common(listing)
+    _listing(listing, "agents")
     listing.set_defaults(handler=_agents_list)
 
 
@@ -68,7 +71,7 @@ def _register_versions(commands: Any) -> None:
 
     listing = actions.add_parser("list", help="list an agent's versions, newest first")
     listing.add_argument("agent")
-    _common(listing)
+    _listing(listing, "versions")
     listing.set_defaults(handler=_list)
 
     show = actions.add_parser("show", help="show one version and its YAML")
@@ -99,8 +102,13 @@ def _register_versions(commands: Any) -> None:
 
     history = actions.add_parser("history", help="every activation and rollback, newest first")
     history.add_argument("agent")
-    _common(history)
+    _listing(history, "deployments")
     history.set_defaults(handler=_history)
+
+
+def _listing(parser: argparse.ArgumentParser, noun: str) -> None:
+    add_actor_argument(parser)
+    add_paging(parser, noun)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -128,16 +136,16 @@ def _agents_create(args: argparse.Namespace) -> int:
 
 def _agents_list(args: argparse.Namespace) -> int:
     platform = open_platform()
-    agents = list_agents(platform, acting_user(args, platform))
-    if args.json:
-        print_json([asdict(agent) for agent in agents])
-        return 0
-    for agent in agents:
-        active = f"v{agent.active_number}" if agent.active_number else "no active version"
-        print(f"{agent.name}  {active}  ({agent.version_count} versions)  {agent.description}")
-    if not agents:
-        print("no agents yet: steward agents create NAME")
+    agents = list_agents(
+        platform, acting_user(args, platform), offset=args.offset, limit=args.limit
+    )
+    print_page(agents, args, _agent_line, empty="no agents yet: steward agents create NAME")
     return 0
+
+
+def _agent_line(agent: AgentInfo) -> str:
+    active = f"v{agent.active_number}" if agent.active_number else "no active version"
+    return f"{agent.name}  {active}  ({agent.version_count} versions)  {agent.description}"
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -159,14 +167,11 @@ def _create(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     platform = open_platform()
-    versions = list_versions(platform, acting_user(args, platform), args.agent)
-    if args.json:
-        print_json([asdict(version) for version in versions])
-        return 0
-    for version in versions:
-        print(_version_line(version))
-    if not versions:
-        print(f"{args.agent} has no versions yet: steward versions create {args.agent} FILE")
+    versions = list_versions(
+        platform, acting_user(args, platform), args.agent, offset=args.offset, limit=args.limit
+    )
+    empty = f"{args.agent} has no versions yet: steward versions create {args.agent} FILE"
+    print_page(versions, args, _version_line, empty=empty)
     return 0
 
 
@@ -212,19 +217,19 @@ def _rollback(args: argparse.Namespace) -> int:
 
 def _history(args: argparse.Namespace) -> int:
     platform = open_platform()
-    history = deployment_history(platform, acting_user(args, platform), args.agent)
-    if args.json:
-        print_json([asdict(item) for item in history])
-        return 0
-    for item in history:
-        before = f"v{item.from_number}" if item.from_number else "none"
-        print(
-            f"{item.created_at:%Y-%m-%d %H:%M:%S}  {item.action.value:<8}  {before} -> "
-            f"v{item.to_number}  by {item.actor}: {item.reason}"
-        )
-    if not history:
-        print(f"{args.agent} has never been activated.")
+    history = deployment_history(
+        platform, acting_user(args, platform), args.agent, offset=args.offset, limit=args.limit
+    )
+    print_page(history, args, _deployment_line, empty=f"{args.agent} has never been activated.")
     return 0
+
+
+def _deployment_line(item: DeploymentInfo) -> str:
+    before = f"v{item.from_number}" if item.from_number else "none"
+    return (
+        f"{item.created_at:%Y-%m-%d %H:%M:%S}  {item.action.value:<8}  {before} -> "
+        f"v{item.to_number}  by {item.actor}: {item.reason}"
+    )
 
 
 def _deployed(args: argparse.Namespace, deployment: DeploymentInfo) -> int:

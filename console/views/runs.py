@@ -130,8 +130,8 @@ def _run_list() -> None:
     )
     with one_sentence():
         page = data.run_page(data.database(), data.reader(actor), flt, int(st.session_state[PAGE]))
-    st.caption(f"{page.total:,} runs match · page {page.page} of {page.pages}")
-    if not page.runs:
+    st.caption(f"{page.total:,} runs match · page {page.number} of {page.pages}")
+    if not page.items:
         st.info("No run matches these filters.")
         return
     st.dataframe(
@@ -148,7 +148,7 @@ def _run_list() -> None:
                     "created": when(r.created_at),
                     "finished": when(r.finished_at),
                 }
-                for r in page.runs
+                for r in page.items
             ]
         ),
         hide_index=True,
@@ -156,7 +156,7 @@ def _run_list() -> None:
     )
     if page.pages > 1:
         st.pagination(page.pages, key=PAGE)
-    labels = {r.id: f"Run {r.id} · {r.agent} v{r.version} · {r.status}" for r in page.runs}
+    labels = {r.id: f"Run {r.id} · {r.agent} v{r.version} · {r.status}" for r in page.items}
     st.selectbox(
         "Open a run",
         list(labels),

@@ -126,6 +126,10 @@ def work_panel() -> None:
         hide_index=True,
         key="tasks.work",
     )
+    if overview.work.has_more:
+        st.caption(
+            f"The newest {len(overview.items):,} of {overview.work.total:,} tasks not finished."
+        )
 
 
 work_panel()

@@ -13,6 +13,7 @@ import streamlit as st
 
 from agent.actors import Actor
 from agent.auth import generate_password
+from agent.reads.paging import MAX_LIMIT
 from agent.users import UserInfo, add_user, disable_user, enable_user, list_users, set_roles
 from console.resources import platform
 from console.session import require_user
@@ -181,10 +182,13 @@ if isinstance(flash, dict):
         )
         st.code(flash["password"], language=None)
 
-users = attempt(lambda: list_users(platform(), actor))
-if users is None:
+page = attempt(lambda: list_users(platform(), actor, limit=MAX_LIMIT))
+if page is None:
     st.stop()
+users = page.items
 st.dataframe(users_frame(users), hide_index=True, key="users.list")
+if page.has_more:
+    st.caption(f"The first {len(users):,} of {page.total:,} users, by name.")
 add_panel(actor)
 if users:
     edit_panel(actor, users)

@@ -14,6 +14,7 @@ import streamlit as st
 
 from agent.actors import VERSION_ROLES, Actor
 from agent.errors import VersionSpecError
+from agent.reads.paging import MAX_LIMIT
 from agent.versions import (
     VersionInfo,
     activate_version,
@@ -142,21 +143,26 @@ flash = st.session_state.pop(FLASH, None)
 if flash:
     st.success(flash, icon=":material/check_circle:")
 
-agents = attempt(lambda: [a.name for a in list_agents(platform(), actor)])
-if not agents:
-    if agents is not None:
+listed = attempt(lambda: list_agents(platform(), actor, limit=MAX_LIMIT))
+if listed is None or not listed.items:
+    if listed is not None:
         st.info("No agents yet: create one with `steward agents create NAME`.")
     st.stop()
-agent = remembered_choice("Agent", agents, "versions.agent")
+agent = remembered_choice("Agent", [a.name for a in listed.items], "versions.agent")
+if listed.has_more:
+    st.caption(f"The first {len(listed.items):,} of {listed.total:,} agents, by name.")
 if not can_change:
     st.caption("Read-only: engineers create, activate and roll back versions.")
 
-versions = attempt(lambda: list_versions(platform(), actor, agent))
-if versions is None:
+page = attempt(lambda: list_versions(platform(), actor, agent, limit=MAX_LIMIT))
+if page is None:
     st.stop()
+versions = page.items
 numbers = [v.number for v in versions]
 active = next((v.number for v in versions if v.is_active), None)
 st.dataframe(versions_frame(versions), hide_index=True, key="versions.list")
+if page.has_more:
+    st.caption(f"The newest {len(versions):,} of {page.total:,} versions.")
 
 if can_change and numbers:
     target = attempt(lambda: rollback_target(platform(), actor, agent))
@@ -210,7 +216,7 @@ if can_change:
 
 st.subheader("Deployment history")
 history = attempt(lambda: deployment_history(platform(), actor, agent))
-if history:
+if history is not None and history.items:
     st.dataframe(
         pd.DataFrame(
             [
@@ -222,12 +228,14 @@ if history:
                     "by": d.actor,
                     "reason": d.reason,
                 }
-                for d in history
+                for d in history.items
             ]
         ),
         hide_index=True,
         key="versions.history",
     )
+    if history.has_more:
+        st.caption(f"The latest {len(history.items):,} of {history.total:,} changes.")
 elif history is not None:
     st.caption(f"{agent} has never been activated.")
 
@@ -243,7 +251,9 @@ if pinned is not None:
             "resume on those versions once decided."
         )
         st.dataframe(
-            pd.DataFrame([vars(review) for review in pinned.reviews]),
+            pd.DataFrame([vars(review) for review in pinned.reviews.items]),
             hide_index=True,
             key="versions.pinned",
         )
+        if pinned.reviews.has_more:
+            st.caption(f"The oldest {len(pinned.reviews.items):,} of {pinned.total:,}.")

@@ -90,8 +90,10 @@ def review_queue(
     tool: str | None = None,
     include_decided: bool = False,
     limit: int = 200,
+    offset: int = 0,
 ) -> list[QueueItem]:
-    """Open reviews (pending and blocked), most urgent first: SLA due, then highest risk."""
+    """Open reviews (pending and blocked), most urgent first: SLA due, then highest risk, then
+    id (so that pages of the queue neither repeat nor skip a review)."""
     query = (
         select(Review, Agent.name, AgentVersion.number)
         .join(Agent, col(Agent.id) == col(Review.agent_id))
@@ -101,6 +103,7 @@ def review_queue(
             col(Review.sla_due_at).asc().nulls_last(), col(Review.risk).desc(), col(Review.id)
         )
         .limit(limit)
+        .offset(offset)
     )
     if not include_decided:
         query = query.where(col(Review.status).in_(OPEN_REVIEW))
