@@ -112,7 +112,6 @@ def print_page(
     line: Callable[[T], str],
     *,
     empty: str,
-    item: Callable[[T], Any] | None = None,
 ) -> None:
     """Print one page of a list, and where the rest is.
 
@@ -124,10 +123,9 @@ def print_page(
         args: the command's arguments (``--json``).
         line: one item as a line of text.
         empty: what to print when nothing matches at all.
-        item: one item as plain data for JSON (default: its fields).
     """
     if args.json:
-        print_json(page.as_dict(item))
+        print_json(page.as_dict())
         return
     for entry in page.items:
         print(line(entry))

@@ -3,7 +3,6 @@ window starts. Every list read returns one, so no caller can mistake a window fo
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any, Generic, TypeVar
 
@@ -52,15 +51,11 @@ class Page(Generic[T]):
         """Where the last window starts."""
         return (self.pages - 1) * self.limit
 
-    def as_dict(self, item: Callable[[T], Any] | None = None) -> dict[str, Any]:
-        """The page as plain data: ``{"items", "total", "offset", "limit", "next_offset"}``.
-
-        Args:
-            item: how to turn one item into plain data (default: a dataclass's fields).
-        """
-        convert = item or _plain
+    def as_dict(self) -> dict[str, Any]:
+        """The page as plain data: ``{"items", "total", "offset", "limit", "next_offset"}``,
+        each item a dataclass's fields."""
         return {
-            "items": [convert(entry) for entry in self.items],
+            "items": [_plain(entry) for entry in self.items],
             "total": self.total,
             "offset": self.offset,
             "limit": self.limit,
