@@ -18,11 +18,11 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from agent.actors import Actor
 from agent.errors import AuthenticationFailed, InvalidInput
+from agent.platform import Platform
 from storage.audit import append_event
 from storage.engine import read_session, write_session
 from storage.models import User
@@ -72,14 +72,17 @@ def lock_duration(failures: int) -> timedelta:
     return min(doubled, LOCK_MAX)
 
 
-def authenticate(engine: Engine, name: str, password: str, *, now: datetime | None = None) -> Actor:
+def authenticate(
+    platform: Platform, name: str, password: str, *, now: datetime | None = None
+) -> Actor:
     """Check a name and password and return the signed-in ``Actor``.
 
-    Unlike other service functions this one takes the engine and runs its own transactions: a
-    failed attempt must be recorded (and committed) even though the call then raises.
+    There is no actor yet, so the platform is the only thing before the subject. It runs two
+    transactions: a failed attempt must be recorded (and committed) even though the call then
+    raises.
 
     Args:
-        engine: the database.
+        platform: the installation.
         name: the user name.
         password: the password as typed.
         now: the current time (tests pass one to step past a lock).
@@ -88,7 +91,7 @@ def authenticate(engine: Engine, name: str, password: str, *, now: datetime | No
         AuthenticationFailed: with ``FAILED_MESSAGE`` whatever the cause.
     """
     moment = now or utcnow()
-    with read_session(engine) as session:
+    with read_session(platform.engine) as session:
         user = session.exec(select(User).where(User.name == name)).first()
     if user is None:
         _verify(_dummy_hash(), password)
@@ -98,7 +101,7 @@ def authenticate(engine: Engine, name: str, password: str, *, now: datetime | No
     rehashed = None
     if matched and user.password_hash and _hasher.check_needs_rehash(user.password_hash):
         rehashed = str(_hasher.hash(password))
-    with write_session(engine) as session:
+    with write_session(platform.engine) as session:
         current = session.exec(select(User).where(User.id == user.id).with_for_update()).one()
         # The hash may have changed since it was read; the password was checked against the old.
         matched = matched and current.password_hash == user.password_hash
@@ -182,7 +185,7 @@ def _record_failure(session: Session, user: User, moment: datetime, reason: str)
     )
 
 
-def authenticate_email(engine: Engine, email: str, *, issuer: str = "oidc") -> Actor:
+def authenticate_email(platform: Platform, email: str, *, issuer: str = "oidc") -> Actor:
     """Sign in a user whose identity provider vouched for ``email`` (single sign-on).
 
     The roles come from the users table, never from the provider. The sign-in is audited.
@@ -191,7 +194,7 @@ def authenticate_email(engine: Engine, email: str, *, issuer: str = "oidc") -> A
         AuthenticationFailed: no enabled account has this email.
     """
     address = email.strip().lower()
-    with write_session(engine) as session:
+    with write_session(platform.engine) as session:
         user = session.exec(select(User).where(User.email == address)).first()
         if user is None or user.disabled:
             append_event(

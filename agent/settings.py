@@ -118,6 +118,9 @@ def _user(env: Mapping[str, str]) -> str | None:
     raw = env.get(USER_VARIABLE, "")
     if not raw:
         return None
+    if not raw.isascii() and any("\udc80" <= char <= "\udcff" for char in raw):
+        # Python decodes bytes that are not UTF-8 in the environment as lone surrogates.
+        raise ConfigurationError(f"{USER_VARIABLE} is not valid UTF-8 text; set it to a user name.")
     if not NAME_PATTERN.fullmatch(raw):
         raise ConfigurationError(
             f"{USER_VARIABLE} must be a user name (1 to 64 of a-z, 0-9, '_', '.', '-'), "

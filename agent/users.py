@@ -5,8 +5,10 @@ the users table is empty there is nobody who could authorize anything, so the fi
 may be created without an actor, and it must hold the admin role so that it can add the rest.
 An admin can never remove the last enabled admin (by disabling it or taking the role away).
 
-Every change appends an audit event in the caller's transaction. Passwords and their hashes
-never appear in an audit payload, a log line or a read model.
+Every function takes the ``Platform`` first and the acting ``Actor`` second (the bootstrap and
+the look-ups that find who an actor is have none yet), and runs in its own transaction: a change
+and its audit event commit together or not at all. Passwords and their hashes never appear in an
+audit payload, a log line or a read model.
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ from sqlmodel import Session, col, func, select
 from agent.actors import USER_ADMIN_ROLES, Actor, require
 from agent.auth import hash_password
 from agent.errors import Forbidden, InvalidInput, NotFound
+from agent.platform import Platform
+from agent.reads.paging import DEFAULT_LIMIT, Page, check_window
 from storage.audit import append_event
+from storage.engine import read_session, write_session
 from storage.enums import Role
 from storage.models import User
 
@@ -51,11 +56,11 @@ class UserInfo:
 
 
 def add_user(
+    platform: Platform,
     actor: Actor,
     name: str,
     roles: Iterable[str],
     *,
-    session: Session,
     password: str | None = None,
     email: str | None = None,
     display_name: str = "",
@@ -63,10 +68,10 @@ def add_user(
     """Create an account.
 
     Args:
+        platform: the installation.
         actor: an admin.
         name: 1-64 characters of ``a-z 0-9 _ . -``.
         roles: one or more of operator, manager, engineer, admin.
-        session: the caller's write transaction.
         password: at least 8 characters; None makes an account that can only sign in through
             single sign-on (matched by email).
         email: unique, compared without regard to case.
@@ -77,22 +82,23 @@ def add_user(
         InvalidInput: a malformed or taken name or email, an unknown role, a short password.
     """
     require(actor, USER_ADMIN_ROLES, f"add user {name!r}")
-    return _insert(
-        session,
-        actor_name=actor.name,
-        name=name,
-        roles=roles,
-        password=password,
-        email=email,
-        display_name=display_name,
-    )
+    with write_session(platform.engine) as session:
+        return _insert(
+            session,
+            actor_name=actor.name,
+            name=name,
+            roles=roles,
+            password=password,
+            email=email,
+            display_name=display_name,
+        )
 
 
 def add_first_user(
+    platform: Platform,
     name: str,
     roles: Iterable[str],
     *,
-    session: Session,
     password: str,
     email: str | None = None,
     display_name: str = "",
@@ -105,28 +111,30 @@ def add_first_user(
         Forbidden: there are users already; an admin must add the next ones with ``add_user``.
         InvalidInput: the roles do not include admin, or a field is malformed.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.select(sa.func.pg_advisory_xact_lock(_BOOTSTRAP_LOCK_KEY)))
-    if session.exec(select(func.count()).select_from(User)).one() > 0:
-        raise Forbidden(
-            "users exist already: only an admin may add users (steward users add ... --as ADMIN)."
+    with write_session(platform.engine) as session:
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(sa.select(sa.func.pg_advisory_xact_lock(_BOOTSTRAP_LOCK_KEY)))
+        if session.exec(select(func.count()).select_from(User)).one() > 0:
+            raise Forbidden(
+                "users exist already: only an admin may add users "
+                "(steward users add ... --as ADMIN)."
+            )
+        roles = list(roles)
+        if Role.ADMIN.value not in {str(r) for r in roles}:
+            raise InvalidInput("the first user must hold the admin role, to be able to add others.")
+        return _insert(
+            session,
+            actor_name=name,
+            name=name,
+            roles=roles,
+            password=password,
+            email=email,
+            display_name=display_name,
+            bootstrap=True,
         )
-    roles = list(roles)
-    if Role.ADMIN.value not in {str(r) for r in roles}:
-        raise InvalidInput("the first user must hold the admin role, to be able to add others.")
-    return _insert(
-        session,
-        actor_name=name,
-        name=name,
-        roles=roles,
-        password=password,
-        email=email,
-        display_name=display_name,
-        bootstrap=True,
-    )
 
 
-def set_roles(actor: Actor, name: str, roles: Iterable[str], *, session: Session) -> UserInfo:
+def set_roles(platform: Platform, actor: Actor, name: str, roles: Iterable[str]) -> UserInfo:
     """Replace a user's roles.
 
     Raises:
@@ -136,19 +144,20 @@ def set_roles(actor: Actor, name: str, roles: Iterable[str], *, session: Session
     """
     require(actor, USER_ADMIN_ROLES, f"change the roles of {name!r}")
     new_roles = _parse_roles(roles)
-    user = _user(session, name, lock=True)
-    before = sorted(user.roles)
-    if before == new_roles:
-        raise InvalidInput(f"{name} already holds exactly {', '.join(new_roles)}.")
-    if Role.ADMIN.value not in new_roles:
-        _keep_an_admin(session, user, f"take the admin role from {name}")
-    user.roles = new_roles
-    session.add(user)
-    _audit(session, actor.name, "user.set_roles", user, {"before": before, "after": new_roles})
-    return _info(user)
+    with write_session(platform.engine) as session:
+        user = _user(session, name, lock=True)
+        before = sorted(user.roles)
+        if before == new_roles:
+            raise InvalidInput(f"{name} already holds exactly {', '.join(new_roles)}.")
+        if Role.ADMIN.value not in new_roles:
+            _keep_an_admin(session, user, f"take the admin role from {name}")
+        user.roles = new_roles
+        session.add(user)
+        _audit(session, actor.name, "user.set_roles", user, {"before": before, "after": new_roles})
+        return _info(user)
 
 
-def disable_user(actor: Actor, name: str, *, session: Session) -> UserInfo:
+def disable_user(platform: Platform, actor: Actor, name: str) -> UserInfo:
     """Stop a user from signing in or acting; their history stays.
 
     Raises:
@@ -157,17 +166,18 @@ def disable_user(actor: Actor, name: str, *, session: Session) -> UserInfo:
         InvalidInput: already disabled, or the last enabled admin.
     """
     require(actor, USER_ADMIN_ROLES, f"disable user {name!r}")
-    user = _user(session, name, lock=True)
-    if user.disabled:
-        raise InvalidInput(f"{name} is already disabled.")
-    _keep_an_admin(session, user, f"disable {name}")
-    user.disabled = True
-    session.add(user)
-    _audit(session, actor.name, "user.disable", user, {})
-    return _info(user)
+    with write_session(platform.engine) as session:
+        user = _user(session, name, lock=True)
+        if user.disabled:
+            raise InvalidInput(f"{name} is already disabled.")
+        _keep_an_admin(session, user, f"disable {name}")
+        user.disabled = True
+        session.add(user)
+        _audit(session, actor.name, "user.disable", user, {})
+        return _info(user)
 
 
-def enable_user(actor: Actor, name: str, *, session: Session) -> UserInfo:
+def enable_user(platform: Platform, actor: Actor, name: str) -> UserInfo:
     """Let a disabled or locked-out user sign in again (clears the failed sign-in count).
 
     Raises:
@@ -176,19 +186,20 @@ def enable_user(actor: Actor, name: str, *, session: Session) -> UserInfo:
         InvalidInput: the user is neither disabled nor locked.
     """
     require(actor, USER_ADMIN_ROLES, f"enable user {name!r}")
-    user = _user(session, name, lock=True)
-    if not user.disabled and user.failed_logins == 0 and user.locked_until is None:
-        raise InvalidInput(f"{name} is already enabled and not locked.")
-    payload = {"was_disabled": user.disabled, "failed_logins": user.failed_logins}
-    user.disabled = False
-    user.failed_logins = 0
-    user.locked_until = None
-    session.add(user)
-    _audit(session, actor.name, "user.enable", user, payload)
-    return _info(user)
+    with write_session(platform.engine) as session:
+        user = _user(session, name, lock=True)
+        if not user.disabled and user.failed_logins == 0 and user.locked_until is None:
+            raise InvalidInput(f"{name} is already enabled and not locked.")
+        payload = {"was_disabled": user.disabled, "failed_logins": user.failed_logins}
+        user.disabled = False
+        user.failed_logins = 0
+        user.locked_until = None
+        session.add(user)
+        _audit(session, actor.name, "user.enable", user, payload)
+        return _info(user)
 
 
-def set_password(actor: Actor, name: str, password: str, *, session: Session) -> None:
+def set_password(platform: Platform, actor: Actor, name: str, password: str) -> None:
     """Set a user's password (an admin for anyone, or a user for themself).
 
     Also clears a lockout, since the person now knows the new password.
@@ -201,39 +212,54 @@ def set_password(actor: Actor, name: str, password: str, *, session: Session) ->
     if actor.name != name:
         require(actor, USER_ADMIN_ROLES, f"set the password of {name!r}")
     password_hash = hash_password(password)
-    user = _user(session, name, lock=True)
-    user.password_hash = password_hash
-    user.failed_logins = 0
-    user.locked_until = None
-    session.add(user)
-    _audit(session, actor.name, "user.set_password", user, {})
+    with write_session(platform.engine) as session:
+        user = _user(session, name, lock=True)
+        user.password_hash = password_hash
+        user.failed_logins = 0
+        user.locked_until = None
+        session.add(user)
+        _audit(session, actor.name, "user.set_password", user, {})
 
 
-def list_users(actor: Actor, *, session: Session) -> tuple[UserInfo, ...]:
-    """Every account, by name (admins and managers)."""
+def list_users(
+    platform: Platform, actor: Actor, *, offset: int = 0, limit: int = DEFAULT_LIMIT
+) -> Page[UserInfo]:
+    """The accounts by name (admins and managers): ``limit`` of them after the first ``offset``.
+
+    Raises:
+        Forbidden: the actor is neither admin nor manager.
+        InvalidInput: the window is out of range.
+    """
     require(actor, LIST_ROLES, "list users")
-    users = session.exec(select(User).order_by(col(User.name))).all()
-    return tuple(_info(user) for user in users)
+    check_window(offset, limit, "users")
+    with read_session(platform.engine) as session:
+        total = session.exec(select(func.count()).select_from(User)).one()
+        users = session.exec(
+            select(User).order_by(col(User.name)).offset(offset).limit(limit)
+        ).all()
+        return Page(tuple(_info(user) for user in users), total, offset, limit)
 
 
-def actor_for(name: str, *, session: Session) -> Actor:
+def actor_for(platform: Platform, name: str) -> Actor:
     """The ``Actor`` for a user name, with the roles the users table holds now.
 
     Raises:
         NotFound: no such user.
         Forbidden: the account is disabled.
     """
-    return _actor(_user(session, name))
+    with read_session(platform.engine) as session:
+        return _actor(_user(session, name))
 
 
-def actor_for_email(email: str, *, session: Session) -> Actor:
+def actor_for_email(platform: Platform, email: str) -> Actor:
     """The ``Actor`` whose account has this email (for single sign-on), ignoring case.
 
     Raises:
         NotFound: no account has this email.
         Forbidden: the account is disabled.
     """
-    user = session.exec(select(User).where(User.email == email.strip().lower())).first()
+    with read_session(platform.engine) as session:
+        user = session.exec(select(User).where(User.email == email.strip().lower())).first()
     if user is None:
         raise NotFound(f"no user has the email {email.strip()!r}.")
     return _actor(user)

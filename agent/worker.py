@@ -9,6 +9,7 @@ as ``steward worker`` or embedded in the console process.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import threading
@@ -52,6 +53,10 @@ class Worker:
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        for name, value in (("lease_s", lease_s), ("poll_s", poll_s)):
+            # A lease or poll of zero (or NaN) would make the worker spin or never hold a run.
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
         self.platform = platform
         self.engine = platform.engine
         self.concurrency = concurrency

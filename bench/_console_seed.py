@@ -22,11 +22,13 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import select
 
 from agent.demo.seed import seed_demo
+from agent.platform import Platform
+from agent.plugins import installed_registry
 from agent.spec import VersionSpec
 from agent.users import actor_for
 from agent.versions import activate_version
 from storage import migrate
-from storage.engine import write_session
+from storage.engine import read_session
 from storage.enums import (
     DecisionKind,
     ErrorClass,
@@ -79,12 +81,17 @@ class VersionCatalogue:
 def seed(engine: Engine, shape: Shape, *, now: datetime, seed_value: int = 7) -> None:
     """Migrate an empty database, load the demo, then bulk-insert ``shape`` worth of work."""
     migrate.upgrade(engine)
-    seed_demo(engine, with_tasks=False)
-    # Version 2 of each agent took over halfway through the period (see below).
-    with write_session(engine) as session:
-        engineer = actor_for("erin", session=session)
-        for name in session.exec(select(Agent.name)).all():
-            activate_version(engineer, name, 2, session=session, reason="bench: v2 takes over")
+    platform = Platform(engine, installed_registry())
+    try:
+        seed_demo(platform, with_tasks=False)
+        # Version 2 of each agent took over halfway through the period (see below).
+        engineer = actor_for(platform, "erin")
+        with read_session(engine) as session:
+            agents = session.exec(select(Agent.name)).all()
+        for name in agents:
+            activate_version(platform, engineer, name, 2, reason="bench: v2 takes over")
+    finally:
+        platform.close()
     catalogue = _catalogue(engine)
     rng = random.Random(seed_value)
     start = now - timedelta(days=DAYS)

@@ -120,7 +120,7 @@ def prepare(path: Path, runs: int, synchronous: str = "NORMAL") -> Engine:
     """A migrated SQLite file with the demo, the bench agent and one order per task."""
     engine = create_engine(f"sqlite:///{path}", synchronous=synchronous)
     migrate.upgrade(engine)
-    seed_demo(engine, with_tasks=False)
+    seed_demo(_platform(engine), with_tasks=False)
     with write_session(engine) as session:
         for i in range(runs):
             session.add(
@@ -143,16 +143,9 @@ def prepare(path: Path, runs: int, synchronous: str = "NORMAL") -> Engine:
     document["rate_limits"] = [
         {"tool": r["tool"], "limit": "1000000/minute"} for r in document["rate_limits"]
     ]
-    with write_session(engine) as session:
-        create_agent(ENGINEER, AGENT, session=session, description="benchmark")
-        create_version(
-            ENGINEER,
-            AGENT,
-            yaml.safe_dump(document),
-            session=session,
-            registry=installed_registry(),
-        )
-        activate_version(ENGINEER, AGENT, 1, session=session, reason="benchmark")
+    create_agent(_platform(engine), ENGINEER, AGENT, description="benchmark")
+    create_version(_platform(engine), ENGINEER, AGENT, yaml.safe_dump(document))
+    activate_version(_platform(engine), ENGINEER, AGENT, 1, reason="benchmark")
     return engine
 
 
@@ -173,7 +166,7 @@ def steward_governed(engine: Engine, tasks: range) -> float:
     processor = RunProcessor(_platform(engine), lease_s=60)
     start = time.perf_counter()
     for i in tasks:
-        submit_task(engine, OPERATOR, AGENT, refund_task(i), source="bench")
+        submit_task(_platform(engine), OPERATOR, AGENT, refund_task(i), source="bench")
         claim = claim_next(engine, "bench")
         assert claim is not None
         status = processor.process(claim)

@@ -14,8 +14,7 @@ import streamlit as st
 from agent.actors import Actor
 from agent.errors import ServiceError
 from agent.users import actor_for
-from console.resources import engine
-from storage.engine import read_session
+from console.resources import platform
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +30,7 @@ def current_user() -> Actor | None:
     if not isinstance(stored, dict) or not stored.get("name"):
         return None
     try:
-        with read_session(engine()) as session:
-            return actor_for(str(stored["name"]), session=session)
+        return actor_for(platform(), str(stored["name"]))
     except ServiceError as exc:
         # Disabled or deleted since sign-in: the session ends here.
         log.info("signing %s out: %s", stored.get("name"), exc)

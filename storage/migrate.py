@@ -51,6 +51,12 @@ def head_revision() -> str:
     return head
 
 
+def revisions() -> list[str]:
+    """The revisions shipped with this code, oldest first."""
+    script = ScriptDirectory.from_config(_script_only_config())
+    return [revision.revision for revision in reversed(list(script.walk_revisions()))]
+
+
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at, or None for a database Alembic has never touched."""
     with engine.connect() as connection:

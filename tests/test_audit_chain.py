@@ -8,10 +8,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from agent.users import add_first_user
 from storage import migrate
 from storage.audit import GENESIS_HASH, append_event, verify_chain
 from storage.engine import read_session, write_session
 from tests.support.cli import steward
+from tests.support.runtime import platform_for
 
 
 def _append(engine: Engine, count: int) -> None:
@@ -87,26 +89,28 @@ def test_empty_chain_is_intact(engine: Engine) -> None:
 def test_cli_verify_exit_codes(db_url: sa.URL, tamper: str, first_bad: int) -> None:
     url = db_url.render_as_string(hide_password=False)
     engine = migrate_and_fill(db_url)
-    intact = steward(url, "audit", "verify")
+    intact = steward(url, "audit", "verify", "--as", "ada")
     assert intact.returncode == 0, intact.stderr
-    assert "5 events verified" in intact.stdout
+    assert "6 events verified" in intact.stdout
     with engine.begin() as conn:
         conn.execute(sa.text(tamper))
     engine.dispose()
-    broken = steward(url, "audit", "verify")
+    broken = steward(url, "audit", "verify", "--as", "ada")
     assert broken.returncode == 1
     assert f"event #{first_bad}" in broken.stdout
-    as_json = steward(url, "audit", "verify", "--json")
+    as_json = steward(url, "audit", "verify", "--as", "ada", "--json")
     assert as_json.returncode == 1
     assert f'"first_bad_seq": {first_bad}' in as_json.stdout
 
 
 def migrate_and_fill(url: sa.URL) -> Engine:
+    """A migrated database with five events, then an admin (ada) to read them: six in all."""
     from storage.engine import create_engine
 
     engine = create_engine(url)
     migrate.upgrade(engine)
     _append(engine, 5)
+    add_first_user(platform_for(engine), "ada", ["admin"], password="ada-password")
     return engine
 
 
@@ -127,5 +131,5 @@ def test_chain_survives_restart_of_process(tmp_path: Path) -> None:
     """Hashes computed at append time still match after a fresh process reads the rows."""
     url = sa.make_url(f"sqlite:///{tmp_path / 'a.db'}")
     migrate_and_fill(url).dispose()
-    result = steward(url.render_as_string(), "audit", "verify")
-    assert result.returncode == 0 and "5 events" in result.stdout
+    result = steward(url.render_as_string(), "audit", "verify", "--as", "ada")
+    assert result.returncode == 0 and "6 events" in result.stdout

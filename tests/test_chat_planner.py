@@ -13,6 +13,7 @@ import logging
 import re
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from agent.errors import InvalidInput, VersionSpecError
 from agent.planning.replay import export_replay
 from agent.plugins import installed_registry
 from agent.pricing import DEFAULT_PRICES, PRICING_FILE_VARIABLE, PriceTable, load_price_table
+from agent.reads.runs import run_details
 from agent.tools.base import ToolContext, ToolSpec
 from agent.tools.python import PythonTool
 from agent.tools.registry import ToolRegistry
@@ -39,7 +41,7 @@ from storage.enums import ErrorClass, ReviewStatus, RunStatus, StepKind, StepSta
 from storage.models import Review, Run, Step, ToolCall, metadata
 from storage.models.demo import SupportEmail, SupportRefund
 from storage.queries.kpis import KpiFilter
-from storage.queries.runs import review_queue, run_detail
+from storage.queries.queue import review_queue
 from storage.queries.usage import USAGE_COLUMNS, run_usage, usage_by_version, usage_summary
 from tests.support.chat_server import (
     ChatServer,
@@ -601,9 +603,9 @@ def test_the_api_key_is_never_stored_logged_or_traced(
     assert not [cell for cell in cells if KEY in cell]
     assert "chat/completions" in caplog.text  # the requests and retries were logged...
     assert KEY not in caplog.text  # ...without the key
-    with read_session(engine) as session:
-        trace = json.dumps(run_detail(_run(engine).id or 0, session=session), default=str)
-    replay = export_replay(engine, ENGINEER, _run(engine).id or 0)
+    details = run_details(platform_for(engine), ENGINEER, _run(engine).id or 0)
+    trace = json.dumps(asdict(details), default=str)
+    replay = export_replay(platform_for(engine), ENGINEER, _run(engine).id or 0)
     assert "planner_error" in trace
     assert KEY not in trace
     assert KEY not in replay.yaml_text

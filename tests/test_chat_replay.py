@@ -20,7 +20,7 @@ from agent.pricing import PRICING_FILE_VARIABLE
 from agent.users import add_first_user
 from agent.versions.document import parse_version
 from storage import migrate
-from storage.engine import create_engine, read_session, write_session
+from storage.engine import create_engine, read_session
 from storage.enums import ErrorClass, RunStatus, StepKind
 from storage.models import Agent, Review, Run, Step, ToolCall, metadata
 from tests.support.chat_server import ChatServer, Reply, calls, final, serve
@@ -145,7 +145,7 @@ def test_a_chat_run_replays_as_a_scripted_run_without_the_model(
 ) -> None:
     original = _record(engine, chat, Effects())
     asked = len(chat.received)
-    script = export_replay(engine, ENGINEER, original.id or 0)
+    script = export_replay(platform_for(engine), ENGINEER, original.id or 0)
     assert (script.agent, script.version, script.turns) == ("shop", 1, 5)
     assert script.task == {"order_id": "O1", "message": "please refund"}
     parsed = parse_version(script.yaml_text)  # the file is a valid version as it stands
@@ -190,9 +190,9 @@ def test_a_chat_run_replays_as_a_scripted_run_without_the_model(
 def test_exporting_needs_a_reader_and_an_existing_run(engine: Engine, chat: ChatServer) -> None:
     original = _record(engine, chat, Effects())
     with pytest.raises(NotFound, match="run 999 does not exist"):
-        export_replay(engine, ENGINEER, 999)
+        export_replay(platform_for(engine), ENGINEER, 999)
     with pytest.raises(Forbidden):
-        export_replay(engine, Actor("nobody", frozenset()), original.id or 0)
+        export_replay(platform_for(engine), Actor("nobody", frozenset()), original.id or 0)
 
 
 def test_steward_export_script_writes_the_replay(chat: ChatServer, tmp_path: Path) -> None:
@@ -206,8 +206,7 @@ def test_steward_export_script_writes_the_replay(chat: ChatServer, tmp_path: Pat
 
 def _export_with_the_cli(engine: Engine, chat: ChatServer, tmp_path: Path) -> None:
     original = _record(engine, chat, Effects())
-    with write_session(engine) as session:
-        add_first_user("ada", ["admin"], session=session, password="ada-password-123")
+    add_first_user(platform_for(engine), "ada", ["admin"], password="ada-password-123")
     out = tmp_path / "replay.yaml"
     run = str(original.id)
     message = ok(steward(engine, "export-script", run, "--out", str(out), "--as", "ada"))

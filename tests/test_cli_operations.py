@@ -57,9 +57,12 @@ def test_demo_covers_every_effect_review_kind_and_five_error_classes(drained: En
 
 
 def test_decide_through_the_cli_then_the_run_completes(drained: Engine) -> None:
-    queue = json.loads(ok(steward(drained, "reviews", "list", "--json")))
+    queue = json.loads(ok(steward(drained, "reviews", "list", "--as", "olga", "--json")))
+    assert queue["total"] == len(queue["items"]) < queue["limit"]
     refund = next(
-        item for item in queue if item["kind"] == "escalation" and item["tool"] == "issue_refund"
+        item
+        for item in queue["items"]
+        if item["kind"] == "escalation" and item["tool"] == "issue_refund"
     )
     # Roles are checked by the service, whatever the command line allows.
     refused(
@@ -91,6 +94,7 @@ def test_decide_through_the_cli_then_the_run_completes(drained: Engine) -> None:
         "decided_by": "olga",
         "run_id": refund["run_id"],
         "run_resumes": True,
+        "note": None,  # the policy still lets the approved refund through
     }
     refused(
         steward(drained, "reviews", "reject", str(refund["id"]), "--as", "oscar", "--reason", "no"),
@@ -98,7 +102,9 @@ def test_decide_through_the_cli_then_the_run_completes(drained: Engine) -> None:
     )
     ok(steward(drained, "worker", "--drain", timeout=300))
 
-    shown = json.loads(ok(steward(drained, "runs", "show", str(refund["run_id"]), "--json")))
+    shown = json.loads(
+        ok(steward(drained, "runs", "show", str(refund["run_id"]), "--as", "erin", "--json"))
+    )
     assert shown["run"]["status"] == "succeeded"
     kinds = [step["kind"] for step in shown["steps"]]
     assert "human_approval" in kinds and kinds[-1] in ("final_output", "invoke_agent")
@@ -108,9 +114,11 @@ def test_decide_through_the_cli_then_the_run_completes(drained: Engine) -> None:
         ).all()
     assert [r.amount_cents for r in paid] == [round(refund["args"]["amount"] * 100)]
 
-    listed = json.loads(ok(steward(drained, "runs", "list", "--status", "succeeded", "--json")))
-    assert refund["run_id"] in {row["id"] for row in listed}
-    kpis = json.loads(ok(steward(drained, "kpis", "--agent", "support", "--json")))
+    listed = json.loads(
+        ok(steward(drained, "runs", "list", "--status", "succeeded", "--as", "mona", "--json"))
+    )
+    assert refund["run_id"] in {row["id"] for row in listed["items"]}
+    kpis = json.loads(ok(steward(drained, "kpis", "--agent", "support", "--as", "mona", "--json")))
     assert kpis["runs"]["total"] > 20
     assert sum(kpis["reviews"]["decisions"].values()) == 1
 

@@ -14,8 +14,9 @@ from agent.users import actor_for, add_first_user, add_user
 from agent.versions import create_agent
 from storage import migrate
 from storage.audit import verify_chain
-from storage.engine import create_engine, read_session, write_session
+from storage.engine import create_engine, read_session
 from tests.support.cli import ok, refused, steward
+from tests.support.runtime import platform_for
 from tests.test_versions import CANNOT_RUN, SAMPLE, V2, edited, line_of
 
 
@@ -32,7 +33,7 @@ def test_bootstrap_then_the_life_of_a_version(migrated: Engine, tmp_path: Path) 
     root = json.loads(ok(steward(migrated, "users", "add", "root", "--role", "admin", "--json")))
     assert root["roles"] == ["admin"]
     assert len(root["password"]) >= 20
-    assert authenticate(migrated, "root", root["password"]).name == "root"
+    assert authenticate(platform_for(migrated), "root", root["password"]).name == "root"
 
     ok(
         steward(
@@ -50,10 +51,16 @@ def test_bootstrap_then_the_life_of_a_version(migrated: Engine, tmp_path: Path) 
             env={"OLGA_PASSWORD": "olga-password"},
         )
     )
-    assert authenticate(migrated, "erin", "erin-password").name == "erin"
-    assert authenticate(migrated, "olga", "olga-password").name == "olga"
+    assert authenticate(platform_for(migrated), "erin", "erin-password").name == "erin"
+    assert authenticate(platform_for(migrated), "olga", "olga-password").name == "olga"
     users = json.loads(ok(steward(migrated, "users", "list", "--json", "--as", "root")))
-    assert [(u["name"], u["roles"]) for u in users] == [
+    assert (users["total"], users["offset"], users["limit"], users["next_offset"]) == (
+        3,
+        0,
+        100,
+        None,
+    )
+    assert [(u["name"], u["roles"]) for u in users["items"]] == [
         ("erin", ["engineer", "operator"]),
         ("olga", ["operator"]),
         ("root", ["admin"]),
@@ -111,7 +118,7 @@ def test_bootstrap_then_the_life_of_a_version(migrated: Engine, tmp_path: Path) 
     listed = json.loads(
         ok(steward(migrated, "versions", "list", "support", "--as", "olga", "--json"))
     )
-    assert [(v["number"], v["note"], v["created_by"]) for v in listed] == [
+    assert [(v["number"], v["note"], v["created_by"]) for v in listed["items"]] == [
         (2, "", "erin"),
         (1, "first", "erin"),
     ]
@@ -135,7 +142,8 @@ def test_bootstrap_then_the_life_of_a_version(migrated: Engine, tmp_path: Path) 
         ok(steward(migrated, "versions", "history", "support", "--as", "olga", "--json"))
     )
     assert [
-        (h["action"], h["from_number"], h["to_number"], h["actor"], h["reason"]) for h in history
+        (h["action"], h["from_number"], h["to_number"], h["actor"], h["reason"])
+        for h in history["items"]
     ] == [
         ("rollback", 2, 1, "erin", "v2 misbehaves"),
         ("activate", 1, 2, "erin", "go 2"),
@@ -146,7 +154,9 @@ def test_bootstrap_then_the_life_of_a_version(migrated: Engine, tmp_path: Path) 
     assert SAMPLE in shown
     agents = ok(steward(migrated, "agents", "list", "--as", "olga"))
     assert agents.startswith("support  v1  (2 versions)")
-    assert "audit chain intact: 12 events" in ok(steward(migrated, "audit", "verify"))
+    assert "audit chain intact: 12 events" in ok(
+        steward(migrated, "audit", "verify", "--as", "root")
+    )
 
 
 @pytest.fixture
@@ -158,12 +168,10 @@ def populated(tmp_path: Path) -> Iterator[Engine]:
     """
     engine = create_engine(f"sqlite:///{tmp_path / 'cli.db'}")
     migrate.upgrade(engine)
-    with write_session(engine) as session:
-        add_first_user("root", ["admin", "engineer"], session=session, password="root-password")
-    with write_session(engine) as session:
-        root = actor_for("root", session=session)
-        add_user(root, "olga", ["operator"], session=session, password="olga-password")
-        create_agent(root, "support", session=session)
+    add_first_user(platform_for(engine), "root", ["admin", "engineer"], password="root-password")
+    root = actor_for(platform_for(engine), "root")
+    add_user(platform_for(engine), root, "olga", ["operator"], password="olga-password")
+    create_agent(platform_for(engine), root, "support")
     yield engine
     engine.dispose()
 

@@ -394,3 +394,15 @@ def _add_version(engine: Engine, agent: str, document: dict[str, Any]) -> None:
         session.flush()
         row.active_version_id = version.id
         session.add(row)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("lease_s", 0.0), ("poll_s", -1.0), ("lease_s", float("nan"))]
+)
+def test_a_worker_refuses_a_lease_or_poll_that_would_spin(
+    engine: Engine, field: str, value: float
+) -> None:
+    from agent.worker import Worker
+
+    with pytest.raises(ValueError, match=f"{field} must be a positive number"):
+        Worker(platform_for(engine), **{field: value})

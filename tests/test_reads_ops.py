@@ -166,9 +166,7 @@ def test_preview_checks_json_and_schema_and_lists_changes(demo: Engine) -> None:
     assert args is not None
     broken = preview_edit(context, '{"amount": ')
     assert broken.args is None
-    assert broken.problems == (
-        "the edited arguments are not valid JSON: Expecting value at line 1 column 12.",
-    )
+    assert broken.problems == ("the edit is not valid JSON: Expecting value at line 1 column 12.",)
     assert not broken.submittable
 
     wrong = preview_edit(context, json.dumps({**args, "amount": -5}))
@@ -256,41 +254,65 @@ def test_run_list_filters_counts_and_pages(demo: Engine) -> None:
     with read_session(demo) as session:
         by_status = count_by_status(session=session)
     total = sum(by_status.values())
-    everything = find_runs(demo, ERIN, page_size=20)
+    everything = find_runs(platform_for(demo), ERIN, limit=20)
     assert everything.total == total > 40
     assert everything.pages == -(-total // 20)
-    created = [r.created_at for r in everything.runs]
+    created = [r.created_at for r in everything.items]
     assert created == sorted(created, reverse=True)
 
-    last = find_runs(demo, ERIN, page=99, page_size=20)
-    assert last.page == everything.pages
-    assert len(last.runs) == total - 20 * (everything.pages - 1)
-    assert not {r.id for r in last.runs} & {r.id for r in everything.runs}
+    last = find_runs(platform_for(demo), ERIN, offset=everything.last_offset, limit=20)
+    assert last.number == everything.pages
+    assert len(last.items) == total - 20 * (everything.pages - 1)
+    assert not {r.id for r in last.items} & {r.id for r in everything.items}
+    assert (everything.next_offset, last.next_offset) == (20, None)
+    # Walking the pages by next_offset visits every run once.
+    seen: list[int] = []
+    offset: int | None = 0
+    while offset is not None:
+        page = find_runs(platform_for(demo), ERIN, offset=offset, limit=20)
+        seen.extend(r.id for r in page.items)
+        offset = page.next_offset
+    assert len(seen) == len(set(seen)) == total
+    beyond = find_runs(platform_for(demo), ERIN, offset=total, limit=20)
+    assert (beyond.items, beyond.total, beyond.next_offset) == ((), total, None)
+    for window in ({"limit": 0}, {"limit": 1001}, {"offset": -1}):
+        with pytest.raises(InvalidInput, match="runs, not"):
+            find_runs(platform_for(demo), ERIN, **window)
 
-    waiting = find_runs(demo, ADA, RunFilter(status=RunStatus.WAITING_REVIEW))
+    waiting = find_runs(platform_for(demo), ADA, RunFilter(status=RunStatus.WAITING_REVIEW))
     assert waiting.total == by_status["waiting_review"]
-    assert {r.status for r in waiting.runs} == {"waiting_review"}
-    support = find_runs(demo, MONA, RunFilter(agent="support", version=1))
+    assert {r.status for r in waiting.items} == {"waiting_review"}
+    support = find_runs(platform_for(demo), MONA, RunFilter(agent="support", version=1))
     assert support.total > 0
-    assert {(r.agent, r.version) for r in support.runs} == {("support", 1)}
-    assert find_runs(demo, MONA, RunFilter(agent="support", version=2)).total == 0
-    assert find_runs(demo, OLGA, RunFilter(since=utcnow() + timedelta(minutes=1))).total == 0
-    assert find_runs(demo, OLGA, RunFilter(until=utcnow() - timedelta(days=1))).total == 0
+    assert {(r.agent, r.version) for r in support.items} == {("support", 1)}
+    assert find_runs(platform_for(demo), MONA, RunFilter(agent="support", version=2)).total == 0
+    assert (
+        find_runs(platform_for(demo), OLGA, RunFilter(since=utcnow() + timedelta(minutes=1))).total
+        == 0
+    )
+    assert (
+        find_runs(platform_for(demo), OLGA, RunFilter(until=utcnow() - timedelta(days=1))).total
+        == 0
+    )
 
     with write_session(demo) as session:
         run = session.get(Run, 1)
         assert run is not None
         run.error_class = ErrorClass.INTERNAL_ERROR
         session.add(run)
-    timed_out = find_runs(demo, OLGA, RunFilter(error_class=ErrorClass.INTERNAL_ERROR))
-    assert [r.id for r in timed_out.runs] == [1]
-    assert run_choices(demo, ERIN).versions == {"it-access": (1, 2), "support": (1, 2)}
+    timed_out = find_runs(
+        platform_for(demo), OLGA, RunFilter(error_class=ErrorClass.INTERNAL_ERROR)
+    )
+    assert [r.id for r in timed_out.items] == [1]
+    assert run_choices(platform_for(demo), ERIN).versions == {
+        "it-access": (1, 2),
+        "support": (1, 2),
+    }
 
 
 def test_a_run_shows_the_version_it_was_pinned_to(demo: Engine) -> None:
-    with write_session(demo) as session:
-        activate_version(ERIN, "support", 2, session=session, reason="try v2")
-    trace = run_details(demo, ADA, 1)
+    activate_version(platform_for(demo), ERIN, "support", 2, reason="try v2")
+    trace = run_details(platform_for(demo), ADA, 1)
     assert trace.run.status is RunStatus.SUCCEEDED
     assert (trace.version.agent, trace.version.number) == ("support", 1)
     assert "version 1" in trace.version.source_yaml
@@ -299,14 +321,14 @@ def test_a_run_shows_the_version_it_was_pinned_to(demo: Engine) -> None:
     assert trace.steps[-1].kind is StepKind.FINAL_OUTPUT
     assert {t.tool for t in trace.tool_calls} >= {"lookup_order", "issue_refund"}
     with pytest.raises(NotFound, match="run 4242 does not exist"):
-        run_details(demo, ADA, 4242)
+        run_details(platform_for(demo), ADA, 4242)
 
 
 def test_approved_work_runs_and_the_trace_records_who_and_why(demo: Engine) -> None:
     refund = open_ids(demo, rule="refund-needs-approval")[0]
     decided = reviews.approve(platform_for(demo), OLGA, refund, reason="receipt checked")
     drive(demo, installed_registry())
-    trace = run_details(demo, OLGA, decided.run_id)
+    trace = run_details(platform_for(demo), OLGA, decided.run_id)
     assert trace.run.status is RunStatus.SUCCEEDED
     human = [s for s in trace.steps if s.kind is StepKind.HUMAN_APPROVAL]
     assert len(human) == 1
@@ -317,10 +339,12 @@ def test_approved_work_runs_and_the_trace_records_who_and_why(demo: Engine) -> N
 
 
 def test_work_overview_shows_queued_tasks_and_worker_heartbeats(demo: Engine) -> None:
-    assert submission_agents(demo, OLGA) == ("it-access", "support")
+    assert submission_agents(platform_for(demo), OLGA) == ("it-access", "support")
     with pytest.raises(Forbidden, match="submit tasks"):
-        submission_agents(demo, ADA)
-    task_id = submit_task(demo, OLGA, "support", {"intent": "order_status", "order_id": "O-5001"})
+        submission_agents(platform_for(demo), ADA)
+    task_id = submit_task(
+        platform_for(demo), OLGA, "support", {"intent": "order_status", "order_id": "O-5001"}
+    )
     now = utcnow()
     with write_session(demo) as session:
         session.add(Worker(id="w-fresh", hostname="h", pid=1, heartbeat_at=now))
@@ -332,7 +356,7 @@ def test_work_overview_shows_queued_tasks_and_worker_heartbeats(demo: Engine) ->
                 heartbeat_at=now - timedelta(seconds=STALE_AFTER_S + 5),
             )
         )
-    overview = work_overview(demo, ADA, now=now)
+    overview = work_overview(platform_for(demo), ADA, now=now)
     assert overview.items[0].task_id == task_id
     assert overview.items[0].status is TaskStatus.QUEUED
     assert overview.items[0].run_id is None
@@ -391,12 +415,14 @@ def test_queue_runs_and_work_read_alike_on_each_database(engine: Engine) -> None
     drive(engine, registry)
     assert sorted(effects.payments.values()) == [300.0, 300.0]
 
-    done = find_runs(engine, ERIN, RunFilter(agent="shop", version=1, status=RunStatus.SUCCEEDED))
+    done = find_runs(
+        platform_for(engine), ERIN, RunFilter(agent="shop", version=1, status=RunStatus.SUCCEEDED)
+    )
     assert done.total == 2
-    trace = run_details(engine, ERIN, done.runs[0].id)
+    trace = run_details(platform_for(engine), ERIN, done.items[0].id)
     assert [s.kind for s in trace.steps].count(StepKind.HUMAN_APPROVAL) == 1
     assert {r.id for r in trace.reviews} <= {first, second}
-    overview = work_overview(engine, MONA)
+    overview = work_overview(platform_for(engine), MONA)
     assert overview.counts == {TaskStatus.SUCCEEDED: 2, TaskStatus.WAITING_REVIEW: 1}
     assert [(i.status, i.run_status) for i in overview.items] == [
         (TaskStatus.WAITING_REVIEW, RunStatus.WAITING_REVIEW)

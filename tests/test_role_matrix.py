@@ -17,7 +17,6 @@ from agent import reviews
 from agent.actors import Actor
 from agent.demo.seed import VERSIONS_DIR
 from agent.errors import Forbidden, ServiceError
-from agent.plugins import installed_registry
 from agent.reads.audit import audit_log, verify_audit_log
 from agent.reads.kpis import kpi_report
 from agent.reads.queue import open_reviews
@@ -25,7 +24,7 @@ from agent.reads.runs import find_runs
 from agent.tasks import submit_task
 from agent.users import add_user, disable_user, list_users, set_roles
 from agent.versions import activate_version, create_agent, create_version, rollback
-from storage.engine import read_session, write_session
+from storage.engine import read_session
 from storage.enums import ReviewKind, ReviewStatus
 from storage.models import Review
 from storage.queries.audit import AuditFilter
@@ -82,15 +81,8 @@ def _actions(engine: Engine, actor: Actor) -> dict[str, Callable[[], object]]:
     v2 = (VERSIONS_DIR / "support-v2.yaml").read_text()
     suffix = sorted(actor.roles)[0].value if actor.roles else "none"
 
-    def in_session(action: Callable[..., object]) -> Callable[[], object]:
-        def run() -> object:
-            with write_session(engine) as session:
-                return action(session)
-
-        return run
-
     return {
-        "read runs": lambda: find_runs(engine, actor),
+        "read runs": lambda: find_runs(platform_for(engine), actor),
         "read the review queue": lambda: open_reviews(platform_for(engine), actor),
         "approve an escalation": lambda: reviews.approve(platform_for(engine), actor, escalation),
         "reject an escalation": lambda: reviews.reject(
@@ -99,24 +91,22 @@ def _actions(engine: Engine, actor: Actor) -> dict[str, Callable[[], object]]:
         "override a block its rule names managers for": lambda: reviews.override(
             platform_for(engine), actor, block, "finance ticket FIN-7"
         ),
-        "submit a task": lambda: submit_task(engine, actor, "support", {"intent": "refund"}),
-        "read KPIs": in_session(lambda s: kpi_report(actor, KpiFilter(), session=s)),
-        "create an agent": in_session(lambda s: create_agent(actor, f"new-{suffix}", session=s)),
-        "create a version": in_session(
-            lambda s: create_version(actor, "support", v2, session=s, registry=installed_registry())
+        "submit a task": lambda: submit_task(
+            platform_for(engine), actor, "support", {"intent": "refund"}
         ),
-        "activate a version": in_session(
-            lambda s: activate_version(actor, "support", 2, session=s, reason="try v2")
+        "read KPIs": lambda: kpi_report(platform_for(engine), actor, KpiFilter()),
+        "create an agent": lambda: create_agent(platform_for(engine), actor, f"new-{suffix}"),
+        "create a version": lambda: create_version(platform_for(engine), actor, "support", v2),
+        "activate a version": lambda: activate_version(
+            platform_for(engine), actor, "support", 2, reason="try v2"
         ),
-        "roll back": in_session(lambda s: rollback(actor, "support", session=s, reason="back")),
-        "read the audit log": in_session(lambda s: audit_log(actor, AuditFilter(), session=s)),
-        "verify the audit chain": in_session(lambda s: verify_audit_log(actor, session=s)),
-        "list users": in_session(lambda s: list_users(actor, session=s)),
-        "add a user": in_session(
-            lambda s: add_user(actor, f"user-{suffix}", ["operator"], session=s)
-        ),
-        "set roles": in_session(lambda s: set_roles(actor, "oscar", ["operator"], session=s)),
-        "disable an account": in_session(lambda s: disable_user(actor, "oscar", session=s)),
+        "roll back": lambda: rollback(platform_for(engine), actor, "support", reason="back"),
+        "read the audit log": lambda: audit_log(platform_for(engine), actor, AuditFilter()),
+        "verify the audit chain": lambda: verify_audit_log(platform_for(engine), actor),
+        "list users": lambda: list_users(platform_for(engine), actor),
+        "add a user": lambda: add_user(platform_for(engine), actor, f"user-{suffix}", ["operator"]),
+        "set roles": lambda: set_roles(platform_for(engine), actor, "oscar", ["operator"]),
+        "disable an account": lambda: disable_user(platform_for(engine), actor, "oscar"),
     }
 
 

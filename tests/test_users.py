@@ -29,6 +29,7 @@ from storage.engine import read_session, write_session
 from storage.enums import Role
 from storage.models import AuditEvent, User
 from storage.types import utcnow
+from tests.support.runtime import platform_for
 
 ROOT_PASSWORD = "root-password-1"
 PASSWORD = "correct horse battery"
@@ -37,16 +38,14 @@ PASSWORD = "correct horse battery"
 @pytest.fixture
 def admin(engine: Engine) -> Actor:
     """The bootstrap admin of an otherwise empty installation."""
-    with write_session(engine) as session:
-        add_first_user(
-            "root", ["admin"], session=session, password=ROOT_PASSWORD, email="Root@Example.com"
-        )
-        return actor_for("root", session=session)
+    add_first_user(
+        platform_for(engine), "root", ["admin"], password=ROOT_PASSWORD, email="Root@Example.com"
+    )
+    return actor_for(platform_for(engine), "root")
 
 
 def _add(engine: Engine, admin: Actor, name: str, *roles: str, **fields: str) -> None:
-    with write_session(engine) as session:
-        add_user(admin, name, roles, session=session, password=PASSWORD, **fields)
+    add_user(platform_for(engine), admin, name, roles, password=PASSWORD, **fields)
 
 
 def _row(engine: Engine, name: str) -> User:
@@ -56,7 +55,7 @@ def _row(engine: Engine, name: str) -> User:
 
 def _failure_message(engine: Engine, name: str, password: str) -> str:
     with pytest.raises(AuthenticationFailed) as caught:
-        authenticate(engine, name, password)
+        authenticate(platform_for(engine), name, password)
     return str(caught.value)
 
 
@@ -66,18 +65,14 @@ def _events(engine: Engine) -> list[AuditEvent]:
 
 
 def test_the_first_user_bootstraps_an_empty_installation(engine: Engine) -> None:
-    with write_session(engine) as session:
-        with pytest.raises(InvalidInput, match="must hold the admin role"):
-            add_first_user("ops", ["operator"], session=session, password=PASSWORD)
-        info = add_first_user(
-            "root", ["admin", "engineer"], session=session, password=ROOT_PASSWORD
-        )
+    with pytest.raises(InvalidInput, match="must hold the admin role"):
+        add_first_user(platform_for(engine), "ops", ["operator"], password=PASSWORD)
+    info = add_first_user(
+        platform_for(engine), "root", ["admin", "engineer"], password=ROOT_PASSWORD
+    )
     assert info.roles == (Role.ADMIN, Role.ENGINEER)
-    with (
-        write_session(engine) as session,
-        pytest.raises(Forbidden, match="only an admin may add users"),
-    ):
-        add_first_user("second", ["admin"], session=session, password=PASSWORD)
+    with pytest.raises(Forbidden, match="only an admin may add users"):
+        add_first_user(platform_for(engine), "second", ["admin"], password=PASSWORD)
     [event] = _events(engine)
     assert (event.actor, event.action, event.target_id) == ("root", "user.bootstrap", "root")
 
@@ -85,11 +80,10 @@ def test_the_first_user_bootstraps_an_empty_installation(engine: Engine) -> None
 def test_only_admins_add_users(engine: Engine, admin: Actor) -> None:
     _add(engine, admin, "erin", "engineer", "operator", email="erin@example.com")
     for roles in (["engineer"], ["manager"], ["operator"]):
-        with write_session(engine) as session, pytest.raises(Forbidden, match="role admin"):
-            add_user(Actor.of("x", roles), "newbie", ["operator"], session=session)
-    with read_session(engine) as session:
-        erin = actor_for("erin", session=session)
-        assert [u.name for u in list_users(admin, session=session)] == ["erin", "root"]
+        with pytest.raises(Forbidden, match="role admin"):
+            add_user(platform_for(engine), Actor.of("x", roles), "newbie", ["operator"])
+    erin = actor_for(platform_for(engine), "erin")
+    assert [u.name for u in list_users(platform_for(engine), admin).items] == ["erin", "root"]
     assert erin.roles == frozenset({Role.ENGINEER, Role.OPERATOR})
 
 
@@ -115,10 +109,9 @@ def test_bad_input_is_refused_and_nothing_is_stored(
     email: str | None,
     message: str,
 ) -> None:
-    with write_session(engine) as session, pytest.raises(InvalidInput, match=message):
-        add_user(admin, name, roles, session=session, password=password, email=email)
-    with read_session(engine) as session:
-        assert len(list_users(admin, session=session)) == 1
+    with pytest.raises(InvalidInput, match=message):
+        add_user(platform_for(engine), admin, name, roles, password=password, email=email)
+    assert list_users(platform_for(engine), admin).total == 1
     assert len(_events(engine)) == 1
 
 
@@ -126,22 +119,21 @@ def test_passwords_are_stored_as_argon2_hashes_and_never_audited(
     engine: Engine, admin: Actor
 ) -> None:
     _add(engine, admin, "olga", "operator")
-    with write_session(engine) as session:
-        set_password(admin, "olga", "another secret", session=session)
+    set_password(platform_for(engine), admin, "olga", "another secret")
     row = _row(engine, "olga")
     assert row.password_hash is not None
     assert row.password_hash.startswith("$argon2id$")
     assert "another secret" not in row.password_hash
     assert PasswordHasher().verify(row.password_hash, "another secret")
-    authenticate(engine, "olga", "another secret")
+    authenticate(platform_for(engine), "olga", "another secret")
     with pytest.raises(AuthenticationFailed):
-        authenticate(engine, "olga", PASSWORD)
+        authenticate(platform_for(engine), "olga", PASSWORD)
     everything = json.dumps([e.model_dump(mode="json") for e in _events(engine)])
     for secret in (PASSWORD, "another secret", ROOT_PASSWORD, row.password_hash, "$argon2"):
         assert secret not in everything
     with read_session(engine) as session:
         assert verify_chain(session).ok
-        listed = list_users(admin, session=session)
+        listed = list_users(platform_for(engine), admin).items
     assert not any("hash" in field for field in type(listed[0]).__dataclass_fields__)
     assert [u.has_password for u in listed] == [True, True]
 
@@ -150,7 +142,7 @@ def test_authenticate_returns_the_actor_and_records_the_sign_in(
     engine: Engine, admin: Actor
 ) -> None:
     _add(engine, admin, "erin", "engineer")
-    actor = authenticate(engine, "erin", PASSWORD)
+    actor = authenticate(platform_for(engine), "erin", PASSWORD)
     assert actor == Actor.of("erin", ["engineer"])
     row = _row(engine, "erin")
     assert row.last_login_at is not None
@@ -161,8 +153,7 @@ def test_authenticate_returns_the_actor_and_records_the_sign_in(
 def test_every_failure_gives_the_same_message(engine: Engine, admin: Actor) -> None:
     _add(engine, admin, "erin", "engineer")
     _add(engine, admin, "gone", "operator")
-    with write_session(engine) as session:
-        disable_user(admin, "gone", session=session)
+    disable_user(platform_for(engine), admin, "gone")
     messages = {
         _failure_message(engine, "erin", "wrong password"),
         _failure_message(engine, "nobody", PASSWORD),
@@ -196,11 +187,11 @@ def test_repeated_failures_lock_the_account_for_a_growing_interval(
     # After the lock, one more wrong guess locks for twice as long.
     later = locked_until + timedelta(seconds=1)
     with pytest.raises(AuthenticationFailed):
-        authenticate(engine, "erin", "guess", now=later)
+        authenticate(platform_for(engine), "erin", "guess", now=later)
     assert _row(engine, "erin").locked_until == later + 2 * LOCK_BASE
 
     # After that lock, the right password signs in and clears the count.
-    actor = authenticate(engine, "erin", PASSWORD, now=later + 3 * LOCK_BASE)
+    actor = authenticate(platform_for(engine), "erin", PASSWORD, now=later + 3 * LOCK_BASE)
     assert actor.name == "erin"
     row = _row(engine, "erin")
     assert (row.failed_logins, row.locked_until) == (0, None)
@@ -218,12 +209,11 @@ def test_an_admin_unlocks_by_enabling(engine: Engine, admin: Actor) -> None:
     _add(engine, admin, "erin", "engineer")
     for _ in range(MAX_FAILURES):
         _failure_message(engine, "erin", "guess")
-    with write_session(engine) as session:
-        info = enable_user(admin, "erin", session=session)
+    info = enable_user(platform_for(engine), admin, "erin")
     assert (info.failed_logins, info.locked_until, info.disabled) == (0, None, False)
-    assert authenticate(engine, "erin", PASSWORD).name == "erin"
-    with write_session(engine) as session, pytest.raises(InvalidInput, match="already enabled"):
-        enable_user(admin, "erin", session=session)
+    assert authenticate(platform_for(engine), "erin", PASSWORD).name == "erin"
+    with pytest.raises(InvalidInput, match="already enabled"):
+        enable_user(platform_for(engine), admin, "erin")
 
 
 def test_outdated_hashes_are_upgraded_on_sign_in(engine: Engine, admin: Actor) -> None:
@@ -233,7 +223,7 @@ def test_outdated_hashes_are_upgraded_on_sign_in(engine: Engine, admin: Actor) -
         row = session.exec(select(User).where(User.name == "erin")).one()
         row.password_hash = weak
         session.add(row)
-    authenticate(engine, "erin", PASSWORD)
+    authenticate(platform_for(engine), "erin", PASSWORD)
     upgraded = _row(engine, "erin").password_hash
     assert upgraded is not None
     assert upgraded != weak
@@ -243,50 +233,39 @@ def test_outdated_hashes_are_upgraded_on_sign_in(engine: Engine, admin: Actor) -
 
 def test_disabled_users_cannot_act(engine: Engine, admin: Actor) -> None:
     _add(engine, admin, "olga", "operator", email="Olga@Example.com")
-    with read_session(engine) as session:
-        assert actor_for_email("OLGA@example.com", session=session).name == "olga"
-    with write_session(engine) as session:
-        disable_user(admin, "olga", session=session)
-    with read_session(engine) as session:
-        with pytest.raises(Forbidden, match="disabled"):
-            actor_for("olga", session=session)
-        with pytest.raises(Forbidden, match="disabled"):
-            actor_for_email("olga@example.com", session=session)
-        with pytest.raises(NotFound, match="no user named 'nobody'"):
-            actor_for("nobody", session=session)
-        with pytest.raises(NotFound, match="no user has the email"):
-            actor_for_email("nobody@example.com", session=session)
-    with write_session(engine) as session, pytest.raises(InvalidInput, match="already disabled"):
-        disable_user(admin, "olga", session=session)
-    with write_session(engine) as session:
-        enable_user(admin, "olga", session=session)
-    with read_session(engine) as session:
-        assert actor_for("olga", session=session).name == "olga"
+    assert actor_for_email(platform_for(engine), "OLGA@example.com").name == "olga"
+    disable_user(platform_for(engine), admin, "olga")
+    with pytest.raises(Forbidden, match="disabled"):
+        actor_for(platform_for(engine), "olga")
+    with pytest.raises(Forbidden, match="disabled"):
+        actor_for_email(platform_for(engine), "olga@example.com")
+    with pytest.raises(NotFound, match="no user named 'nobody'"):
+        actor_for(platform_for(engine), "nobody")
+    with pytest.raises(NotFound, match="no user has the email"):
+        actor_for_email(platform_for(engine), "nobody@example.com")
+    with pytest.raises(InvalidInput, match="already disabled"):
+        disable_user(platform_for(engine), admin, "olga")
+    enable_user(platform_for(engine), admin, "olga")
+    assert actor_for(platform_for(engine), "olga").name == "olga"
     actions = [e.action for e in _events(engine)]
     assert actions[-2:] == ["user.disable", "user.enable"]
 
 
 def test_roles_come_from_the_table_and_the_last_admin_stays(engine: Engine, admin: Actor) -> None:
     _add(engine, admin, "mona", "manager")
-    with write_session(engine) as session:
-        info = set_roles(admin, "mona", ["engineer", "Manager", "manager"], session=session)
+    info = set_roles(platform_for(engine), admin, "mona", ["engineer", "Manager", "manager"])
     assert info.roles == (Role.ENGINEER, Role.MANAGER)
-    with read_session(engine) as session:
-        assert actor_for("mona", session=session).roles == {Role.ENGINEER, Role.MANAGER}
-        assert len(list_users(actor_for("mona", session=session), session=session)) == 2
-    with write_session(engine) as session:
-        with pytest.raises(InvalidInput, match="would leave no enabled admin"):
-            set_roles(admin, "root", ["engineer"], session=session)
-        with pytest.raises(InvalidInput, match="would leave no enabled admin"):
-            disable_user(admin, "root", session=session)
-        with pytest.raises(Forbidden, match="needs the role admin"):
-            set_roles(actor_for("mona", session=session), "mona", ["admin"], session=session)
-    with write_session(engine) as session:
-        set_roles(admin, "mona", ["admin"], session=session)
-    with write_session(engine) as session:
-        set_roles(admin, "root", ["engineer"], session=session)
-    with read_session(engine) as session:
-        assert actor_for("root", session=session).roles == {Role.ENGINEER}
+    assert actor_for(platform_for(engine), "mona").roles == {Role.ENGINEER, Role.MANAGER}
+    assert list_users(platform_for(engine), actor_for(platform_for(engine), "mona")).total == 2
+    with pytest.raises(InvalidInput, match="would leave no enabled admin"):
+        set_roles(platform_for(engine), admin, "root", ["engineer"])
+    with pytest.raises(InvalidInput, match="would leave no enabled admin"):
+        disable_user(platform_for(engine), admin, "root")
+    with pytest.raises(Forbidden, match="needs the role admin"):
+        set_roles(platform_for(engine), actor_for(platform_for(engine), "mona"), "mona", ["admin"])
+    set_roles(platform_for(engine), admin, "mona", ["admin"])
+    set_roles(platform_for(engine), admin, "root", ["engineer"])
+    assert actor_for(platform_for(engine), "root").roles == {Role.ENGINEER}
     payloads = [e.payload for e in _events(engine) if e.action == "user.set_roles"]
     assert payloads[-1] == {"before": ["admin"], "after": ["engineer"]}
 
@@ -295,15 +274,20 @@ def test_who_may_list_users_and_set_passwords(engine: Engine, admin: Actor) -> N
     _add(engine, admin, "olga", "operator")
     _add(engine, admin, "erin", "engineer")
     olga = Actor.of("olga", ["operator"])
-    with read_session(engine) as session:
-        with pytest.raises(Forbidden, match="may not list users"):
-            list_users(olga, session=session)
-        assert len(list_users(Actor.of("mona", ["manager"]), session=session)) == 3
-    with write_session(engine) as session:
-        set_password(olga, "olga", "my own new one", session=session)
-        with pytest.raises(Forbidden, match="may not set the password of 'erin'"):
-            set_password(olga, "erin", "not yours either", session=session)
-        with pytest.raises(InvalidInput, match="at least 8"):
-            set_password(olga, "olga", "tiny", session=session)
-    assert authenticate(engine, "olga", "my own new one").name == "olga"
+    with pytest.raises(Forbidden, match="may not list users"):
+        list_users(platform_for(engine), olga)
+    listed = list_users(platform_for(engine), Actor.of("mona", ["manager"]), limit=2)
+    assert ([u.name for u in listed.items], listed.total, listed.next_offset) == (
+        ["erin", "olga"],
+        3,
+        2,
+    )
+    rest = list_users(platform_for(engine), Actor.of("mona", ["manager"]), offset=2, limit=2)
+    assert ([u.name for u in rest.items], rest.next_offset) == (["root"], None)
+    set_password(platform_for(engine), olga, "olga", "my own new one")
+    with pytest.raises(Forbidden, match="may not set the password of 'erin'"):
+        set_password(platform_for(engine), olga, "erin", "not yours either")
+    with pytest.raises(InvalidInput, match="at least 8"):
+        set_password(platform_for(engine), olga, "olga", "tiny")
+    assert authenticate(platform_for(engine), "olga", "my own new one").name == "olga"
     assert _failure_message(engine, "erin", "not yours either") == FAILED_MESSAGE

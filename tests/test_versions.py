@@ -34,9 +34,10 @@ from agent.versions import (
     show_version,
 )
 from storage.audit import verify_chain
-from storage.engine import read_session, write_session
+from storage.engine import read_session
 from storage.enums import DeploymentAction
 from storage.models import AgentVersion, AuditEvent, Deployment
+from tests.support.runtime import platform_for
 
 SAMPLE = """\
 description: Support agent, conservative refunds
@@ -406,11 +407,8 @@ def test_a_version_that_cannot_run_is_refused_naming_its_line(
     engine: Engine, text: str, marker: str, expected: str
 ) -> None:
     _agent_with_versions(engine)
-    with (
-        pytest.raises(VersionSpecError) as caught,
-        write_session(engine) as session,
-    ):
-        create_version(ENGINEER, "support", text, session=session, registry=REGISTRY)
+    with pytest.raises(VersionSpecError) as caught:
+        create_version(platform_for(engine), ENGINEER, "support", text)
     message = str(caught.value)
     assert caught.value.line == line_of(text, marker), message
     assert expected in message
@@ -442,12 +440,9 @@ def test_every_demo_version_can_run(path: Path) -> None:
 
 
 def _agent_with_versions(engine: Engine, *texts: str) -> None:
-    with write_session(engine) as session:
-        create_agent(ENGINEER, "support", session=session, description="Refunds", domain="support")
-        for number, text in enumerate(texts, start=1):
-            create_version(
-                ENGINEER, "support", text, session=session, note=f"v{number}", registry=REGISTRY
-            )
+    create_agent(platform_for(engine), ENGINEER, "support", description="Refunds", domain="support")
+    for number, text in enumerate(texts, start=1):
+        create_version(platform_for(engine), ENGINEER, "support", text, note=f"v{number}")
 
 
 def _version_rows(engine: Engine) -> list[tuple[object, ...]]:
@@ -469,10 +464,9 @@ V3 = edited("noise: 0.0", "noise: 0.1", V2)
 
 def test_create_version_stores_document_yaml_and_hashes(engine: Engine) -> None:
     _agent_with_versions(engine, SAMPLE, V2)
-    with read_session(engine) as session:
-        versions = list_versions(OPERATOR, "support", session=session)
-        detail = show_version(OPERATOR, "support", 1, session=session)
-        agents = list_agents(MANAGER, session=session)
+    versions = list_versions(platform_for(engine), OPERATOR, "support").items
+    detail = show_version(platform_for(engine), OPERATOR, "support", 1)
+    agents = list_agents(platform_for(engine), MANAGER).items
     assert [v.number for v in versions] == [2, 1]
     assert [v.note for v in versions] == ["v2", "v1"]
     assert {v.created_by for v in versions} == {"erin"}
@@ -491,65 +485,56 @@ def test_create_version_stores_document_yaml_and_hashes(engine: Engine) -> None:
 def test_the_same_content_is_refused_naming_the_version(engine: Engine) -> None:
     _agent_with_versions(engine, SAMPLE, V2)
     before = _version_rows(engine)
-    with (
-        pytest.raises(InvalidInput, match="support version 1 already has exactly this content"),
-        write_session(engine) as session,
-    ):
-        create_version(ENGINEER, "support", SAMPLE_REFORMATTED, session=session, registry=REGISTRY)
+    with pytest.raises(InvalidInput, match="support version 1 already has exactly this content"):
+        create_version(platform_for(engine), ENGINEER, "support", SAMPLE_REFORMATTED)
     assert _version_rows(engine) == before
     assert _audit_actions(engine).count("version.create") == 2
 
 
 def test_an_invalid_version_stores_nothing(engine: Engine) -> None:
     _agent_with_versions(engine)
-    with (
-        pytest.raises(VersionSpecError, match="rule 'refund-large'"),
-        write_session(engine) as session,
-    ):
-        create_version(
-            ENGINEER, "support", edited("> 1000.0", ">> 1000.0"), session=session, registry=REGISTRY
-        )
+    with pytest.raises(VersionSpecError, match="rule 'refund-large'"):
+        create_version(platform_for(engine), ENGINEER, "support", edited("> 1000.0", ">> 1000.0"))
     assert _version_rows(engine) == []
     assert _audit_actions(engine) == ["agent.create"]
 
 
 def test_unknown_agent_and_version_are_not_found(engine: Engine) -> None:
     _agent_with_versions(engine, SAMPLE)
-    with write_session(engine) as session:
-        with pytest.raises(NotFound, match="no agent named 'billing'"):
-            create_version(ENGINEER, "billing", SAMPLE, session=session, registry=REGISTRY)
-        with pytest.raises(NotFound, match="support has no version 7"):
-            show_version(ENGINEER, "support", 7, session=session)
+    with pytest.raises(NotFound, match="no agent named 'billing'"):
+        create_version(platform_for(engine), ENGINEER, "billing", SAMPLE)
+    with pytest.raises(NotFound, match="support has no version 7"):
+        show_version(platform_for(engine), ENGINEER, "support", 7)
 
 
 def test_agent_names_are_checked_and_unique(engine: Engine) -> None:
-    with write_session(engine) as session:
-        create_agent(ADMIN, "billing", session=session)
-        with pytest.raises(InvalidInput, match="already exists"):
-            create_agent(ADMIN, "billing", session=session)
-        with pytest.raises(InvalidInput, match="must be 1-64 characters"):
-            create_agent(ADMIN, "Bad Name", session=session)
+    create_agent(platform_for(engine), ADMIN, "billing")
+    with pytest.raises(InvalidInput, match="already exists"):
+        create_agent(platform_for(engine), ADMIN, "billing")
+    with pytest.raises(InvalidInput, match="must be 1-64 characters"):
+        create_agent(platform_for(engine), ADMIN, "Bad Name")
 
 
 def test_only_engineers_create_and_move_versions(engine: Engine) -> None:
     _agent_with_versions(engine, SAMPLE, V2)
-    with write_session(engine) as session:
-        activate_version(ENGINEER, "support", 1, session=session, reason="first")
+    activate_version(platform_for(engine), ENGINEER, "support", 1, reason="first")
     for actor in (OPERATOR, MANAGER, ADMIN):
-        with write_session(engine) as session:
-            with pytest.raises(Forbidden, match="it needs the role engineer"):
-                create_version(actor, "support", V3, session=session, registry=REGISTRY)
-            with pytest.raises(Forbidden, match="may not activate"):
-                activate_version(actor, "support", 2, session=session, reason="x")
-            with pytest.raises(Forbidden, match="may not roll back"):
-                rollback(actor, "support", session=session, reason="x")
+        with pytest.raises(Forbidden, match="it needs the role engineer"):
+            create_version(platform_for(engine), actor, "support", V3)
+        with pytest.raises(Forbidden, match="may not activate"):
+            activate_version(platform_for(engine), actor, "support", 2, reason="x")
+        with pytest.raises(Forbidden, match="may not roll back"):
+            rollback(platform_for(engine), actor, "support", reason="x")
     for actor in (OPERATOR, MANAGER):
-        with write_session(engine) as session, pytest.raises(Forbidden, match="admin or engineer"):
-            create_agent(actor, "other", session=session)
-    with pytest.raises(Forbidden), read_session(engine) as session:
-        list_versions(Actor.of("nobody", []), "support", session=session)
+        with pytest.raises(Forbidden, match="admin or engineer"):
+            create_agent(platform_for(engine), actor, "other")
+    with pytest.raises(Forbidden):
+        list_versions(platform_for(engine), Actor.of("nobody", []), "support")
+    versions = list_versions(platform_for(engine), OPERATOR, "support")
+    assert [v.number for v in versions.items] == [2, 1]
+    older = list_versions(platform_for(engine), OPERATOR, "support", offset=1, limit=1)
+    assert ([v.number for v in older.items], older.total, older.next_offset) == ([1], 2, None)
     with read_session(engine) as session:
-        assert [v.number for v in list_versions(OPERATOR, "support", session=session)] == [2, 1]
         assert active_version("support", session=session)[0].number == 1
 
 
@@ -558,25 +543,21 @@ def test_activate_and_rollback_keep_who_when_from_to_and_why(engine: Engine) -> 
     rows_before = _version_rows(engine)
     moves = [(1, "first release"), (2, "tighter budgets"), (3, "noisier planner")]
     for number, reason in moves:
-        with write_session(engine) as session:
-            info = activate_version(ENGINEER, "support", number, session=session, reason=reason)
+        info = activate_version(platform_for(engine), ENGINEER, "support", number, reason=reason)
         assert (info.to_number, info.action) == (number, DeploymentAction.ACTIVATE)
-    with write_session(engine) as session:
-        back = rollback(ENGINEER, "support", session=session, reason="  noise hurt  ")
+    back = rollback(platform_for(engine), ENGINEER, "support", reason="  noise hurt  ")
     assert (back.from_number, back.to_number, back.reason) == (3, 2, "noise hurt")
-    with write_session(engine) as session:
-        again = rollback(ENGINEER, "support", session=session, reason="budgets too")
+    again = rollback(platform_for(engine), ENGINEER, "support", reason="budgets too")
     assert (again.from_number, again.to_number) == (2, 1)
-    with (
-        write_session(engine) as session,
-        pytest.raises(InvalidInput, match="no earlier active version"),
-    ):
-        rollback(ENGINEER, "support", session=session, reason="one more")
+    with pytest.raises(InvalidInput, match="no earlier active version"):
+        rollback(platform_for(engine), ENGINEER, "support", reason="one more")
 
+    history = deployment_history(platform_for(engine), MANAGER, "support").items
+    versions = list_versions(platform_for(engine), OPERATOR, "support").items
+    newest = deployment_history(platform_for(engine), MANAGER, "support", limit=2)
+    assert (len(newest.items), newest.total, newest.next_offset) == (2, 5, 2)
     with read_session(engine) as session:
-        history = deployment_history(MANAGER, "support", session=session)
         current, spec = active_version("support", session=session)
-        versions = list_versions(OPERATOR, "support", session=session)
         report = verify_chain(session)
         deployments = session.exec(select(Deployment)).all()
     assert [(h.action.value, h.from_number, h.to_number, h.reason) for h in history] == [
@@ -609,31 +590,24 @@ def test_activate_and_rollback_keep_who_when_from_to_and_why(engine: Engine) -> 
 def test_rollback_after_reactivation_undoes_the_last_activation(engine: Engine) -> None:
     _agent_with_versions(engine, SAMPLE, V2)
     for number in (1, 2):
-        with write_session(engine) as session:
-            activate_version(ENGINEER, "support", number, session=session, reason="go")
-    with write_session(engine) as session:
-        rollback(ENGINEER, "support", session=session, reason="back to 1")
-    with write_session(engine) as session:
-        activate_version(ENGINEER, "support", 2, session=session, reason="2 again")
-    with write_session(engine) as session:
-        info = rollback(ENGINEER, "support", session=session, reason="and back")
+        activate_version(platform_for(engine), ENGINEER, "support", number, reason="go")
+    rollback(platform_for(engine), ENGINEER, "support", reason="back to 1")
+    activate_version(platform_for(engine), ENGINEER, "support", 2, reason="2 again")
+    info = rollback(platform_for(engine), ENGINEER, "support", reason="and back")
     assert (info.from_number, info.to_number) == (2, 1)
 
 
 def test_activation_needs_a_reason_and_a_change(engine: Engine) -> None:
     _agent_with_versions(engine, SAMPLE)
-    with write_session(engine) as session:
-        with pytest.raises(InvalidInput, match="a reason is required"):
-            activate_version(ENGINEER, "support", 1, session=session, reason="   ")
-        with pytest.raises(InvalidInput, match="a reason is required"):
-            rollback(ENGINEER, "support", session=session, reason="")
-    with write_session(engine) as session:
-        activate_version(ENGINEER, "support", 1, session=session, reason="first")
-    with write_session(engine) as session:
-        with pytest.raises(InvalidInput, match="version 1 is already active"):
-            activate_version(ENGINEER, "support", 1, session=session, reason="again")
-        with pytest.raises(NotFound, match="no version 2"):
-            activate_version(ENGINEER, "support", 2, session=session, reason="missing")
+    with pytest.raises(InvalidInput, match="a reason is required"):
+        activate_version(platform_for(engine), ENGINEER, "support", 1, reason="   ")
+    with pytest.raises(InvalidInput, match="a reason is required"):
+        rollback(platform_for(engine), ENGINEER, "support", reason="")
+    activate_version(platform_for(engine), ENGINEER, "support", 1, reason="first")
+    with pytest.raises(InvalidInput, match="version 1 is already active"):
+        activate_version(platform_for(engine), ENGINEER, "support", 1, reason="again")
+    with pytest.raises(NotFound, match="no version 2"):
+        activate_version(platform_for(engine), ENGINEER, "support", 2, reason="missing")
 
 
 def test_no_active_version_is_not_found(engine: Engine) -> None:
@@ -683,9 +657,8 @@ def test_diff_names_what_changed_by_section(engine: Engine) -> None:
     changed = edited("call_timeout_s: 5, ", "", changed)
     changed = edited('limit: "30/minute"', 'limit: "10/minute"', changed)
     _agent_with_versions(engine, SAMPLE, changed)
-    with read_session(engine) as session:
-        diff = diff_versions(OPERATOR, "support", 1, 2, session=session)
-        same = diff_versions(OPERATOR, "support", 2, 2, session=session)
+    diff = diff_versions(platform_for(engine), OPERATOR, "support", 1, 2)
+    same = diff_versions(platform_for(engine), OPERATOR, "support", 2, 2)
 
     assert [(c.field, c.before, c.after) for c in diff.planner] == [
         ("prompt", "Resolve refund requests.", "Resolve refunds kindly.")

@@ -16,7 +16,7 @@ from storage.models import Agent, AgentVersion, Review, Run, Step, ToolCall
 from storage.queries.kpis import ERROR_STEP_KINDS, FINISHED
 from tests.support.console import engine_for
 from tests.support.pages import open_page
-from tests.support.runtime import ENGINEER
+from tests.support.runtime import ENGINEER, platform_for
 
 
 def _metrics(at) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -127,7 +127,7 @@ def test_versions_activated_later_appear_in_the_choices(
 ) -> None:
     engine = engine_for(demo_url)
     with write_session(engine) as session:
-        activate_version(ENGINEER, "support", 2, session=session, reason="try v2")
+        activate_version(platform_for(engine), ENGINEER, "support", 2, reason="try v2")
         versions = session.exec(
             select(func.count())
             .select_from(AgentVersion)

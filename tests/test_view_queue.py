@@ -165,7 +165,7 @@ def test_invalid_json_in_an_edit_is_refused_and_changes_nothing(
     at = open_review(queue(monkeypatch, demo_url), refund)
     at.text_area(key=f"queue.edit.{refund}").input('{"amount": 120,').run()
     assert not at.exception
-    assert "The edited arguments are not valid JSON" in texts(at.error)
+    assert "The edit is not valid JSON" in texts(at.error)
     assert at.button(key="queue.edit_approve").disabled
 
     at.text_area(key=f"queue.edit.{refund}").input('{"amount": -3}').run()

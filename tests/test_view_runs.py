@@ -135,8 +135,7 @@ def test_error_class_and_time_range_filters(
 def test_a_linked_run_shows_its_trace_and_the_version_it_was_pinned_to(
     demo_url: str, db: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with write_session(db) as session:
-        activate_version(Actor.of("erin", ["engineer"]), "support", 2, session=session, reason="v2")
+    activate_version(platform_for(db), Actor.of("erin", ["engineer"]), "support", 2, reason="v2")
     at = linked(monkeypatch, demo_url, "1")
     assert at.subheader[0].value == "Run 1: support v1"
     metrics = {m.label: m.value for m in at.metric}
@@ -202,6 +201,9 @@ def test_a_run_decided_by_a_person_shows_who_and_why(
     [
         ("abc", "The link names run 'abc', which is not a run number."),
         ("99999", "Run 99999 does not exist."),
+        # Beyond the database's INTEGER: still just a run that does not exist.
+        ("99999999999999999999", "Run 99999999999999999999 does not exist."),
+        ("²", "The link names run '²', which is not a run number."),
     ],
 )
 def test_a_bad_run_link_says_so_in_one_sentence(

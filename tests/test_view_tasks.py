@@ -94,8 +94,22 @@ def test_submitting_a_task_queues_it_and_lists_it(
             "at line 1 column 22.",
         ),
         ("", "The task input is not valid JSON: Expecting value at line 1 column 1."),
-        ("[1, 2]", "The task input must be a non-empty JSON object."),
+        ("[1, 2]", "The task input must be a JSON object ({...}), not an array."),
         ("{}", "The task input must be a non-empty JSON object."),
+        (
+            '{"intent": "refund", "amount": NaN}',
+            "The task input has a number that is not finite (NaN or Infinity) at $.amount; "
+            "JSON numbers must be finite.",
+        ),
+        (
+            '{"intent": "refund", "message": "\\ud800"}',
+            "The task input has a lone UTF-16 surrogate in $.message (text that is not valid "
+            "Unicode); send valid UTF-8 text.",
+        ),
+        (
+            '{"intent": "refund", "message": "a\\u0000"}',
+            "The task input has a NUL character in $.message; remove it.",
+        ),
     ],
 )
 def test_bad_input_is_refused_in_one_sentence(

@@ -12,6 +12,7 @@ from storage.engine import read_session
 from storage.models import User
 from tests.support.console import engine_for
 from tests.support.pages import open_page
+from tests.support.runtime import platform_for
 
 
 def _user(url: str, name: str) -> User | None:
@@ -48,7 +49,7 @@ def test_add_with_a_generated_password_shown_once(
         "Zoe Q",
     )
     engine = engine_for(demo_url)
-    assert authenticate(engine, "zoe", password).name == "zoe"
+    assert authenticate(platform_for(engine), "zoe", password).name == "zoe"
     engine.dispose()
     listed = next(df.value for df in at.dataframe if df.value.columns[0] == "name")
     assert "zoe" in set(listed["name"])
@@ -64,7 +65,7 @@ def test_add_with_a_typed_password_and_refusals(
     at = open_page(monkeypatch, demo_url, "users.py", user="ada")
     _add(at, "yan", ["engineer"], password="a-long-secret")
     engine = engine_for(demo_url)
-    assert authenticate(engine, "yan", "a-long-secret").roles == {"engineer"}
+    assert authenticate(platform_for(engine), "yan", "a-long-secret").roles == {"engineer"}
     engine.dispose()
     assert not at.code  # a typed password is never shown back
 
@@ -108,9 +109,9 @@ def test_set_roles_disable_and_enable(demo_url: str, monkeypatch: pytest.MonkeyP
     assert oscar.disabled
     engine = engine_for(demo_url)
     with pytest.raises(AuthenticationFailed):
-        authenticate(engine, "oscar", "oscar-steward-demo")
+        authenticate(platform_for(engine), "oscar", "oscar-steward-demo")
     at.button(key="users.enable").click().run()
-    assert authenticate(engine, "oscar", "oscar-steward-demo").name == "oscar"
+    assert authenticate(platform_for(engine), "oscar", "oscar-steward-demo").name == "oscar"
     engine.dispose()
 
 

@@ -13,7 +13,7 @@ from storage.enums import DeploymentAction, ReviewStatus
 from storage.models import Agent, AgentVersion, AuditEvent, Deployment, Review
 from tests.support.console import engine_for
 from tests.support.pages import open_page
-from tests.support.runtime import ENGINEER
+from tests.support.runtime import ENGINEER, platform_for
 
 AGENT = "support"
 
@@ -49,8 +49,7 @@ def test_lists_versions_with_the_active_one_and_a_readable_diff(
     assert listed["active"].tolist() == ["", "● active"]
     # The diff of v1 -> v2 shows the rules the service finds changed.
     engine = engine_for(demo_url)
-    with read_session(engine) as session:
-        expected = diff_versions(ENGINEER, AGENT, 1, 2, session=session)
+    expected = diff_versions(platform_for(engine), ENGINEER, AGENT, 1, 2)
     engine.dispose()
     rules = next(df.value for df in at.dataframe if df.value.columns[0] == "rule")
     assert sorted(rules["rule"]) == sorted(

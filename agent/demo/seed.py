@@ -13,16 +13,15 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from agent.actors import Actor
 from agent.demo import data
 from agent.demo.tasks import IT_ACCESS, SUPPORT, task_inputs
+from agent.platform import Platform
 from agent.tasks import submit_task
-from agent.tools.registry import ToolRegistry
 from agent.users import actor_for, add_first_user, add_user
-from agent.versions import activate_version, create_agent, create_version
+from agent.versions import activate_version, create_agent, create_version, list_versions
 from storage.engine import read_session, write_session
 from storage.models import Agent, User
 
@@ -54,67 +53,54 @@ class SeedReport:
     tasks: int = 0
 
 
-def seed_demo(engine: Engine, *, with_tasks: bool = True) -> SeedReport:
-    """Load the demo; what already exists is left alone."""
+def seed_demo(platform: Platform, *, with_tasks: bool = True) -> SeedReport:
+    """Load the demo; what already exists is left alone.
+
+    Each account, agent and version goes through its service (and its audit event) as the
+    demo's admin or engineer would add them, each in its own transaction; a later call adds
+    whatever an interrupted one did not (an agent counts as seeded once a version is active).
+    """
     report = SeedReport()
-    with write_session(engine) as session:
+    with read_session(platform.engine) as session:
         existing = set(session.exec(select(User.name)).all())
-        for name, roles, password in DEMO_USERS:
-            if name in existing:
-                continue
-            if not existing and not report.users:
-                add_first_user(
-                    name, roles, session=session, password=password, email=f"{name}@steward.example"
-                )
-            else:
-                admin = actor_for(DEMO_USERS[0][0], session=session)
-                add_user(
-                    admin,
-                    name,
-                    roles,
-                    session=session,
-                    password=password,
-                    email=f"{name}@steward.example",
-                )
-            report.users.append(name)
+        active = dict(session.exec(select(Agent.name, Agent.active_version_id)).all())
+    for name, roles, password in DEMO_USERS:
+        if name in existing:
+            continue
+        email = f"{name}@steward.example"
+        if not existing and not report.users:
+            add_first_user(platform, name, roles, password=password, email=email)
+        else:
+            admin = actor_for(platform, DEMO_USERS[0][0])
+            add_user(platform, admin, name, roles, password=password, email=email)
+        report.users.append(name)
+    with write_session(platform.engine) as session:
         report.records = data.seed_records(session)
-    with write_session(engine) as session:
-        engineer = actor_for("erin", session=session)
-        known = set(session.exec(select(Agent.name)).all())
-        for name, (description, domain) in DEMO_AGENTS.items():
-            if name in known:
+    engineer = actor_for(platform, "erin")
+    for name, (description, domain) in DEMO_AGENTS.items():
+        if active.get(name) is not None:
+            continue
+        if name not in active:
+            create_agent(platform, engineer, name, description=description, domain=domain)
+        stored = {version.number for version in list_versions(platform, engineer, name).items}
+        for number in (1, 2):
+            if number in stored:
                 continue
-            create_agent(engineer, name, session=session, description=description, domain=domain)
-            for number in (1, 2):
-                yaml_text = (VERSIONS_DIR / f"{name}-v{number}.yaml").read_text()
-                create_version(
-                    engineer,
-                    name,
-                    yaml_text,
-                    session=session,
-                    note=f"demo version {number}",
-                    registry=_demo_registry(),
-                )
-            activate_version(
-                engineer, name, 1, session=session, reason="demo seed: start on version 1"
-            )
-            report.agents.append(name)
+            yaml_text = (VERSIONS_DIR / f"{name}-v{number}.yaml").read_text()
+            create_version(platform, engineer, name, yaml_text, note=f"demo version {number}")
+        activate_version(platform, engineer, name, 1, reason="demo seed: start on version 1")
+        report.agents.append(name)
     if with_tasks and report.agents:
-        operator = _actor(engine, "olga")
+        operator = actor_for(platform, "olga")
         for name in report.agents:
             for task in task_inputs(name):
-                submit_task(engine, operator, name, task, source="demo")
+                submit_task(platform, operator, name, task, source="demo")
                 report.tasks += 1
     return report
 
 
-def _actor(engine: Engine, name: str) -> Actor:
-    with read_session(engine) as session:
-        return actor_for(name, session=session)
-
-
 def stream(
-    engine: Engine,
+    platform: Platform,
     actor: Actor,
     *,
     rate: float,
@@ -126,7 +112,7 @@ def stream(
     if rate <= 0:
         raise ValueError("rate must be positive")
     rng = random.Random(seed)  # noqa: S311 - picks demo traffic, not secrets
-    with read_session(engine) as session:
+    with read_session(platform.engine) as session:
         agents = list(
             session.exec(select(Agent.name).where(col(Agent.name).in_(list(DEMO_AGENTS)))).all()
         )
@@ -137,16 +123,7 @@ def stream(
     submitted = 0
     while not stop.is_set() and (count is None or submitted < count):
         name, task = rng.choice(pool)
-        submit_task(engine, actor, name, task, source="demo-stream")
+        submit_task(platform, actor, name, task, source="demo-stream")
         submitted += 1
         stop.wait(rng.expovariate(rate))
     return submitted
-
-
-def _demo_registry() -> ToolRegistry:
-    """The demo's own tools and facts, which its versions are checked against."""
-    from agent.demo import register
-
-    registry = ToolRegistry()
-    register(registry)
-    return registry

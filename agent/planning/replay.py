@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
-from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from agent.actors import READ_ROLES, Actor, require
 from agent.errors import NotFound
+from agent.platform import Platform
 from storage.engine import read_session
 from storage.enums import StepKind
 from storage.models import Agent, AgentVersion, Run, Step, Task
@@ -122,7 +122,7 @@ def replay_document(
     return document
 
 
-def export_replay(engine: Engine, actor: Actor, run_id: int) -> ReplayScript:
+def export_replay(platform: Platform, actor: Actor, run_id: int) -> ReplayScript:
     """The scripted version that replays run ``run_id``.
 
     Raises:
@@ -130,7 +130,7 @@ def export_replay(engine: Engine, actor: Actor, run_id: int) -> ReplayScript:
         NotFound: the run does not exist.
     """
     require(actor, READ_ROLES, f"export run {run_id}")
-    with read_session(engine) as session:
+    with read_session(platform.engine) as session:
         run = session.get(Run, run_id)
         if run is None:
             raise NotFound(f"run {run_id} does not exist.")

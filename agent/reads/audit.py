@@ -2,48 +2,74 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session
-
 from agent.actors import AUDIT_ROLES, Actor, require
 from agent.errors import InvalidInput
+from agent.platform import Platform
+from agent.reads.paging import Page, check_window
 from storage.audit import ChainReport, verify_chain
-from storage.queries.audit import AuditFacets, AuditFilter, AuditPage, audit_facets, audit_page
+from storage.engine import read_session
+from storage.queries.audit import (
+    AuditEntry,
+    AuditFacets,
+    AuditFilter,
+    audit_facets,
+    audit_page,
+)
 
-MAX_PAGE_SIZE = 500
+__all__ = [
+    "AUDIT_PAGE",
+    "AuditEntry",
+    "AuditFacets",
+    "AuditFilter",
+    "ChainReport",
+    "audit_filter_values",
+    "audit_log",
+    "verify_audit_log",
+]
+
+AUDIT_PAGE = 50
 
 
 def audit_log(
-    actor: Actor, flt: AuditFilter, *, session: Session, page: int = 1, page_size: int = 50
-) -> AuditPage:
-    """Page ``page`` (1-based) of the events matching ``flt``, newest first.
+    platform: Platform,
+    actor: Actor,
+    flt: AuditFilter | None = None,
+    *,
+    offset: int = 0,
+    limit: int = AUDIT_PAGE,
+) -> Page[AuditEntry]:
+    """The events matching ``flt``, newest first: ``limit`` of them after the first ``offset``.
 
     Raises:
         Forbidden: the actor is neither manager nor admin.
-        InvalidInput: the page size is out of range, or the time range ends before it starts.
+        InvalidInput: the window is out of range, or the time range ends before it starts.
     """
     require(actor, AUDIT_ROLES, "read the audit log")
-    if not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise InvalidInput(f"a page holds 1 to {MAX_PAGE_SIZE} events, not {page_size}.")
+    check_window(offset, limit, "events")
+    flt = flt or AuditFilter()
     if flt.since is not None and flt.until is not None and flt.until <= flt.since:
         raise InvalidInput("the time range ends before it starts; pick an end after the start.")
-    return audit_page(flt, session=session, page=page, page_size=page_size)
+    with read_session(platform.engine) as session:
+        return audit_page(flt, session=session, offset=offset, limit=limit)
 
 
-def audit_filter_values(actor: Actor, *, session: Session) -> AuditFacets:
+def audit_filter_values(platform: Platform, actor: Actor) -> AuditFacets:
     """The actors, actions and target types that occur in the log, for the filter controls.
 
     Raises:
         Forbidden: the actor is neither manager nor admin.
     """
     require(actor, AUDIT_ROLES, "read the audit log")
-    return audit_facets(session=session)
+    with read_session(platform.engine) as session:
+        return audit_facets(session=session)
 
 
-def verify_audit_log(actor: Actor, *, session: Session) -> ChainReport:
+def verify_audit_log(platform: Platform, actor: Actor) -> ChainReport:
     """Recompute the hash chain and report the first broken link, if any.
 
     Raises:
         Forbidden: the actor is neither manager nor admin.
     """
     require(actor, AUDIT_ROLES, "verify the audit log")
-    return verify_chain(session)
+    with read_session(platform.engine) as session:
+        return verify_chain(session)

@@ -16,6 +16,7 @@ from typing import Any
 from agent.actors import QUEUE_ROLES, Actor, require
 from agent.errors import NotFound, ServiceError
 from agent.platform import Platform
+from agent.reads.paging import Page, check_window
 from agent.reviews import parse_edited_args, permitted_decisions
 from agent.tools.validation import validate
 from storage.engine import read_session
@@ -32,6 +33,22 @@ from storage.queries.queue import (
 from storage.queries.records import DecisionRecord, ReviewRecord, TraceStep
 from storage.types import utcnow
 
+__all__ = [
+    "QUEUE_PAGE",
+    "ArgChange",
+    "EditPreview",
+    "QueueFacets",
+    "QueueFilter",
+    "QueueItem",
+    "QueueSnapshot",
+    "ReviewContext",
+    "diff_args",
+    "open_reviews",
+    "preview_edit",
+    "queue_choices",
+    "review_context",
+]
+
 log = logging.getLogger(__name__)
 
 QUEUE_PAGE = 100
@@ -39,19 +56,27 @@ QUEUE_PAGE = 100
 
 @dataclass(frozen=True)
 class QueueSnapshot:
-    """The most urgent open reviews, and how many match in all.
+    """A page of the open reviews, most urgent first, and how many match in all.
 
     Attributes:
-        items: at most one page, most urgent first (SLA due, then risk).
-        open_count: how many open reviews match the filter.
-        overdue_count: how many of those are past their SLA.
+        page: the reviews of this window (SLA due, then risk); its total counts every match.
+        overdue_count: how many of all the matching reviews are past their SLA.
         as_of: when this was read; SLA countdowns are relative to it.
     """
 
-    items: tuple[QueueItem, ...]
-    open_count: int
+    page: Page[QueueItem]
     overdue_count: int
     as_of: datetime
+
+    @property
+    def items(self) -> tuple[QueueItem, ...]:
+        """The reviews of this page."""
+        return self.page.items
+
+    @property
+    def open_count(self) -> int:
+        """How many open reviews match the filter."""
+        return self.page.total
 
     @property
     def truncated(self) -> bool:
@@ -64,15 +89,18 @@ def open_reviews(
     actor: Actor,
     flt: QueueFilter | None = None,
     *,
+    offset: int = 0,
     limit: int = QUEUE_PAGE,
     now: datetime | None = None,
 ) -> QueueSnapshot:
-    """The open reviews ``flt`` matches, most urgent first, with counts.
+    """The open reviews ``flt`` matches, most urgent first, one page of them, with counts.
 
     Raises:
         Forbidden: the actor is neither an operator nor a manager.
+        InvalidInput: the window is out of range (``agent.reads.paging``).
     """
     require(actor, QUEUE_ROLES, "read the review queue")
+    check_window(offset, limit, "reviews")
     flt = flt or QueueFilter()
     moment = now or utcnow()
     with read_session(platform.engine) as session:
@@ -84,9 +112,10 @@ def open_reviews(
             rule_id=flt.rule_id,
             tool=flt.tool,
             limit=limit,
+            offset=offset,
         )
         open_count, overdue_count = queue_counts(flt, session=session, now=moment)
-    return QueueSnapshot(tuple(items), open_count, overdue_count, moment)
+    return QueueSnapshot(Page(tuple(items), open_count, offset, limit), overdue_count, moment)
 
 
 def queue_choices(platform: Platform, actor: Actor) -> QueueFacets:

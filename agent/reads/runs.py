@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.engine import Engine
-
 from agent.actors import READ_ROLES, Actor, require
 from agent.errors import NotFound
+from agent.inputs import is_record_id
+from agent.platform import Platform
+from agent.reads.paging import Page, check_window
 from storage.engine import read_session
 from storage.enums import ErrorClass, RunStatus
+from storage.queries.records import TraceStep
 from storage.queries.runs import (
     RunFilter,
     RunSummary,
@@ -25,57 +27,44 @@ from storage.queries.runs import (
 )
 from storage.queries.usage import RunUsage, run_usage
 
+__all__ = [
+    "RUN_PAGE",
+    "RunChoices",
+    "RunFilter",
+    "RunSummary",
+    "RunTrace",
+    "RunUsage",
+    "TraceStep",
+    "find_runs",
+    "model_usage",
+    "run_choices",
+    "run_details",
+]
+
 RUN_PAGE = 50
-MAX_RUN_PAGE = 200
-
-
-@dataclass(frozen=True)
-class RunPage:
-    """One page of a filtered run list.
-
-    Attributes:
-        runs: the runs on this page, newest first.
-        total: how many runs match the filter.
-        page: this page's number, from 1.
-        page_size: runs per page.
-    """
-
-    runs: tuple[RunSummary, ...]
-    total: int
-    page: int
-    page_size: int
-
-    @property
-    def pages(self) -> int:
-        """How many pages the matching runs fill (at least one)."""
-        return max(1, -(-self.total // self.page_size))
 
 
 def find_runs(
-    engine: Engine,
+    platform: Platform,
     actor: Actor,
     flt: RunFilter | None = None,
     *,
-    page: int = 1,
-    page_size: int = RUN_PAGE,
-) -> RunPage:
-    """The runs ``flt`` matches, newest first, one page of them.
-
-    A page past the last one shows the last page, so a list that shrank (a narrower filter)
-    never comes back empty by accident.
+    offset: int = 0,
+    limit: int = RUN_PAGE,
+) -> Page[RunSummary]:
+    """The runs ``flt`` matches, newest first: ``limit`` of them after the first ``offset``.
 
     Raises:
         Forbidden: the actor holds no role.
+        InvalidInput: the window is out of range (``agent.reads.paging``).
     """
     require(actor, READ_ROLES, "read runs")
+    check_window(offset, limit, "runs")
     flt = flt or RunFilter()
-    size = min(max(page_size, 1), MAX_RUN_PAGE)
-    with read_session(engine) as session:
+    with read_session(platform.engine) as session:
         total = count_runs(flt, session=session)
-        last = max(1, -(-total // size))
-        number = min(max(page, 1), last)
-        runs = page_runs(flt, session=session, limit=size, offset=(number - 1) * size)
-    return RunPage(tuple(runs), total, number, size)
+        runs = page_runs(flt, session=session, limit=limit, offset=offset) if total else []
+    return Page(tuple(runs), total, offset, limit)
 
 
 @dataclass(frozen=True)
@@ -104,14 +93,14 @@ class RunChoices:
         return tuple(sorted({n for numbers in self.versions.values() for n in numbers}))
 
 
-def run_choices(engine: Engine, actor: Actor) -> RunChoices:
+def run_choices(platform: Platform, actor: Actor) -> RunChoices:
     """Agents and their versions, statuses and error classes, to filter runs by.
 
     Raises:
         Forbidden: the actor holds no role.
     """
     require(actor, READ_ROLES, "read runs")
-    with read_session(engine) as session:
+    with read_session(platform.engine) as session:
         pairs = agent_versions(session=session)
     versions: dict[str, list[int]] = {}
     for agent, number in pairs:
@@ -119,7 +108,7 @@ def run_choices(engine: Engine, actor: Actor) -> RunChoices:
     return RunChoices({agent: tuple(numbers) for agent, numbers in versions.items()})
 
 
-def run_details(engine: Engine, actor: Actor, run_id: int) -> RunTrace:
+def run_details(platform: Platform, actor: Actor, run_id: int) -> RunTrace:
     """One run: its task, steps, tool calls, reviews and decisions, and its pinned version.
 
     Raises:
@@ -127,14 +116,16 @@ def run_details(engine: Engine, actor: Actor, run_id: int) -> RunTrace:
         NotFound: there is no such run.
     """
     require(actor, READ_ROLES, f"read run {run_id}")
-    with read_session(engine) as session:
+    if not is_record_id(run_id):  # no row can have it; the database would refuse the query
+        raise NotFound(f"run {run_id} does not exist.")
+    with read_session(platform.engine) as session:
         trace = run_trace(run_id, session=session)
     if trace is None:
         raise NotFound(f"run {run_id} does not exist.")
     return trace
 
 
-def model_usage(engine: Engine, actor: Actor, run_id: int) -> RunUsage | None:
+def model_usage(platform: Platform, actor: Actor, run_id: int) -> RunUsage | None:
     """The model calls of a run planned by a language model: tokens, cost, latency and HTTP
     attempts per call; None when the run asked no model.
 
@@ -142,6 +133,8 @@ def model_usage(engine: Engine, actor: Actor, run_id: int) -> RunUsage | None:
         Forbidden: the actor holds no role.
     """
     require(actor, READ_ROLES, f"read run {run_id}")
-    with read_session(engine) as session:
+    if not is_record_id(run_id):
+        return None
+    with read_session(platform.engine) as session:
         usage = run_usage(run_id, session=session)
     return usage if usage is not None and usage.model_calls else None

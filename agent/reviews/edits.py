@@ -9,7 +9,6 @@ is recorded, with a note saying it will not execute unless a permitted role over
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +17,7 @@ from sqlmodel import Session, col, select
 from agent.binding import args_hash
 from agent.calls import Effect, ProposedCall
 from agent.errors import InvalidInput
+from agent.inputs import json_object
 from agent.mediation.authorization import Grant, authorization_for, grant_of
 from agent.mediation.decision import Decision
 from agent.mediation.variables import CallTally, RunFigures
@@ -27,22 +27,14 @@ from storage.models import Review, ReviewDecision, Run, Task, ToolCall
 
 
 def parse_edited_args(args: Any) -> dict[str, Any]:
-    """Edited arguments as a dict, from a mapping or from JSON text.
+    """Edited arguments as a dict, from a mapping or from JSON text, checked like every JSON
+    document a person gives Steward (size, depth, finite numbers, storable text).
 
     Raises:
-        InvalidInput: the text is not JSON, or not a JSON object (the message says where).
+        InvalidInput: the text is not JSON, not a JSON object, or holds what JSON or the
+            database cannot carry (the message says where).
     """
-    if isinstance(args, str):
-        try:
-            args = json.loads(args)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(
-                f"the edited arguments are not valid JSON: {exc.msg} at line "
-                f"{exc.lineno} column {exc.colno}."
-            ) from None
-    if not isinstance(args, Mapping):
-        raise InvalidInput("the edited arguments must be a JSON object.")
-    return dict(args)
+    return json_object(args, what="the edit")
 
 
 def checked_output(

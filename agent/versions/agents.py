@@ -1,17 +1,24 @@
-"""Agents: the named things Steward governs, each with versions and one active pointer."""
+"""Agents: the named things Steward governs, each with versions and one active pointer.
+
+Like every service, each function takes the ``Platform`` and the acting ``Actor`` and runs in its
+own transaction, with the audit event of a change inside it.
+"""
 
 from __future__ import annotations
 
 import re
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import col, func, select
 
 from agent.actors import READ_ROLES, VERSION_ROLES, Actor, require
 from agent.errors import InvalidInput
+from agent.platform import Platform
+from agent.reads.paging import DEFAULT_LIMIT, Page, check_window
 from agent.versions.models import AgentInfo
 from agent.versions.rows import agent_info
 from storage.audit import append_event
+from storage.engine import read_session, write_session
 from storage.enums import Role
 from storage.models import Agent
 
@@ -20,14 +27,14 @@ AGENT_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 
 
 def create_agent(
-    actor: Actor, name: str, *, session: Session, description: str = "", domain: str = ""
+    platform: Platform, actor: Actor, name: str, *, description: str = "", domain: str = ""
 ) -> AgentInfo:
     """Register a new agent (it has no version until one is created and activated).
 
     Args:
+        platform: the installation.
         actor: an engineer or admin.
         name: 1-64 characters of ``a-z 0-9 _ . -``, starting with a letter or digit.
-        session: the caller's write transaction.
         description: what the agent is for.
         domain: the business area it serves (support, billing...).
 
@@ -39,30 +46,44 @@ def create_agent(
     _check_agent_name(name)
     if len(description) > 2000 or len(domain) > 200:
         raise InvalidInput("the description is limited to 2000 characters, the domain to 200.")
-    if session.exec(select(Agent.id).where(Agent.name == name)).first() is not None:
-        raise InvalidInput(f"an agent named {name!r} already exists.")
-    agent = Agent(name=name, description=description.strip(), domain=domain.strip())
-    session.add(agent)
-    try:
-        session.flush()
-    except IntegrityError:  # created concurrently since the check above
-        raise InvalidInput(f"an agent named {name!r} already exists.") from None
-    append_event(
-        session,
-        actor=actor.name,
-        action="agent.create",
-        target_type="agent",
-        target_id=name,
-        payload={"description": agent.description, "domain": agent.domain},
-    )
-    return agent_info(session, agent)
+    with write_session(platform.engine) as session:
+        if session.exec(select(Agent.id).where(Agent.name == name)).first() is not None:
+            raise InvalidInput(f"an agent named {name!r} already exists.")
+        agent = Agent(name=name, description=description.strip(), domain=domain.strip())
+        session.add(agent)
+        try:
+            session.flush()
+        except IntegrityError:  # created concurrently since the check above
+            raise InvalidInput(f"an agent named {name!r} already exists.") from None
+        append_event(
+            session,
+            actor=actor.name,
+            action="agent.create",
+            target_type="agent",
+            target_id=name,
+            payload={"description": agent.description, "domain": agent.domain},
+        )
+        return agent_info(session, agent)
 
 
-def list_agents(actor: Actor, *, session: Session) -> tuple[AgentInfo, ...]:
-    """Every agent, by name, with its active version number."""
+def list_agents(
+    platform: Platform, actor: Actor, *, offset: int = 0, limit: int = DEFAULT_LIMIT
+) -> Page[AgentInfo]:
+    """The agents by name, each with its active version number: ``limit`` of them after the
+    first ``offset``.
+
+    Raises:
+        Forbidden: the actor holds no role.
+        InvalidInput: the window is out of range.
+    """
     require(actor, READ_ROLES, "list agents")
-    agents = session.exec(select(Agent).order_by(col(Agent.name))).all()
-    return tuple(agent_info(session, agent) for agent in agents)
+    check_window(offset, limit, "agents")
+    with read_session(platform.engine) as session:
+        total = session.exec(select(func.count()).select_from(Agent)).one()
+        agents = session.exec(
+            select(Agent).order_by(col(Agent.name)).offset(offset).limit(limit)
+        ).all()
+        return Page(tuple(agent_info(session, agent) for agent in agents), total, offset, limit)
 
 
 def _check_agent_name(name: str) -> None:

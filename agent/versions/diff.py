@@ -12,9 +12,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlmodel import Session
-
 from agent.actors import READ_ROLES, Actor, require
+from agent.platform import Platform
 from agent.spec import VersionSpec
 from agent.versions.service import show_version
 
@@ -80,17 +79,16 @@ class VersionDiff:
         return asdict(self)
 
 
-def diff_versions(
-    actor: Actor, agent_name: str, a: int, b: int, *, session: Session
-) -> VersionDiff:
+def diff_versions(platform: Platform, actor: Actor, agent_name: str, a: int, b: int) -> VersionDiff:
     """Compare version ``a`` (before) with version ``b`` (after) of an agent.
 
     Raises:
         NotFound: no such agent or version.
     """
     require(actor, READ_ROLES, f"compare versions of {agent_name!r}")
-    before = show_version(actor, agent_name, a, session=session)
-    after = show_version(actor, agent_name, b, session=session)
+    # Versions are immutable: reading the two in separate transactions compares the same rows.
+    before = show_version(platform, actor, agent_name, a)
+    after = show_version(platform, actor, agent_name, b)
     old = VersionSpec.from_document(before.document)
     new = VersionSpec.from_document(after.document)
     old_rules = {rule.id: asdict(rule) for rule in old.policy.rules}

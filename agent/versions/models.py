@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from storage.enums import DeploymentAction
+from storage.queries.paging import Page
 
 
 @dataclass(frozen=True)
@@ -83,11 +84,14 @@ class PinnedReviews:
     """The open reviews still pinned to an agent's inactive versions.
 
     Attributes:
-        total: how many there are.
         by_version: how many per version number.
-        reviews: the oldest of them (at most the limit asked for), oldest first.
+        reviews: one page of them, oldest first (its total counts them all).
     """
 
-    total: int
     by_version: dict[int, int]
-    reviews: tuple[PinnedReview, ...]
+    reviews: Page[PinnedReview]
+
+    @property
+    def total(self) -> int:
+        """How many there are."""
+        return self.reviews.total

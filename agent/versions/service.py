@@ -1,9 +1,10 @@
 """An agent's versions: create, list, show, activate, roll back; each change audited.
 
-Every function takes the acting ``Actor`` and a keyword-only ``session``: the caller owns the
-transaction (``storage.engine.write_session`` for changes), so a change and its audit event
-commit together or not at all. Versions are immutable: no function here updates a version row;
-activation and rollback move the agent's active pointer and record a ``Deployment``.
+Every function a person goes through takes the ``Platform`` first and the acting ``Actor``
+second, and runs in its own transaction, so a change and its audit event commit together or not
+at all. Versions are immutable: no function here updates a version row; activation and rollback
+move the agent's active pointer and record a ``Deployment``. ``active_version`` is the
+runtime's look-up (no person, no role) and reads in the caller's session.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from sqlmodel import Session, col, func, select
 
 from agent.actors import READ_ROLES, VERSION_ROLES, Actor, require
 from agent.errors import InvalidInput, NotFound
+from agent.platform import Platform
+from agent.reads.paging import DEFAULT_LIMIT, Page, check_window
 from agent.spec import VersionSpec
 from agent.tools.registry import ToolRegistry
 from agent.versions.cache import load_spec
@@ -26,6 +29,7 @@ from agent.versions.rows import (
     version_row,
 )
 from storage.audit import append_event
+from storage.engine import read_session, write_session
 from storage.enums import DeploymentAction
 from storage.models import Agent, AgentVersion, Deployment
 
@@ -34,25 +38,17 @@ MAX_REASON = 2000
 
 
 def create_version(
-    actor: Actor,
-    agent_name: str,
-    yaml_text: str,
-    *,
-    session: Session,
-    registry: ToolRegistry,
-    note: str = "",
+    platform: Platform, actor: Actor, agent_name: str, yaml_text: str, *, note: str = ""
 ) -> VersionInfo:
     """Validate a version's YAML and store it as the agent's next, immutable version.
 
     The new version is not active; ``activate_version`` moves the pointer.
 
     Args:
+        platform: the installation.
         actor: an engineer.
         agent_name: the agent the version belongs to.
         yaml_text: the version document, stored verbatim next to its validated JSON.
-        session: the caller's write transaction.
-        registry: the tools and fact providers the version's runs will have; a version naming
-            a tool or fact that is not in it is refused.
         note: what changed and why, in a sentence.
 
     Raises:
@@ -62,6 +58,21 @@ def create_version(
             line).
         InvalidInput: the same content is already stored as a version of this agent.
     """
+    with write_session(platform.engine) as session:
+        return _create_version(
+            session, actor, agent_name, yaml_text, note=note, registry=platform.registry
+        )
+
+
+def _create_version(
+    session: Session,
+    actor: Actor,
+    agent_name: str,
+    yaml_text: str,
+    *,
+    note: str,
+    registry: ToolRegistry,
+) -> VersionInfo:
     require(actor, VERSION_ROLES, f"create a version of {agent_name!r}")
     if len(note) > MAX_NOTE:
         raise InvalidInput(f"the note is limited to {MAX_NOTE} characters.")
@@ -110,46 +121,67 @@ def create_version(
     return version_info(agent, version)
 
 
-def list_versions(actor: Actor, agent_name: str, *, session: Session) -> tuple[VersionInfo, ...]:
-    """The agent's versions, newest first, with the active one flagged."""
+def list_versions(
+    platform: Platform,
+    actor: Actor,
+    agent_name: str,
+    *,
+    offset: int = 0,
+    limit: int = DEFAULT_LIMIT,
+) -> Page[VersionInfo]:
+    """The agent's versions, newest first, with the active one flagged: ``limit`` of them after
+    the first ``offset``.
+
+    Raises:
+        Forbidden: the actor holds no role.
+        NotFound: no such agent.
+        InvalidInput: the window is out of range.
+    """
     require(actor, READ_ROLES, f"list the versions of {agent_name!r}")
-    agent = agent_row(session, agent_name)
-    versions = session.exec(
-        select(AgentVersion)
-        .where(AgentVersion.agent_id == agent.id)
-        .order_by(col(AgentVersion.number).desc())
-    ).all()
-    return tuple(version_info(agent, version) for version in versions)
+    check_window(offset, limit, "versions")
+    with read_session(platform.engine) as session:
+        agent = agent_row(session, agent_name)
+        mine = AgentVersion.agent_id == agent.id
+        total = session.exec(select(func.count()).select_from(AgentVersion).where(mine)).one()
+        versions = session.exec(
+            select(AgentVersion)
+            .where(mine)
+            .order_by(col(AgentVersion.number).desc())
+            .offset(offset)
+            .limit(limit)
+        ).all()
+        return Page(tuple(version_info(agent, v) for v in versions), total, offset, limit)
 
 
-def show_version(actor: Actor, agent_name: str, number: int, *, session: Session) -> VersionDetail:
+def show_version(platform: Platform, actor: Actor, agent_name: str, number: int) -> VersionDetail:
     """One version with its validated document and its YAML as written.
 
     Raises:
         NotFound: no such agent or version.
     """
     require(actor, READ_ROLES, f"read {agent_name!r} version {number}")
-    agent = agent_row(session, agent_name)
-    version = version_row(session, agent, number)
-    return VersionDetail(
-        info=version_info(agent, version),
-        document=dict(version.spec),
-        source_yaml=version.source_yaml,
-    )
+    with read_session(platform.engine) as session:
+        agent = agent_row(session, agent_name)
+        version = version_row(session, agent, number)
+        return VersionDetail(
+            info=version_info(agent, version),
+            document=dict(version.spec),
+            source_yaml=version.source_yaml,
+        )
 
 
 def activate_version(
-    actor: Actor, agent_name: str, number: int, *, session: Session, reason: str
+    platform: Platform, actor: Actor, agent_name: str, number: int, *, reason: str
 ) -> DeploymentInfo:
     """Make version ``number`` the one new runs of the agent use.
 
     Runs already started keep the version they pinned.
 
     Args:
+        platform: the installation.
         actor: an engineer.
         agent_name: the agent.
         number: the version to activate.
-        session: the caller's write transaction.
         reason: why, recorded with the deployment.
 
     Raises:
@@ -159,21 +191,22 @@ def activate_version(
     """
     require(actor, VERSION_ROLES, f"activate {agent_name!r} version {number}")
     reason = _check_reason(reason)
-    agent = agent_row(session, agent_name, lock=True)
-    version = version_row(session, agent, number)
-    if agent.active_version_id == version.id:
-        raise InvalidInput(f"{agent_name} version {number} is already active.")
-    return _move_pointer(
-        session,
-        actor,
-        agent=agent,
-        version=version,
-        action=DeploymentAction.ACTIVATE,
-        reason=reason,
-    )
+    with write_session(platform.engine) as session:
+        agent = agent_row(session, agent_name, lock=True)
+        version = version_row(session, agent, number)
+        if agent.active_version_id == version.id:
+            raise InvalidInput(f"{agent_name} version {number} is already active.")
+        return _move_pointer(
+            session,
+            actor,
+            agent=agent,
+            version=version,
+            action=DeploymentAction.ACTIVATE,
+            reason=reason,
+        )
 
 
-def rollback(actor: Actor, agent_name: str, *, session: Session, reason: str) -> DeploymentInfo:
+def rollback(platform: Platform, actor: Actor, agent_name: str, *, reason: str) -> DeploymentInfo:
     """Undo the last activation: return to the version that was active before the current one.
 
     The deployment history is replayed as a stack (an activation pushes, a rollback pops), so
@@ -186,34 +219,41 @@ def rollback(actor: Actor, agent_name: str, *, session: Session, reason: str) ->
     """
     require(actor, VERSION_ROLES, f"roll back {agent_name!r}")
     reason = _check_reason(reason)
-    agent = agent_row(session, agent_name, lock=True)
-    stack = _activation_stack(session, agent)
-    if len(stack) < 2:
-        raise InvalidInput(
-            f"{agent_name} has no earlier active version to roll back to; "
-            "activate a version by number instead."
+    with write_session(platform.engine) as session:
+        agent = agent_row(session, agent_name, lock=True)
+        stack = _activation_stack(session, agent)
+        if len(stack) < 2:
+            raise InvalidInput(
+                f"{agent_name} has no earlier active version to roll back to; "
+                "activate a version by number instead."
+            )
+        target = session.get(AgentVersion, stack[-2])
+        if target is None:  # pragma: no cover - deployments reference versions by foreign key
+            raise NotFound(f"version id {stack[-2]} of {agent_name} no longer exists.")
+        return _move_pointer(
+            session,
+            actor,
+            agent=agent,
+            version=target,
+            action=DeploymentAction.ROLLBACK,
+            reason=reason,
         )
-    target = session.get(AgentVersion, stack[-2])
-    if target is None:  # pragma: no cover - deployments reference versions by foreign key
-        raise NotFound(f"version id {stack[-2]} of {agent_name} no longer exists.")
-    return _move_pointer(
-        session, actor, agent=agent, version=target, action=DeploymentAction.ROLLBACK, reason=reason
-    )
 
 
-def rollback_target(actor: Actor, agent_name: str, *, session: Session) -> VersionInfo | None:
+def rollback_target(platform: Platform, actor: Actor, agent_name: str) -> VersionInfo | None:
     """The version ``rollback`` would return to now, or None when there is none.
 
     Raises:
         NotFound: no such agent.
     """
     require(actor, READ_ROLES, f"read the deployment history of {agent_name!r}")
-    agent = agent_row(session, agent_name)
-    stack = _activation_stack(session, agent)
-    if len(stack) < 2:
-        return None
-    target = session.get(AgentVersion, stack[-2])
-    return version_info(agent, target) if target is not None else None
+    with read_session(platform.engine) as session:
+        agent = agent_row(session, agent_name)
+        stack = _activation_stack(session, agent)
+        if len(stack) < 2:
+            return None
+        target = session.get(AgentVersion, stack[-2])
+        return version_info(agent, target) if target is not None else None
 
 
 def _activation_stack(session: Session, agent: Agent) -> list[int]:
@@ -231,18 +271,38 @@ def _activation_stack(session: Session, agent: Agent) -> list[int]:
 
 
 def deployment_history(
-    actor: Actor, agent_name: str, *, session: Session
-) -> tuple[DeploymentInfo, ...]:
-    """Every move of the agent's active pointer, newest first."""
+    platform: Platform,
+    actor: Actor,
+    agent_name: str,
+    *,
+    offset: int = 0,
+    limit: int = DEFAULT_LIMIT,
+) -> Page[DeploymentInfo]:
+    """The moves of the agent's active pointer, newest first: ``limit`` of them after the first
+    ``offset``.
+
+    Raises:
+        Forbidden: the actor holds no role.
+        NotFound: no such agent.
+        InvalidInput: the window is out of range.
+    """
     require(actor, READ_ROLES, f"read the deployment history of {agent_name!r}")
-    agent = agent_row(session, agent_name)
-    numbers = version_numbers(session, agent)
-    deployments = session.exec(
-        select(Deployment)
-        .where(Deployment.agent_id == agent.id)
-        .order_by(col(Deployment.id).desc())
-    ).all()
-    return tuple(deployment_info(agent, d, numbers) for d in deployments)
+    check_window(offset, limit, "deployments")
+    with read_session(platform.engine) as session:
+        agent = agent_row(session, agent_name)
+        numbers = version_numbers(session, agent)
+        mine = Deployment.agent_id == agent.id
+        total = session.exec(select(func.count()).select_from(Deployment).where(mine)).one()
+        deployments = session.exec(
+            select(Deployment)
+            .where(mine)
+            .order_by(col(Deployment.id).desc())
+            .offset(offset)
+            .limit(limit)
+        ).all()
+        return Page(
+            tuple(deployment_info(agent, d, numbers) for d in deployments), total, offset, limit
+        )
 
 
 def active_version(agent_name: str, *, session: Session) -> tuple[VersionInfo, VersionSpec]:

@@ -8,8 +8,14 @@ import threading
 from typing import Any
 
 from agent.users import actor_for
-from console.cli.common import CommandError, open_engine, print_json
-from storage.engine import read_session
+from console.cli import args as argtypes
+from console.cli.common import (
+    CommandError,
+    acting_name,
+    add_actor_argument,
+    open_platform,
+    print_json,
+)
 
 
 def register(commands: Any) -> None:
@@ -20,16 +26,18 @@ def register(commands: Any) -> None:
     seed.add_argument("--json", action="store_true")
     seed.set_defaults(handler=_seed)
     live = actions.add_parser("stream", help="keep submitting sample tasks")
-    live.add_argument("--rate", type=float, default=0.5, help="tasks per second")
-    live.add_argument("--count", type=int, help="stop after this many")
-    live.add_argument("--as", dest="actor", default="olga", metavar="USER")
+    live.add_argument(
+        "--rate", type=argtypes.RATE, default=0.5, help="tasks per second (up to 1000)"
+    )
+    live.add_argument("--count", type=argtypes.COUNT, help="stop after this many")
+    add_actor_argument(live)
     live.set_defaults(handler=_stream)
 
 
 def _seed(args: argparse.Namespace) -> int:
     from agent.demo.seed import DEMO_USERS, seed_demo  # the agents' stack: only when seeding
 
-    report = seed_demo(open_engine(), with_tasks=not args.no_tasks)
+    report = seed_demo(open_platform(), with_tasks=not args.no_tasks)
     if args.json:
         print_json(
             {
@@ -56,16 +64,14 @@ def _seed(args: argparse.Namespace) -> int:
 def _stream(args: argparse.Namespace) -> int:
     from agent.demo.seed import stream
 
-    if args.rate <= 0:
-        raise CommandError("--rate must be a positive number of tasks per second.")
-    engine = open_engine()
-    with read_session(engine) as session:
-        actor = actor_for(args.actor, session=session)
+    platform = open_platform()
+    # The demo's traffic comes from its operator unless someone else is named.
+    actor = actor_for(platform, acting_name(args) or "olga")
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     try:
-        submitted = stream(engine, actor, rate=args.rate, count=args.count, stop=stop)
+        submitted = stream(platform, actor, rate=args.rate, count=args.count, stop=stop)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     print(f"submitted {submitted} tasks.")

@@ -1,51 +1,77 @@
-"""Day-to-day operations: ``submit``, ``runs``, ``reviews`` and ``worker``."""
+"""Day-to-day operations: ``submit``, ``runs``, ``reviews``, ``kpis`` and ``worker``.
+
+Every read goes through the same role-checked functions of ``agent.reads`` the console uses, and
+prints (or with ``--json`` serialises) the read models they return.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
-import os
 import signal
 import sys
 import threading
-from datetime import UTC, datetime
 from typing import Any
 
-from agent.actors import READ_ROLES, Actor, require
+from agent.reads.queue import QueueFilter, QueueItem, open_reviews
+from agent.reads.runs import RunFilter, RunSummary, find_runs, run_details
+from agent.reads.tasks import WorkItem, work_overview
 from agent.tasks import submit_task
-from agent.users import actor_for
-from console.cli.common import CommandError, open_engine, open_platform, print_json
-from storage.engine import read_session
+from console.cli import args as argtypes
+from console.cli.common import (
+    acting_user,
+    add_actor_argument,
+    add_paging,
+    open_platform,
+    print_json,
+    print_page,
+)
 from storage.enums import ErrorClass, RunStatus
-from storage.queries.runs import list_runs, review_queue, run_detail
 
 EXIT_OK = 0
+TASK_INPUT = argtypes.json_object("--input", when_empty="pass the task, e.g. '{\"intent\": ...}'")
+EDITED_ARGS = argtypes.json_object("--args", when_empty="leave it out to approve as proposed")
 
 
 def register(commands: Any) -> None:
     submit = commands.add_parser("submit", help="queue a task for an agent")
     submit.add_argument("agent")
-    submit.add_argument("--input", required=True, help="the task as a JSON object")
-    submit.add_argument("--priority", type=int, default=0)
-    _as(submit)
+    submit.add_argument(
+        "--input",
+        required=True,
+        type=TASK_INPUT,
+        help="the task as a JSON object, @FILE.json to read it from a file, or - for stdin",
+    )
+    submit.add_argument(
+        "--priority", type=argtypes.PRIORITY, default=0, help="0 to 100, higher runs first"
+    )
+    add_actor_argument(submit)
     submit.add_argument("--json", action="store_true")
     submit.set_defaults(handler=_submit)
+
+    tasks = commands.add_parser("tasks", help="work not finished yet")
+    task_actions = tasks.add_subparsers(dest="action", required=True, metavar="ACTION")
+    in_flight = task_actions.add_parser(
+        "list", help="queued, running and waiting tasks, newest first, and the workers"
+    )
+    add_actor_argument(in_flight)
+    add_paging(in_flight, "tasks")
+    in_flight.set_defaults(handler=_tasks_list)
 
     runs = commands.add_parser("runs", help="runs and their traces")
     run_actions = runs.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = run_actions.add_parser("list", help="newest runs first")
     listing.add_argument("--agent")
-    listing.add_argument("--version", type=int)
+    listing.add_argument("--version", type=argtypes.record_id("a version number"))
     listing.add_argument("--status", choices=[s.value for s in RunStatus])
     listing.add_argument("--error-class", choices=[e.value for e in ErrorClass])
-    listing.add_argument("--limit", type=int, default=50)
-    _as(listing, required=False)
-    listing.add_argument("--json", action="store_true")
+    add_actor_argument(listing)
+    add_paging(listing, "runs")
     listing.set_defaults(handler=_runs_list)
     show = run_actions.add_parser("show", help="one run with its full trace")
-    show.add_argument("run", type=int)
-    _as(show, required=False)
+    show.add_argument("run", metavar="RUN", type=argtypes.record_id("a run id"))
+    add_actor_argument(show)
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler=_runs_show)
 
@@ -54,9 +80,9 @@ def register(commands: Any) -> None:
     pending = review_actions.add_parser("list", help="open reviews, most urgent first")
     for name in ("--agent", "--kind", "--rule", "--tool"):
         pending.add_argument(name)
-    pending.add_argument("--version", type=int)
-    _as(pending, required=False)
-    pending.add_argument("--json", action="store_true")
+    pending.add_argument("--version", type=argtypes.record_id("a version number"))
+    add_actor_argument(pending)
+    add_paging(pending, "reviews")
     pending.set_defaults(handler=_reviews_list)
     for action, helptext in (
         ("approve", "authorize the call as proposed"),
@@ -64,55 +90,53 @@ def register(commands: Any) -> None:
         ("override", "let a blocked call through (named roles, reason)"),
     ):
         decide = review_actions.add_parser(action, help=helptext)
-        decide.add_argument("review", type=int)
-        _as(decide)
+        decide.add_argument("review", metavar="REVIEW", type=argtypes.record_id("a review id"))
+        add_actor_argument(decide)
         decide.add_argument("--reason", default="")
         decide.add_argument(
-            "--seen-version", type=int, help="fail if the review changed since this row version"
+            "--seen-version",
+            type=argtypes.record_id("a row version"),
+            help="fail if the review changed since this row version",
         )
         if action == "approve":
-            decide.add_argument("--args", help="edited arguments as a JSON object")
+            decide.add_argument(
+                "--args",
+                type=argtypes.json_object(
+                    "--args", when_empty="leave it out to approve as proposed"
+                ),
+                help="edited arguments as a JSON object, @FILE.json, or - for stdin",
+            )
         decide.add_argument("--json", action="store_true")
         decide.set_defaults(handler=_decide, decision=action)
 
     worker = commands.add_parser("worker", help="claim and run queued work")
-    worker.add_argument("--concurrency", type=int, default=2)
+    worker.add_argument(
+        "--concurrency", type=argtypes.CONCURRENCY, default=2, help="runs processed at once"
+    )
     worker.add_argument(
         "--drain",
         action="store_true",
         help="exit once nothing is queued, ready or running elsewhere",
     )
-    worker.add_argument("--lease", type=float, default=30.0, help="lease length in seconds")
-    worker.add_argument("--poll", type=float, default=0.25, help="seconds between claims")
+    worker.add_argument(
+        "--lease", type=argtypes.LEASE, default=30.0, help="lease length in seconds (1 to 86400)"
+    )
+    worker.add_argument(
+        "--poll", type=argtypes.POLL, default=0.25, help="seconds between claims (0.01 to 60)"
+    )
     worker.set_defaults(handler=_worker)
     register_kpis(commands)
 
 
-def _as(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
-    default = os.environ.get("STEWARD_USER") or None
-    parser.add_argument(
-        "--as",
-        dest="actor",
-        required=required and default is None,
-        default=default,
-        metavar="USER",
-        help="the user acting (roles are checked); default $STEWARD_USER",
-    )
-
-
-def _actor(args: argparse.Namespace, engine: Any) -> Actor | None:
-    if not getattr(args, "actor", None):
-        return None
-    with read_session(engine) as session:
-        return actor_for(args.actor, session=session)
-
-
 def _submit(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    actor = _actor(args, engine)
-    assert actor is not None
+    platform = open_platform()
     task_id = submit_task(
-        engine, actor, args.agent, args.input, priority=args.priority, source="cli"
+        platform,
+        acting_user(args, platform),
+        args.agent,
+        args.input,
+        priority=args.priority,
+        source="cli",
     )
     if args.json:
         print_json({"task_id": task_id, "status": "queued"})
@@ -121,98 +145,108 @@ def _submit(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _reader(args: argparse.Namespace, engine: Any) -> None:
-    actor = _actor(args, engine)
-    if actor is not None:
-        require(actor, READ_ROLES, "read runs")
-
-
 def _runs_list(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    _reader(args, engine)
-    with read_session(engine) as session:
-        rows = list_runs(
-            session=session,
-            agent=args.agent,
-            version=args.version,
-            status=RunStatus(args.status) if args.status else None,
-            error_class=ErrorClass(args.error_class) if args.error_class else None,
-            limit=args.limit,
-        )
-    if args.json:
-        print_json([r.as_dict() for r in rows])
-        return EXIT_OK
-    for r in rows:
-        print(
-            f"{r.id:>7}  {r.agent}@v{r.version:<3} {r.status:<15} "
-            f"{r.error_class or '-':<17} {r.steps:>4} steps  {r.created_at:%Y-%m-%d %H:%M:%S}"
-        )
-    if not rows:
-        print("no runs match.")
+    platform = open_platform()
+    flt = RunFilter(
+        agent=args.agent,
+        version=args.version,
+        status=RunStatus(args.status) if args.status else None,
+        error_class=ErrorClass(args.error_class) if args.error_class else None,
+    )
+    page = find_runs(
+        platform, acting_user(args, platform), flt, offset=args.offset, limit=args.limit
+    )
+    print_page(page, args, _run_line, empty="no runs match.")
     return EXIT_OK
 
 
-def _runs_show(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    _reader(args, engine)
-    with read_session(engine) as session:
-        detail = run_detail(args.run, session=session)
-    if detail is None:
-        raise CommandError(f"run {args.run} does not exist.")
-    if args.json:
-        print_json(detail)
-        return EXIT_OK
-    run = detail["run"]
-    print(
-        f"run {run['id']} of {detail['agent']} v{detail['version']['number']}: "
-        f"{run['status']} {run['error_class'] or ''}".rstrip()
+def _run_line(r: RunSummary) -> str:
+    return (
+        f"{r.id:>7}  {r.agent}@v{r.version:<3} {r.status:<15} "
+        f"{r.error_class or '-':<17} {r.steps:>4} steps  {r.created_at:%Y-%m-%d %H:%M:%S}"
     )
-    print(f"task {detail['task']['id']}: {json.dumps(detail['task']['input'])}")
-    for step in detail["steps"]:
-        extra = step["attributes"].get("rule_id") or ""
+
+
+def _runs_show(args: argparse.Namespace) -> int:
+    platform = open_platform()
+    trace = run_details(platform, acting_user(args, platform), args.run)
+    if args.json:
+        print_json(trace)
+        return EXIT_OK
+    run = trace.run
+    print(
+        f"run {run.id} of {run.agent} v{run.version}: "
+        f"{run.status.value} {run.error_class.value if run.error_class else ''}".rstrip()
+    )
+    if run.error_message:
+        print(f"error: {run.error_message}")
+    print(f"task {run.task_id}: {json.dumps(trace.task_input, ensure_ascii=False)}")
+    for step in trace.steps:
+        extra = step.attributes.get("rule_id") or ""
+        error = step.error_class.value if step.error_class else ""
         print(
-            f"  {step['seq']:>3} {step['kind']:<15} {step['name']:<22} {step['status']:<9} "
-            f"{step['error_class'] or '':<17} {extra}"
+            f"  {step.seq:>3} {step.kind.value:<15} {step.name:<22} {step.status.value:<9} "
+            f"{error:<17} {extra}".rstrip()
         )
-    if run["output"]:
-        print(f"output: {json.dumps(run['output'])}")
+    if trace.steps_truncated:
+        print(f"  ... the first {len(trace.steps)} of {run.step_count} steps are shown.")
+    if run.output is not None:
+        print(f"output: {json.dumps(run.output, ensure_ascii=False)}")
     return EXIT_OK
 
 
 def _reviews_list(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    _reader(args, engine)
-    with read_session(engine) as session:
-        items = review_queue(
-            session=session,
-            agent=args.agent,
-            version=args.version,
-            kind=args.kind,
-            rule_id=args.rule,
-            tool=args.tool,
-        )
-    if args.json:
-        print_json([i.as_dict() for i in items])
-        return EXIT_OK
-    for i in items:
-        due = f"{i.sla_due_at:%Y-%m-%d %H:%M}" if i.sla_due_at else "-"
-        print(
-            f"{i.id:>6}  {i.kind:<15} {i.status:<8} {i.agent}@v{i.version:<3} "
-            f"{i.tool or '-':<18} {i.rule_id or '-':<18} due {due}  {json.dumps(i.args)}"
-        )
-    if not items:
-        print("the review queue is empty.")
+    platform = open_platform()
+    flt = QueueFilter(
+        agent=args.agent, version=args.version, kind=args.kind, rule_id=args.rule, tool=args.tool
+    )
+    snapshot = open_reviews(
+        platform, acting_user(args, platform), flt, offset=args.offset, limit=args.limit
+    )
+    print_page(snapshot.page, args, _review_line, empty="the review queue is empty.")
     return EXIT_OK
+
+
+def _review_line(i: QueueItem) -> str:
+    due = f"{i.sla_due_at:%Y-%m-%d %H:%M}" if i.sla_due_at else "-"
+    return (
+        f"{i.id:>6}  {i.kind:<15} {i.status:<8} {i.agent}@v{i.version:<3} "
+        f"{i.tool or '-':<18} {i.rule_id or '-':<18} due {due}  {json.dumps(i.args)}"
+    )
+
+
+def _tasks_list(args: argparse.Namespace) -> int:
+    platform = open_platform()
+    overview = work_overview(
+        platform, acting_user(args, platform), offset=args.offset, limit=args.limit
+    )
+    if not args.json:
+        alive = sum(not w.stale for w in overview.workers)
+        print(
+            f"workers: {alive} alive of {len(overview.workers)}"
+            if overview.workers
+            else "workers: none; queued work waits until one starts (steward worker)."
+        )
+    print_page(overview.work, args, _task_line, empty="nothing is queued, running or waiting.")
+    return EXIT_OK
+
+
+def _task_line(t: WorkItem) -> str:
+    run = f"run {t.run_id} {t.run_status.value}" if t.run_id and t.run_status else "no run yet"
+    lease = f" held by {t.lease_owner}" if t.lease_owner else ""
+    return (
+        f"{t.task_id:>7}  {t.agent:<12} {t.status.value:<15} priority {t.priority:<3} "
+        f"{run}{lease}  by {t.submitted_by} {t.created_at:%Y-%m-%d %H:%M:%S}"
+    )
 
 
 def _decide(args: argparse.Namespace) -> int:
     from agent import reviews  # the runtime it binds decisions to loads only for decisions
 
     platform = open_platform()
-    actor = _actor(args, platform.engine)
-    assert actor is not None
+    actor = acting_user(args, platform)
     result: reviews.DecisionResult
-    if args.decision == "approve" and args.args:
+    if args.decision == "approve" and args.args is not None:
         result = reviews.edit_and_approve(
             platform,
             actor,
@@ -241,19 +275,20 @@ def _decide(args: argparse.Namespace) -> int:
                 "decided_by": result.decided_by,
                 "run_id": result.run_id,
                 "run_resumes": result.run_resumes,
+                "note": result.note,
             }
         )
     else:
         tail = "; the run resumes." if result.run_resumes else "."
         print(f"review {result.review_id} {result.status.value} by {result.decided_by}{tail}")
+        if result.note:
+            print(f"note: {result.note}")
     return EXIT_OK
 
 
 def _worker(args: argparse.Namespace) -> int:
     from agent.worker import Worker  # the scheduler is only needed here
 
-    if args.concurrency < 1:
-        raise CommandError("--concurrency must be at least 1.")
     logging.getLogger().setLevel(logging.INFO)
     # The scheduler logs every job execution at INFO, several times a second.
     if not args.verbose:
@@ -281,37 +316,26 @@ def _worker(args: argparse.Namespace) -> int:
 def register_kpis(commands: Any) -> None:
     kpis = commands.add_parser("kpis", help="the managers' KPIs for a time range")
     kpis.add_argument("--agent")
-    kpis.add_argument("--version", type=int)
-    kpis.add_argument("--since", help="ISO date or datetime (UTC)")
-    kpis.add_argument("--until", help="ISO date or datetime (UTC)")
-    _as(kpis, required=False)
+    kpis.add_argument("--version", type=argtypes.record_id("a version number"))
+    kpis.add_argument("--since", type=argtypes.moment, help="ISO date or datetime (UTC)")
+    kpis.add_argument("--until", type=argtypes.moment, help="ISO date or datetime (UTC)")
+    add_actor_argument(kpis)
     kpis.add_argument("--json", action="store_true")
     kpis.set_defaults(handler=_kpis)
 
 
-def _when(text: str | None, flag: str) -> datetime | None:
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise CommandError(f"{flag} must be an ISO date or datetime, not {text!r}.") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _kpis(args: argparse.Namespace) -> int:
-    from storage.queries.kpis import KpiFilter, compute_kpis  # pandas: only for this command
+    from agent.reads.kpis import KpiFilter, kpi_report  # pandas: only for this command
 
-    engine = open_engine()
-    _reader(args, engine)
+    platform = open_platform()
+    actor = acting_user(args, platform)
     flt = KpiFilter(
-        since=_when(args.since, "--since"),
-        until=_when(args.until, "--until"),
+        since=args.since,
+        until=args.until,
         agent=args.agent,
         version=args.version,
     )
-    with read_session(engine) as session:
-        report = compute_kpis(flt, session=session)
+    report = kpi_report(platform, actor, flt)
     if args.json:
         print_json(report.as_dict())
         return EXIT_OK

@@ -7,15 +7,19 @@ submit the run's task again to reproduce the run without the model.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from agent.planning.replay import export_replay
-from agent.users import actor_for
-from console.cli.common import CommandError, open_engine, print_json
-from storage.engine import read_session
+from console.cli import args as argtypes
+from console.cli.common import (
+    CommandError,
+    acting_user,
+    add_actor_argument,
+    open_platform,
+    print_json,
+)
 
 EXIT_OK = 0
 
@@ -24,26 +28,16 @@ def register(commands: Any) -> None:
     export = commands.add_parser(
         "export-script", help="write a version YAML that replays a run without its model"
     )
-    export.add_argument("run", type=int)
+    export.add_argument("run", metavar="RUN", type=argtypes.record_id("a run id"))
     export.add_argument("--out", type=Path, help="the YAML file to write (default: stdout)")
-    default_user = os.environ.get("STEWARD_USER") or None
-    export.add_argument(
-        "--as",
-        dest="actor",
-        required=default_user is None,
-        default=default_user,
-        metavar="USER",
-        help="the user acting (roles are checked); default $STEWARD_USER",
-    )
+    add_actor_argument(export)
     export.add_argument("--json", action="store_true", help="print a summary as JSON")
     export.set_defaults(handler=_export)
 
 
 def _export(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    with read_session(engine) as session:
-        actor = actor_for(args.actor, session=session)
-    script = export_replay(engine, actor, args.run)
+    platform = open_platform()
+    script = export_replay(platform, acting_user(args, platform), args.run)
     if args.out is not None:
         try:
             args.out.write_text(script.yaml_text, encoding="utf-8")

@@ -1,7 +1,7 @@
-"""``steward users add | list | set-roles | set-password | disable | enable``, and ``--as``.
+"""``steward users add | list | set-roles | set-password | disable | enable``.
 
-Commands act as the user named by ``--as`` (default: the ``STEWARD_USER`` variable), resolved
-through ``agent.users.actor_for``, so the CLI obeys the same role checks as the console.
+Commands act as the user named by ``--as`` (default: the ``STEWARD_USER`` variable), so the CLI
+obeys the same role checks as the console.
 ``users add`` without an acting user is the bootstrap path: it creates the first account of an
 empty installation, which must hold the admin role.
 """
@@ -14,13 +14,9 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from sqlmodel import Session
-
-from agent.actors import Actor
 from agent.auth import generate_password
 from agent.users import (
     UserInfo,
-    actor_for,
     add_first_user,
     add_user,
     disable_user,
@@ -29,43 +25,17 @@ from agent.users import (
     set_password,
     set_roles,
 )
-from console.cli.common import CommandError, open_engine, print_json
-from storage.engine import read_session, write_session
+from console.cli.common import (
+    CommandError,
+    acting_name,
+    acting_user,
+    add_actor_argument,
+    add_paging,
+    open_platform,
+    print_json,
+    print_page,
+)
 from storage.types import utcnow
-
-ACTING_USER_VARIABLE = "STEWARD_USER"
-
-
-def add_actor_argument(parser: argparse.ArgumentParser) -> None:
-    """Add ``--as USER`` (default: ``$STEWARD_USER``) to a command."""
-    parser.add_argument(
-        "--as",
-        dest="acting_user",
-        metavar="USER",
-        default=None,
-        help=f"the user you act as (default: ${ACTING_USER_VARIABLE})",
-    )
-
-
-def acting_name(args: argparse.Namespace) -> str | None:
-    """The name given with ``--as``, else ``$STEWARD_USER``, else None."""
-    name: str | None = args.acting_user or os.environ.get(ACTING_USER_VARIABLE, "").strip()
-    return name or None
-
-
-def resolve_actor(args: argparse.Namespace, session: Session) -> Actor:
-    """The ``Actor`` for ``--as``, with roles from the users table.
-
-    Raises:
-        CommandError: no acting user was named.
-        NotFound, Forbidden: the user does not exist or is disabled.
-    """
-    name = acting_name(args)
-    if name is None:
-        raise CommandError(
-            f"name the user you act as with --as USER (or set {ACTING_USER_VARIABLE})."
-        )
-    return actor_for(name, session=session)
 
 
 def register(commands: Any) -> None:
@@ -84,9 +54,9 @@ def register(commands: Any) -> None:
     add.add_argument("--json", action="store_true", help="machine-readable output")
     add.set_defaults(handler=_add)
 
-    listing = actions.add_parser("list", help="list users (admins and managers)")
+    listing = actions.add_parser("list", help="list users by name (admins and managers)")
     add_actor_argument(listing)
-    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    add_paging(listing, "users")
     listing.set_defaults(handler=_list)
 
     roles = actions.add_parser("set-roles", help="replace a user's roles")
@@ -158,27 +128,26 @@ def _password(args: argparse.Namespace) -> tuple[str, bool]:
 
 def _add(args: argparse.Namespace) -> int:
     password, generated = _password(args)
-    engine = open_engine()
-    with write_session(engine) as session:
-        if acting_name(args) is None:
-            user = add_first_user(
-                args.name,
-                _roles(args),
-                session=session,
-                password=password,
-                email=args.email,
-                display_name=args.display_name,
-            )
-        else:
-            user = add_user(
-                resolve_actor(args, session),
-                args.name,
-                _roles(args),
-                session=session,
-                password=password,
-                email=args.email,
-                display_name=args.display_name,
-            )
+    platform = open_platform()
+    if acting_name(args) is None:
+        user = add_first_user(
+            platform,
+            args.name,
+            _roles(args),
+            password=password,
+            email=args.email,
+            display_name=args.display_name,
+        )
+    else:
+        user = add_user(
+            platform,
+            acting_user(args, platform),
+            args.name,
+            _roles(args),
+            password=password,
+            email=args.email,
+            display_name=args.display_name,
+        )
     if args.json:
         print_json({**_user_json(user), **({"password": password} if generated else {})})
         return 0
@@ -189,35 +158,30 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    with read_session(engine) as session:
-        users = list_users(resolve_actor(args, session), session=session)
+    platform = open_platform()
+    users = list_users(platform, acting_user(args, platform), offset=args.offset, limit=args.limit)
     now = utcnow()
-    if args.json:
-        print_json([_user_json(user) for user in users])
-        return 0
-    for user in users:
+
+    def line(user: UserInfo) -> str:
         locked = user.locked_until is not None and user.locked_until > now
         state = "disabled" if user.disabled else ("locked" if locked else "active")
         email = f" <{user.email}>" if user.email else ""
-        print(f"{user.name}{email}  {', '.join(user.roles)}  {state}")
-    if not users:
-        print("no users yet: steward users add NAME --role admin")
+        return f"{user.name}{email}  {', '.join(user.roles)}  {state}"
+
+    print_page(users, args, line, empty="no users yet: steward users add NAME --role admin")
     return 0
 
 
 def _set_roles(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    with write_session(engine) as session:
-        user = set_roles(resolve_actor(args, session), args.name, _roles(args), session=session)
+    platform = open_platform()
+    user = set_roles(platform, acting_user(args, platform), args.name, _roles(args))
     return _show(args, user, f"{user.name} now holds {', '.join(user.roles)}.")
 
 
 def _set_password(args: argparse.Namespace) -> int:
     password, generated = _password(args)
-    engine = open_engine()
-    with write_session(engine) as session:
-        set_password(resolve_actor(args, session), args.name, password, session=session)
+    platform = open_platform()
+    set_password(platform, acting_user(args, platform), args.name, password)
     print(f"password of {args.name} changed.")
     if generated:
         print(f"new password for {args.name} (shown only this once): {password}")
@@ -225,16 +189,14 @@ def _set_password(args: argparse.Namespace) -> int:
 
 
 def _disable(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    with write_session(engine) as session:
-        user = disable_user(resolve_actor(args, session), args.name, session=session)
+    platform = open_platform()
+    user = disable_user(platform, acting_user(args, platform), args.name)
     return _show(args, user, f"{user.name} is disabled.")
 
 
 def _enable(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    with write_session(engine) as session:
-        user = enable_user(resolve_actor(args, session), args.name, session=session)
+    platform = open_platform()
+    user = enable_user(platform, acting_user(args, platform), args.name)
     return _show(args, user, f"{user.name} is enabled.")
 
 

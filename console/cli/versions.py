@@ -10,8 +10,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from agent.plugins import installed_registry
 from agent.versions import (
+    AgentInfo,
     DeploymentInfo,
     VersionDiff,
     VersionInfo,
@@ -25,9 +25,16 @@ from agent.versions import (
     rollback,
     show_version,
 )
-from console.cli.common import CommandError, open_engine, print_json
-from console.cli.users import add_actor_argument, resolve_actor
-from storage.engine import read_session, write_session
+from console.cli import args as argtypes
+from console.cli.common import (
+    CommandError,
+    acting_user,
+    add_actor_argument,
+    add_paging,
+    open_platform,
+    print_json,
+    print_page,
+)
 
 
 def register(commands: Any) -> None:
@@ -47,7 +54,7 @@ def _register_agents(commands: Any) -> None:
     create.set_defaults(handler=_agents_create)
 
     listing = actions.add_parser("list", help="list agents and their active versions")
-    _common(listing)
+    _listing(listing, "agents")
     listing.set_defaults(handler=_agents_list)
 
 
@@ -64,25 +71,25 @@ def _register_versions(commands: Any) -> None:
 
     listing = actions.add_parser("list", help="list an agent's versions, newest first")
     listing.add_argument("agent")
-    _common(listing)
+    _listing(listing, "versions")
     listing.set_defaults(handler=_list)
 
     show = actions.add_parser("show", help="show one version and its YAML")
     show.add_argument("agent")
-    show.add_argument("number", type=int)
+    show.add_argument("number", metavar="N", type=argtypes.record_id("a version number"))
     _common(show)
     show.set_defaults(handler=_show)
 
     diff = actions.add_parser("diff", help="what changed from version A to version B")
     diff.add_argument("agent")
-    diff.add_argument("a", type=int)
-    diff.add_argument("b", type=int)
+    diff.add_argument("a", metavar="A", type=argtypes.record_id("a version number"))
+    diff.add_argument("b", metavar="B", type=argtypes.record_id("a version number"))
     _common(diff)
     diff.set_defaults(handler=_diff)
 
     activate = actions.add_parser("activate", help="make version N the active one (engineers)")
     activate.add_argument("agent")
-    activate.add_argument("number", type=int)
+    activate.add_argument("number", metavar="N", type=argtypes.record_id("a version number"))
     activate.add_argument("--reason", required=True, help="why the active version changes")
     _common(activate)
     activate.set_defaults(handler=_activate)
@@ -95,8 +102,13 @@ def _register_versions(commands: Any) -> None:
 
     history = actions.add_parser("history", help="every activation and rollback, newest first")
     history.add_argument("agent")
-    _common(history)
+    _listing(history, "deployments")
     history.set_defaults(handler=_history)
+
+
+def _listing(parser: argparse.ArgumentParser, noun: str) -> None:
+    add_actor_argument(parser)
+    add_paging(parser, noun)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -105,15 +117,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _agents_create(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    with write_session(engine) as session:
-        agent = create_agent(
-            resolve_actor(args, session),
-            args.name,
-            session=session,
-            description=args.description,
-            domain=args.domain,
-        )
+    platform = open_platform()
+    agent = create_agent(
+        platform,
+        acting_user(args, platform),
+        args.name,
+        description=args.description,
+        domain=args.domain,
+    )
     if args.json:
         print_json(asdict(agent))
     else:
@@ -124,32 +135,25 @@ def _agents_create(args: argparse.Namespace) -> int:
 
 
 def _agents_list(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    with read_session(engine) as session:
-        agents = list_agents(resolve_actor(args, session), session=session)
-    if args.json:
-        print_json([asdict(agent) for agent in agents])
-        return 0
-    for agent in agents:
-        active = f"v{agent.active_number}" if agent.active_number else "no active version"
-        print(f"{agent.name}  {active}  ({agent.version_count} versions)  {agent.description}")
-    if not agents:
-        print("no agents yet: steward agents create NAME")
+    platform = open_platform()
+    agents = list_agents(
+        platform, acting_user(args, platform), offset=args.offset, limit=args.limit
+    )
+    print_page(agents, args, _agent_line, empty="no agents yet: steward agents create NAME")
     return 0
+
+
+def _agent_line(agent: AgentInfo) -> str:
+    active = f"v{agent.active_number}" if agent.active_number else "no active version"
+    return f"{agent.name}  {active}  ({agent.version_count} versions)  {agent.description}"
 
 
 def _create(args: argparse.Namespace) -> int:
     text = _read_source(args.file)
-    engine = open_engine()
-    with write_session(engine) as session:
-        version = create_version(
-            resolve_actor(args, session),
-            args.agent,
-            text,
-            session=session,
-            note=args.note,
-            registry=installed_registry(),
-        )
+    platform = open_platform()
+    version = create_version(
+        platform, acting_user(args, platform), args.agent, text, note=args.note
+    )
     if args.json:
         print_json(asdict(version))
     else:
@@ -162,25 +166,18 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    with read_session(engine) as session:
-        versions = list_versions(resolve_actor(args, session), args.agent, session=session)
-    if args.json:
-        print_json([asdict(version) for version in versions])
-        return 0
-    for version in versions:
-        print(_version_line(version))
-    if not versions:
-        print(f"{args.agent} has no versions yet: steward versions create {args.agent} FILE")
+    platform = open_platform()
+    versions = list_versions(
+        platform, acting_user(args, platform), args.agent, offset=args.offset, limit=args.limit
+    )
+    empty = f"{args.agent} has no versions yet: steward versions create {args.agent} FILE"
+    print_page(versions, args, _version_line, empty=empty)
     return 0
 
 
 def _show(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    with read_session(engine) as session:
-        detail = show_version(
-            resolve_actor(args, session), args.agent, args.number, session=session
-        )
+    platform = open_platform()
+    detail = show_version(platform, acting_user(args, platform), args.agent, args.number)
     if args.json:
         print_json(asdict(detail))
         return 0
@@ -195,11 +192,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    with read_session(engine) as session:
-        diff = diff_versions(
-            resolve_actor(args, session), args.agent, args.a, args.b, session=session
-        )
+    platform = open_platform()
+    diff = diff_versions(platform, acting_user(args, platform), args.agent, args.a, args.b)
     if args.json:
         print_json(diff.to_dict())
     else:
@@ -208,43 +202,34 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _activate(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    with write_session(engine) as session:
-        deployment = activate_version(
-            resolve_actor(args, session),
-            args.agent,
-            args.number,
-            session=session,
-            reason=args.reason,
-        )
+    platform = open_platform()
+    deployment = activate_version(
+        platform, acting_user(args, platform), args.agent, args.number, reason=args.reason
+    )
     return _deployed(args, deployment)
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    with write_session(engine) as session:
-        deployment = rollback(
-            resolve_actor(args, session), args.agent, session=session, reason=args.reason
-        )
+    platform = open_platform()
+    deployment = rollback(platform, acting_user(args, platform), args.agent, reason=args.reason)
     return _deployed(args, deployment)
 
 
 def _history(args: argparse.Namespace) -> int:
-    engine = open_engine()
-    with read_session(engine) as session:
-        history = deployment_history(resolve_actor(args, session), args.agent, session=session)
-    if args.json:
-        print_json([asdict(item) for item in history])
-        return 0
-    for item in history:
-        before = f"v{item.from_number}" if item.from_number else "none"
-        print(
-            f"{item.created_at:%Y-%m-%d %H:%M:%S}  {item.action.value:<8}  {before} -> "
-            f"v{item.to_number}  by {item.actor}: {item.reason}"
-        )
-    if not history:
-        print(f"{args.agent} has never been activated.")
+    platform = open_platform()
+    history = deployment_history(
+        platform, acting_user(args, platform), args.agent, offset=args.offset, limit=args.limit
+    )
+    print_page(history, args, _deployment_line, empty=f"{args.agent} has never been activated.")
     return 0
+
+
+def _deployment_line(item: DeploymentInfo) -> str:
+    before = f"v{item.from_number}" if item.from_number else "none"
+    return (
+        f"{item.created_at:%Y-%m-%d %H:%M:%S}  {item.action.value:<8}  {before} -> "
+        f"v{item.to_number}  by {item.actor}: {item.reason}"
+    )
 
 
 def _deployed(args: argparse.Namespace, deployment: DeploymentInfo) -> int:

@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from agent.actors import Actor
 from agent.errors import ServiceError
+from agent.reads.queue import QueueItem
 from agent.reviews import decide_many
 from console.components.data import forget_lists
 from console.components.feedback import describe, sentence
@@ -22,7 +23,6 @@ from console.components.formatting import compact
 from console.resources import platform
 from storage.enums import DecisionKind
 from storage.errors import StorageError
-from storage.queries.queue import QueueItem
 
 ACTION = "queue.bulk_action"
 OUTCOMES = "queue.bulk_outcomes"

@@ -10,11 +10,10 @@ from __future__ import annotations
 import streamlit as st
 
 from agent.actors import Actor
-from agent.reads.queue import QueueSnapshot, open_reviews, queue_choices
-from agent.reads.runs import RunChoices, RunPage, find_runs, run_choices
+from agent.reads.paging import Page
+from agent.reads.queue import QueueFacets, QueueFilter, QueueSnapshot, open_reviews, queue_choices
+from agent.reads.runs import RUN_PAGE, RunChoices, RunFilter, RunSummary, find_runs, run_choices
 from console.resources import engine, platform
-from storage.queries.queue import QueueFacets, QueueFilter
-from storage.queries.runs import RunFilter
 
 Reader = tuple[str, tuple[str, ...]]
 
@@ -42,15 +41,23 @@ def queue_filters(db: str, who: Reader) -> QueueFacets:
 
 
 @st.cache_data(ttl=10, max_entries=256, show_spinner=False)
-def run_page(db: str, who: Reader, flt: RunFilter, page: int) -> RunPage:
-    """``agent.reads.runs.find_runs``, cached for 10 s."""
-    return find_runs(engine(), Actor.of(*who), flt, page=page)
+def run_page(db: str, who: Reader, flt: RunFilter, number: int) -> Page[RunSummary]:
+    """Page ``number`` (from 1) of ``agent.reads.runs.find_runs``, cached for 10 s.
+
+    A page past the last one shows the last page, so a list that shrank (a narrower filter)
+    never comes back empty by accident.
+    """
+    actor = Actor.of(*who)
+    page = find_runs(platform(), actor, flt, offset=(max(number, 1) - 1) * RUN_PAGE)
+    if not page.items and page.total:
+        page = find_runs(platform(), actor, flt, offset=page.last_offset)
+    return page
 
 
 @st.cache_data(ttl=60, max_entries=64, show_spinner=False)
 def run_filters(db: str, who: Reader) -> RunChoices:
     """``agent.reads.runs.run_choices``, cached for a minute."""
-    return run_choices(engine(), Actor.of(*who))
+    return run_choices(platform(), Actor.of(*who))
 
 
 def forget_lists() -> None:

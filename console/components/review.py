@@ -245,4 +245,9 @@ def _decide(review_id: int, seen_version: int, kind: str) -> None:
         return
     forget_lists()
     tail = "; the run resumes." if result.run_resumes else "."
-    flash(FLASH, "success", f"review {review_id} {result.status.value} by {actor.name}{tail}")
+    message = f"review {review_id} {result.status.value} by {actor.name}{tail}"
+    if result.note:
+        # Recorded, but the gate will not let the call through as things stand now.
+        flash(FLASH, "warning", f"{message} Note: {result.note}")
+        return
+    flash(FLASH, "success", message)

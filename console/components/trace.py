@@ -14,11 +14,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from agent.reads.runs import RunTrace, RunUsage, TraceStep
 from console.components.formatting import compact, duration, option_label, when
 from storage.enums import StepKind
-from storage.queries.records import TraceStep
-from storage.queries.runs import RunTrace
-from storage.queries.usage import RunUsage
 
 # The root span covers the whole run and a human approval step measures a person's wait:
 # neither is agent latency, so the chart leaves them out (as the KPIs do).

@@ -8,14 +8,19 @@ import pandas as pd
 import streamlit as st
 
 from agent.actors import Actor
-from agent.reads.audit import audit_filter_values, audit_log, verify_audit_log
-from console.resources import engine
+from agent.reads.audit import (
+    AuditEntry,
+    AuditFilter,
+    audit_filter_values,
+    audit_log,
+    verify_audit_log,
+)
+from agent.reads.paging import Page
+from console.resources import platform
 from console.session import require_user
 from console.widgets.choice import remembered_choice
 from console.widgets.feedback import attempt
 from console.widgets.timerange import time_range_picker
-from storage.engine import read_session
-from storage.queries.audit import AuditFilter, AuditPage
 
 ANYONE, ANY_ACTION, ANY_TARGET = "Anyone", "Any action", "Any target"
 PAGE = "audit.page"
@@ -31,7 +36,18 @@ def turn(by: int) -> None:
     st.session_state[PAGE] = max(1, int(st.session_state.get(PAGE, 1)) + by)
 
 
-def entries_frame(page: AuditPage) -> pd.DataFrame:
+def load_page(actor: Actor, flt: AuditFilter, number: int, size: int) -> Page[AuditEntry]:
+    """Page ``number`` (from 1) of the events ``flt`` matches, ``size`` to a page.
+
+    A page past the end (the log shrank under a filter) shows the last one instead.
+    """
+    page = audit_log(platform(), actor, flt, offset=(max(number, 1) - 1) * size, limit=size)
+    if not page.items and page.total:
+        page = audit_log(platform(), actor, flt, offset=page.last_offset, limit=size)
+    return page
+
+
+def entries_frame(page: Page[AuditEntry]) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
@@ -42,7 +58,7 @@ def entries_frame(page: AuditPage) -> pd.DataFrame:
                 "target": f"{e.target_type} {e.target_id}".strip(),
                 "details": json.dumps(e.payload, sort_keys=True, ensure_ascii=False),
             }
-            for e in page.entries
+            for e in page.items
         ],
         columns=["#", "when", "actor", "action", "target", "details"],
     )
@@ -56,8 +72,7 @@ def verify_panel(actor: Actor) -> None:
     )
     if not st.button("Verify the hash chain", key="audit.verify", icon=":material/verified:"):
         return
-    with read_session(engine()) as session:
-        chain = attempt(lambda: verify_audit_log(actor, session=session))
+    chain = attempt(lambda: verify_audit_log(platform(), actor))
     if chain is None:
         return
     if chain.ok:
@@ -72,8 +87,7 @@ def verify_panel(actor: Actor) -> None:
 
 st.title("Audit log")
 actor = require_user()
-with read_session(engine()) as session:
-    facets = attempt(lambda: audit_filter_values(actor, session=session))
+facets = attempt(lambda: audit_filter_values(platform(), actor))
 if facets is None:
     st.stop()
 
@@ -108,27 +122,19 @@ flt = AuditFilter(
     since=picked.since,
     until=picked.until,
 )
-with read_session(engine()) as session:
-    page = attempt(
-        lambda: audit_log(
-            actor, flt, session=session, page=int(st.session_state[PAGE]), page_size=size
-        )
-    )
+page = attempt(lambda: load_page(actor, flt, int(st.session_state[PAGE]), size))
 if page is None:
     st.stop()
-# A page past the end (the log shrank under a filter) shows the last one instead.
-st.session_state[PAGE] = page.page
+st.session_state[PAGE] = page.number
 with bottom[2]:
     st.number_input("Page", min_value=1, max_value=page.pages, step=1, key=PAGE)
 
-st.caption(f"{page.total:,} events match; page {page.page} of {page.pages}, newest first.")
-if page.entries:
+st.caption(f"{page.total:,} events match; page {page.number} of {page.pages}, newest first.")
+if page.items:
     st.dataframe(entries_frame(page), hide_index=True, key="audit.events")
 else:
     st.info("No event matches these filters.")
 nav = st.columns(6)
-nav[0].button("← Newer", key="audit.prev", on_click=turn, args=(-1,), disabled=page.page <= 1)
-nav[1].button(
-    "Older →", key="audit.next", on_click=turn, args=(1,), disabled=page.page >= page.pages
-)
+nav[0].button("← Newer", key="audit.prev", on_click=turn, args=(-1,), disabled=page.number <= 1)
+nav[1].button("Older →", key="audit.next", on_click=turn, args=(1,), disabled=not page.has_more)
 verify_panel(actor)

@@ -6,17 +6,22 @@ import pandas as pd
 import streamlit as st
 
 from agent.actors import Actor
-from agent.reads.kpis import kpi_comparison, kpi_report, model_usage_by_version
-from agent.versions import list_agents, list_versions
-from console.resources import engine
+from agent.reads.kpis import (
+    Grain,
+    KpiFilter,
+    KpiReport,
+    kpi_comparison,
+    kpi_report,
+    model_usage_by_version,
+)
+from agent.reads.runs import run_choices
+from console.components.data import database
+from console.resources import platform
 from console.session import require_user
 from console.widgets.choice import remembered_choice
 from console.widgets.feedback import attempt
 from console.widgets.kpi_panels import details, export, headline, trend
 from console.widgets.timerange import time_range_picker
-from storage.engine import database_url, read_session
-from storage.queries.kpis import KpiFilter, KpiReport
-from storage.queries.stats import Grain
 
 ALL_AGENTS = "All agents"
 ALL_VERSIONS = "All versions"
@@ -29,8 +34,7 @@ def load_report(database: str, actor: Actor, flt: KpiFilter, grain: Grain) -> Kp
     ``database`` (the masked URL) is only part of the cache key, so two databases served by
     one process never share an entry.
     """
-    with read_session(engine()) as session:
-        return kpi_report(actor, flt, session=session, grain=grain)
+    return kpi_report(platform(), actor, flt, grain=grain)
 
 
 @st.cache_data(ttl=60, max_entries=16, show_spinner="Comparing versions…")
@@ -38,24 +42,19 @@ def load_comparison(
     database: str, actor: Actor, flt: KpiFilter, *, agent: str, a: int, b: int
 ) -> pd.DataFrame:
     """Two versions side by side, cached like ``load_report``."""
-    with read_session(engine()) as session:
-        return kpi_comparison(actor, flt, agent, a, b, session=session)
+    return kpi_comparison(platform(), actor, agent, a, b, flt=flt)
 
 
 @st.cache_data(ttl=60, max_entries=16, show_spinner=False)
 def load_model_usage(database: str, actor: Actor, flt: KpiFilter) -> pd.DataFrame | None:
     """Language-model usage per version (None: no run used a model), cached like the report."""
-    with read_session(engine()) as session:
-        return model_usage_by_version(actor, flt, session=session)
+    return model_usage_by_version(platform(), actor, flt)
 
 
 def agent_versions(actor: Actor) -> dict[str, list[int]]:
     """Every agent's version numbers, newest first."""
-    with read_session(engine()) as session:
-        return {
-            agent.name: [v.number for v in list_versions(actor, agent.name, session=session)]
-            for agent in list_agents(actor, session=session)
-        }
+    choices = run_choices(platform(), actor)
+    return {agent: sorted(choices.versions_of(agent), reverse=True) for agent in choices.agents}
 
 
 def comparison(
@@ -74,11 +73,7 @@ def comparison(
         a = remembered_choice("Before", versions, "kpis.compare_a", default=versions[1])
     with right:
         b = remembered_choice("After", versions, "kpis.compare_b", default=versions[0])
-    table = attempt(
-        lambda: load_comparison(
-            database_url().render_as_string(), actor, flt, agent=agent, a=a, b=b
-        )
-    )
+    table = attempt(lambda: load_comparison(database(), actor, flt, agent=agent, a=a, b=b))
     if table is not None:
         st.dataframe(table, hide_index=True, key="kpis.comparison")
     return table
@@ -112,7 +107,7 @@ flt = KpiFilter(
     agent=None if agent == ALL_AGENTS else agent,
     version=None if version == ALL_VERSIONS else int(version),
 )
-report = attempt(lambda: load_report(database_url().render_as_string(), actor, flt, grain))
+report = attempt(lambda: load_report(database(), actor, flt, grain))
 if report is None:
     st.stop()
 
@@ -123,7 +118,7 @@ st.caption(f"{picked.label} (UTC), {scope}: runs started and reviews raised in t
 headline(report)
 trend(report)
 details(report)
-usage = attempt(lambda: load_model_usage(database_url().render_as_string(), actor, flt))
+usage = attempt(lambda: load_model_usage(database(), actor, flt))
 if usage is not None:
     st.subheader("Language models")
     st.caption("Runs planned by a chat model: tokens, cost, model calls and their latency.")

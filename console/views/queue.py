@@ -12,7 +12,7 @@ from functools import partial
 import pandas as pd
 import streamlit as st
 
-from agent.reads.queue import QueueSnapshot, review_context
+from agent.reads.queue import QueueFilter, QueueSnapshot, review_context
 from console.components import bulk, data
 from console.components.feedback import one_sentence, show_flash
 from console.components.formatting import compact, countdown, option_label, overdue
@@ -20,7 +20,6 @@ from console.components.review import FLASH, render_review
 from console.resources import platform
 from console.session import require_user
 from storage.enums import DecisionKind
-from storage.queries.queue import QueueFilter
 from storage.types import utcnow
 
 REFRESH_S = 10

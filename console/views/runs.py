@@ -12,15 +12,15 @@ from functools import partial
 import pandas as pd
 import streamlit as st
 
-from agent.reads.runs import model_usage, run_details
+from agent.inputs import whole_number
+from agent.reads.runs import RunFilter, model_usage, run_details
 from console.components import data
 from console.components.feedback import one_sentence
 from console.components.formatting import option_label, when
 from console.components.trace import render_trace
-from console.resources import engine
+from console.resources import platform
 from console.session import require_user
 from storage.enums import ErrorClass, RunStatus
-from storage.queries.runs import RunFilter
 from storage.types import utcnow
 
 LIVE_REFRESH_S = 2
@@ -130,8 +130,8 @@ def _run_list() -> None:
     )
     with one_sentence():
         page = data.run_page(data.database(), data.reader(actor), flt, int(st.session_state[PAGE]))
-    st.caption(f"{page.total:,} runs match · page {page.page} of {page.pages}")
-    if not page.runs:
+    st.caption(f"{page.total:,} runs match · page {page.number} of {page.pages}")
+    if not page.items:
         st.info("No run matches these filters.")
         return
     st.dataframe(
@@ -148,7 +148,7 @@ def _run_list() -> None:
                     "created": when(r.created_at),
                     "finished": when(r.finished_at),
                 }
-                for r in page.runs
+                for r in page.items
             ]
         ),
         hide_index=True,
@@ -156,7 +156,7 @@ def _run_list() -> None:
     )
     if page.pages > 1:
         st.pagination(page.pages, key=PAGE)
-    labels = {r.id: f"Run {r.id} · {r.agent} v{r.version} · {r.status}" for r in page.runs}
+    labels = {r.id: f"Run {r.id} · {r.agent} v{r.version} · {r.status}" for r in page.items}
     st.selectbox(
         "Open a run",
         list(labels),
@@ -170,8 +170,8 @@ def _run_list() -> None:
 
 def _live_trace(run_id: int) -> None:
     with one_sentence():
-        trace = run_details(engine(), actor, run_id)
-        usage = model_usage(engine(), actor, run_id)
+        trace = run_details(platform(), actor, run_id)
+        usage = model_usage(platform(), actor, run_id)
     if trace.run.status.is_terminal:
         st.rerun(scope="app")  # finished: draw it once more as a still page
     render_trace(trace, now=utcnow(), usage=usage)
@@ -180,13 +180,13 @@ def _live_trace(run_id: int) -> None:
 def _run_page(raw: str) -> None:
     st.title("Runs")
     st.button("Back to runs", key="runs.back", icon=":material/arrow_back:", on_click=_close_run)
-    if not raw.strip().isdigit():
-        st.error(f"The link names run {raw!r}, which is not a run number.")
+    run_id = whole_number(raw)
+    if run_id is None:
+        st.error(f"The link names run {raw[:40]!r}, which is not a run number.")
         return
-    run_id = int(raw)
     with one_sentence():
-        trace = run_details(engine(), actor, run_id)
-        usage = model_usage(engine(), actor, run_id)
+        trace = run_details(platform(), actor, run_id)
+        usage = model_usage(platform(), actor, run_id)
     if trace.run.status.is_terminal:
         render_trace(trace, now=utcnow(), usage=usage)
     else:

@@ -8,7 +8,7 @@ import streamlit as st
 
 from agent.auth import authenticate, authenticate_email
 from agent.errors import AuthenticationFailed
-from console.resources import engine
+from console.resources import platform
 from console.session import oidc_configured, oidc_signed_in, sign_in
 
 FAILURES_KEY = "signin.failures"
@@ -26,7 +26,7 @@ if oidc_signed_in():
     try:
         if not isinstance(email, str) or not email:
             raise AuthenticationFailed("the identity provider did not share an email address.")
-        sign_in(authenticate_email(engine(), email))
+        sign_in(authenticate_email(platform(), email))
         st.rerun()
     except AuthenticationFailed as exc:
         st.error(f"Single sign-on worked, but {exc}")
@@ -41,7 +41,7 @@ with st.form("signin.form"):
 if submitted:
     st.session_state.setdefault(FAILURES_KEY, 0)
     try:
-        actor = authenticate(engine(), name.strip(), password)
+        actor = authenticate(platform(), name.strip(), password)
     except AuthenticationFailed as exc:
         st.session_state[FAILURES_KEY] += 1
         failures = st.session_state[FAILURES_KEY]

@@ -5,18 +5,19 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from console.resources import engine
-from storage.engine import read_session
+from agent.errors import ServiceError
+from agent.reads.system import status as system_status
+from console.resources import platform
+from console.session import require_user
 from storage.errors import StorageError
-from storage.queries.system import system_status
 from storage.types import utcnow
 
 st.title("System status")
+actor = require_user()
 
 try:
-    with read_session(engine()) as session:
-        status = system_status(session=session)
-except StorageError as exc:
+    status = system_status(platform(), actor)
+except (ServiceError, StorageError) as exc:
     st.error(str(exc))
     st.stop()
 except Exception as exc:  # noqa: BLE001 - any database failure becomes one sentence

@@ -12,7 +12,7 @@ from agent.tasks import submit_task
 from console.components.data import forget_lists
 from console.components.feedback import describe, one_sentence, sentence
 from console.components.formatting import ago, duration
-from console.resources import engine
+from console.resources import platform
 from console.session import require_user
 from storage.enums import TaskStatus
 from storage.errors import StorageError
@@ -27,7 +27,7 @@ actor = require_user()
 st.subheader("Submit a task")
 agents: tuple[str, ...] = ()
 try:
-    agents = submission_agents(engine(), actor)
+    agents = submission_agents(platform(), actor)
 except Forbidden as exc:
     st.caption(sentence(str(exc)))
 except (ServiceError, StorageError, SQLAlchemyError) as exc:
@@ -49,7 +49,7 @@ if agents:
     if submitted:
         try:
             task_id = submit_task(
-                engine(), actor, str(agent), text or "", priority=int(priority), source="console"
+                platform(), actor, str(agent), text or "", priority=int(priority), source="console"
             )
         except (ServiceError, StorageError, SQLAlchemyError) as exc:
             st.error(describe(exc))
@@ -62,7 +62,7 @@ if agents:
 def work_panel() -> None:
     """Task counts, worker heartbeats and the work in flight, refreshed live."""
     with one_sentence():
-        overview = work_overview(engine(), actor)
+        overview = work_overview(platform(), actor)
     now = utcnow()
     st.subheader("Work in flight")
     counts = overview.counts
@@ -126,6 +126,10 @@ def work_panel() -> None:
         hide_index=True,
         key="tasks.work",
     )
+    if overview.work.has_more:
+        st.caption(
+            f"The newest {len(overview.items):,} of {overview.work.total:,} tasks not finished."
+        )
 
 
 work_panel()

@@ -6,18 +6,18 @@ and is dropped from session state as it is shown.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 import pandas as pd
 import streamlit as st
 
 from agent.actors import Actor
 from agent.auth import generate_password
+from agent.reads.paging import MAX_LIMIT
 from agent.users import UserInfo, add_user, disable_user, enable_user, list_users, set_roles
-from console.resources import engine
+from console.resources import platform
 from console.session import require_user
 from console.widgets.feedback import REPORTED, attempt, report
-from storage.engine import read_session, write_session
 from storage.enums import Role
 
 FLASH = "users.flash"
@@ -52,15 +52,10 @@ def users_frame(users: tuple[UserInfo, ...]) -> pd.DataFrame:
     )
 
 
-def change(message: str, action: Any) -> None:
-    """Run ``action(session)`` in a write transaction; on success flash ``message`` and rerun."""
-
-    def run() -> None:
-        with write_session(engine()) as session:
-            action(session)
-
+def change(message: str, action: Callable[[], object]) -> None:
+    """Call the service ``action``; on success flash ``message`` and rerun."""
     try:
-        run()
+        action()
     except REPORTED as exc:
         report(exc)
         return
@@ -83,7 +78,7 @@ def confirm_disable(actor: Actor, name: str) -> None:
         forget_confirmation()
         change(
             f"{name} is disabled.",
-            lambda session: disable_user(actor, name, session=session),
+            lambda: disable_user(platform(), actor, name),
         )
     if right.button("Cancel", key="users.disable_no"):
         forget_confirmation()
@@ -108,20 +103,16 @@ def add_panel(actor: Actor) -> None:
         return
     secret = generate_password() if generate else (password or None)
 
-    def add() -> None:
-        with write_session(engine()) as session:
-            add_user(
-                actor,
-                name.strip(),
-                roles,
-                session=session,
-                password=secret,
-                email=email,
-                display_name=display,
-            )
-
     try:
-        add()
+        add_user(
+            platform(),
+            actor,
+            name.strip(),
+            roles,
+            password=secret,
+            email=email,
+            display_name=display,
+        )
     except REPORTED as exc:
         report(exc, prefix="The user was not added. ")
         return
@@ -162,14 +153,14 @@ def edit_panel(actor: Actor, users: tuple[UserInfo, ...]) -> None:
     if save:
         change(
             f"{name} now holds {', '.join(sorted(new_roles)) or 'no role'}.",
-            lambda session: set_roles(actor, name, new_roles, session=session),
+            lambda: set_roles(platform(), actor, name, new_roles),
         )
     if user.disabled or user.locked_until is not None or user.failed_logins:
         label = "Enable" if user.disabled else "Unlock"
         if st.button(f"{label} {name}", key="users.enable", icon=":material/lock_open:"):
             change(
                 f"{name} can sign in again.",
-                lambda session: enable_user(actor, name, session=session),
+                lambda: enable_user(platform(), actor, name),
             )
     if not user.disabled and st.button(
         f"Disable {name}…", key="users.disable", icon=":material/block:"
@@ -191,11 +182,13 @@ if isinstance(flash, dict):
         )
         st.code(flash["password"], language=None)
 
-with read_session(engine()) as session:
-    users = attempt(lambda: list_users(actor, session=session))
-if users is None:
+page = attempt(lambda: list_users(platform(), actor, limit=MAX_LIMIT))
+if page is None:
     st.stop()
+users = page.items
 st.dataframe(users_frame(users), hide_index=True, key="users.list")
+if page.has_more:
+    st.caption(f"The first {len(users):,} of {page.total:,} users, by name.")
 add_panel(actor)
 if users:
     edit_panel(actor, users)

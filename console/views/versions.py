@@ -14,7 +14,7 @@ import streamlit as st
 
 from agent.actors import VERSION_ROLES, Actor
 from agent.errors import VersionSpecError
-from agent.plugins import installed_registry
+from agent.reads.paging import MAX_LIMIT
 from agent.versions import (
     VersionInfo,
     activate_version,
@@ -28,13 +28,12 @@ from agent.versions import (
     rollback_target,
     show_version,
 )
-from console.resources import engine
+from console.resources import platform
 from console.session import require_user
 from console.widgets.choice import remembered_choice
 from console.widgets.feedback import REPORTED, attempt, report
 from console.widgets.source import show_line
 from console.widgets.version_diff import render_diff
-from storage.engine import read_session, write_session
 
 CONFIRM = "versions.confirm"
 FLASH = "versions.flash"
@@ -59,11 +58,10 @@ def confirm_change(actor: Actor, pending: dict[str, Any]) -> None:
     if left.button(verb, type="primary", key="versions.confirm_yes"):
 
         def change() -> str:
-            with write_session(engine()) as session:
-                if pending["action"] == "rollback":
-                    done = rollback(actor, agent, session=session, reason=reason)
-                else:
-                    done = activate_version(actor, agent, number, session=session, reason=reason)
+            if pending["action"] == "rollback":
+                done = rollback(platform(), actor, agent, reason=reason)
+            else:
+                done = activate_version(platform(), actor, agent, number, reason=reason)
             before = f"v{done.from_number}" if done.from_number else "no version"
             verb = "rolled back" if pending["action"] == "rollback" else "activated"
             return f"{agent}: {verb} {before} → v{done.to_number}."
@@ -99,11 +97,7 @@ def versions_frame(versions: tuple[VersionInfo, ...]) -> pd.DataFrame:
 def load_yaml(actor: Actor, agent: str, number: int) -> None:
     """Button callback: put a version's YAML in the editor (before the editor is drawn)."""
 
-    def source() -> str:
-        with read_session(engine()) as session:
-            return show_version(actor, agent, number, session=session).source_yaml
-
-    text = attempt(source)
+    text = attempt(lambda: show_version(platform(), actor, agent, number).source_yaml)
     if text is not None:
         st.session_state["versions.yaml"] = text
 
@@ -127,10 +121,7 @@ def create_panel(actor: Actor, agent: str, numbers: list[int]) -> None:
     if not submitted:
         return
     try:
-        with write_session(engine()) as session:
-            created = create_version(
-                actor, agent, text, session=session, note=note, registry=installed_registry()
-            )
+        created = create_version(platform(), actor, agent, text, note=note)
     except VersionSpecError as exc:
         report(exc, prefix="Nothing was stored. ")
         show_line(text, exc.line)
@@ -152,27 +143,29 @@ flash = st.session_state.pop(FLASH, None)
 if flash:
     st.success(flash, icon=":material/check_circle:")
 
-with read_session(engine()) as session:
-    agents = attempt(lambda: [a.name for a in list_agents(actor, session=session)])
-if not agents:
-    if agents is not None:
+listed = attempt(lambda: list_agents(platform(), actor, limit=MAX_LIMIT))
+if listed is None or not listed.items:
+    if listed is not None:
         st.info("No agents yet: create one with `steward agents create NAME`.")
     st.stop()
-agent = remembered_choice("Agent", agents, "versions.agent")
+agent = remembered_choice("Agent", [a.name for a in listed.items], "versions.agent")
+if listed.has_more:
+    st.caption(f"The first {len(listed.items):,} of {listed.total:,} agents, by name.")
 if not can_change:
     st.caption("Read-only: engineers create, activate and roll back versions.")
 
-with read_session(engine()) as session:
-    versions = attempt(lambda: list_versions(actor, agent, session=session))
-if versions is None:
+page = attempt(lambda: list_versions(platform(), actor, agent, limit=MAX_LIMIT))
+if page is None:
     st.stop()
+versions = page.items
 numbers = [v.number for v in versions]
 active = next((v.number for v in versions if v.is_active), None)
 st.dataframe(versions_frame(versions), hide_index=True, key="versions.list")
+if page.has_more:
+    st.caption(f"The newest {len(versions):,} of {page.total:,} versions.")
 
 if can_change and numbers:
-    with read_session(engine()) as session:
-        target = attempt(lambda: rollback_target(actor, agent, session=session))
+    target = attempt(lambda: rollback_target(platform(), actor, agent))
     left, right = st.columns(2)
     with left:
         others = [n for n in numbers if n != active] or numbers
@@ -214,8 +207,7 @@ else:
     if a == b:
         st.caption("Pick two different versions.")
     else:
-        with read_session(engine()) as session:
-            diff = attempt(lambda: diff_versions(actor, agent, a, b, session=session))
+        diff = attempt(lambda: diff_versions(platform(), actor, agent, a, b))
         if diff is not None:
             render_diff(diff)
 
@@ -223,9 +215,8 @@ if can_change:
     create_panel(actor, agent, numbers)
 
 st.subheader("Deployment history")
-with read_session(engine()) as session:
-    history = attempt(lambda: deployment_history(actor, agent, session=session))
-if history:
+history = attempt(lambda: deployment_history(platform(), actor, agent))
+if history is not None and history.items:
     st.dataframe(
         pd.DataFrame(
             [
@@ -237,18 +228,19 @@ if history:
                     "by": d.actor,
                     "reason": d.reason,
                 }
-                for d in history
+                for d in history.items
             ]
         ),
         hide_index=True,
         key="versions.history",
     )
+    if history.has_more:
+        st.caption(f"The latest {len(history.items):,} of {history.total:,} changes.")
 elif history is not None:
     st.caption(f"{agent} has never been activated.")
 
 st.subheader("Open reviews pinned to older versions")
-with read_session(engine()) as session:
-    pinned = attempt(lambda: pinned_reviews(actor, agent, session=session))
+pinned = attempt(lambda: pinned_reviews(platform(), actor, agent))
 if pinned is not None:
     if not pinned.total:
         st.caption("None: every open review belongs to the active version.")
@@ -259,7 +251,9 @@ if pinned is not None:
             "resume on those versions once decided."
         )
         st.dataframe(
-            pd.DataFrame([vars(review) for review in pinned.reviews]),
+            pd.DataFrame([vars(review) for review in pinned.reviews.items]),
             hide_index=True,
             key="versions.pinned",
         )
+        if pinned.reviews.has_more:
+            st.caption(f"The oldest {len(pinned.reviews.items):,} of {pinned.total:,}.")

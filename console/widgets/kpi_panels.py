@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from storage.queries.kpis import KpiFilter, KpiReport
+from agent.reads.kpis import KpiFilter, KpiReport
 
 
 def percent(value: float | None) -> str:

@@ -11,6 +11,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from storage.models import AuditEvent
+from storage.queries.paging import Page
 
 
 @dataclass(frozen=True)
@@ -57,21 +58,6 @@ class AuditEntry:
 
 
 @dataclass(frozen=True)
-class AuditPage:
-    """One page of the filtered log, newest first, and how many events match in all."""
-
-    entries: tuple[AuditEntry, ...]
-    total: int
-    page: int
-    page_size: int
-
-    @property
-    def pages(self) -> int:
-        """How many pages the matching events fill (at least one)."""
-        return max(1, -(-self.total // self.page_size))
-
-
-@dataclass(frozen=True)
 class AuditFacets:
     """The values the filters can take: who acted, which actions and target types occur."""
 
@@ -81,27 +67,21 @@ class AuditFacets:
 
 
 def audit_page(
-    flt: AuditFilter, *, session: Session, page: int = 1, page_size: int = 50
-) -> AuditPage:
-    """Page ``page`` (1-based) of the events matching ``flt``, newest first.
-
-    A page past the end is clamped to the last one.
-    """
-    page_size = max(1, page_size)
+    flt: AuditFilter, *, session: Session, offset: int = 0, limit: int = 50
+) -> Page[AuditEntry]:
+    """The events matching ``flt``, newest first: ``limit`` of them after the first ``offset``."""
     conditions = flt.conditions()
     total = int(
         session.execute(
             sa.select(sa.func.count()).select_from(AuditEvent).where(*conditions)
         ).scalar_one()
     )
-    last = max(1, -(-total // page_size))
-    page = min(max(1, page), last)
     events = session.exec(
         select(AuditEvent)
         .where(*conditions)
         .order_by(col(AuditEvent.seq).desc())
-        .offset((page - 1) * page_size)
-        .limit(page_size)
+        .offset(offset)
+        .limit(limit)
     ).all()
     entries = tuple(
         AuditEntry(
@@ -116,7 +96,7 @@ def audit_page(
         )
         for event in events
     )
-    return AuditPage(entries=entries, total=total, page=page, page_size=page_size)
+    return Page(entries, total, offset, limit)
 
 
 def audit_facets(*, session: Session) -> AuditFacets:

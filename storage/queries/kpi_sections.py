@@ -42,7 +42,6 @@ from storage.queries.stats import (
 )
 
 FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.ESCALATED)
-OPEN_REVIEWS = (ReviewStatus.PENDING, ReviewStatus.BLOCKED)
 # Decided by a person; ``expired`` is the SLA clock deciding, which is what compliance measures.
 DECIDED_BY_PEOPLE = (
     ReviewStatus.APPROVED,
@@ -218,7 +217,10 @@ def _review_conditions(dialect: str, now: datetime) -> dict[str, ColumnElement[A
         # A review's SLA outcome is known once it was decided or expired, or is overdue.
         "sla_known": sa.and_(
             has_sla,
-            sa.or_(col(Review.status).not_in(OPEN_REVIEWS), col(Review.sla_due_at) < now),
+            sa.or_(
+                col(Review.status).not_in(ReviewStatus.open_statuses()),
+                col(Review.sla_due_at) < now,
+            ),
         ),
         "on_time": sa.and_(
             has_sla,
@@ -268,7 +270,7 @@ def review_kpis(scope: Scope, *, session: Session, now: datetime) -> dict[str, A
     decided = sum(decisions.values())
     return {
         "total": sum(by_status.values()),
-        "open": sum(by_status.get(status, 0) for status in OPEN_REVIEWS),
+        "open": sum(by_status.get(status, 0) for status in ReviewStatus.open_statuses()),
         "by_status": {status.value: n for status, n in sorted(by_status.items())},
         "decisions": decisions,
         "decision_rates": {kind: rate(n, decided) for kind, n in decisions.items()},

@@ -28,8 +28,6 @@ from storage.queries.records import (
     version_ids_of,
 )
 
-OPEN_REVIEW = (ReviewStatus.PENDING, ReviewStatus.BLOCKED)
-
 
 @dataclass(frozen=True)
 class QueueItem:
@@ -90,8 +88,10 @@ def review_queue(
     tool: str | None = None,
     include_decided: bool = False,
     limit: int = 200,
+    offset: int = 0,
 ) -> list[QueueItem]:
-    """Open reviews (pending and blocked), most urgent first: SLA due, then highest risk."""
+    """Open reviews (pending and blocked), most urgent first: SLA due, then highest risk, then
+    id (so that pages of the queue neither repeat nor skip a review)."""
     query = (
         select(Review, Agent.name, AgentVersion.number)
         .join(Agent, col(Agent.id) == col(Review.agent_id))
@@ -101,9 +101,10 @@ def review_queue(
             col(Review.sla_due_at).asc().nulls_last(), col(Review.risk).desc(), col(Review.id)
         )
         .limit(limit)
+        .offset(offset)
     )
     if not include_decided:
-        query = query.where(col(Review.status).in_(OPEN_REVIEW))
+        query = query.where(col(Review.status).in_(ReviewStatus.open_statuses()))
     return [
         QueueItem(
             id=r.id or 0,
@@ -133,7 +134,7 @@ def queue_counts(flt: QueueFilter, *, session: Session, now: datetime) -> tuple[
     row = session.execute(
         sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(overdue), 0))
         .select_from(Review)
-        .where(col(Review.status).in_(OPEN_REVIEW))
+        .where(col(Review.status).in_(ReviewStatus.open_statuses()))
         .where(*flt.conditions())
     ).one()
     return int(row[0]), int(row[1])
@@ -160,7 +161,7 @@ def queue_facets(*, session: Session) -> QueueFacets:
             col(Review.rule_id),
             col(Review.tool),
         )
-        .where(col(Review.status).in_(OPEN_REVIEW))
+        .where(col(Review.status).in_(ReviewStatus.open_statuses()))
         .group_by(
             col(Review.agent_id),
             col(Review.version_id),

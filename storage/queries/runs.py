@@ -16,10 +16,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from storage.enums import ErrorClass, RunStatus, SideEffect, ToolCallStatus
-from storage.models import Agent, AgentVersion, Review, ReviewDecision, Run, Step, Task, ToolCall
-
-# The review queue lived here first; the CLI still imports it from this module.
-from storage.queries.queue import QueueItem, review_queue
+from storage.models import Agent, AgentVersion, Review, Run, Task, ToolCall
 from storage.queries.records import (
     DecisionRecord,
     ReviewRecord,
@@ -34,7 +31,6 @@ from storage.queries.records import (
 __all__ = [
     "LedgerEntry",
     "PinnedVersion",
-    "QueueItem",
     "RunFilter",
     "RunRecord",
     "RunSummary",
@@ -42,10 +38,7 @@ __all__ = [
     "agent_versions",
     "count_by_status",
     "count_runs",
-    "list_runs",
     "page_runs",
-    "review_queue",
-    "run_detail",
     "run_trace",
 ]
 
@@ -106,23 +99,6 @@ class RunFilter:
         if self.until is not None:
             conditions.append(col(Run.created_at) < self.until)
         return conditions
-
-
-def list_runs(
-    *,
-    session: Session,
-    agent: str | None = None,
-    version: int | None = None,
-    status: RunStatus | None = None,
-    error_class: ErrorClass | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    limit: int = 50,
-    offset: int = 0,
-) -> list[RunSummary]:
-    """Newest runs first, filtered as ``RunFilter`` describes, one page of them."""
-    flt = RunFilter(agent, version, status, error_class, since, until)
-    return page_runs(flt, session=session, limit=limit, offset=offset)
 
 
 def page_runs(
@@ -366,50 +342,3 @@ def run_trace(run_id: int, *, session: Session, step_limit: int = 1000) -> RunTr
         reviews=review_records,
         decisions=decision_records(session, [r.id for r in review_records]),
     )
-
-
-def run_detail(run_id: int, *, session: Session) -> dict[str, Any] | None:
-    """Everything about one run as JSON-ready dicts (the CLI's ``runs show --json``)."""
-    run = session.get(Run, run_id)
-    if run is None:
-        return None
-    task = session.get(Task, run.task_id)
-    version = session.get(AgentVersion, run.version_id)
-    agent = session.get(Agent, run.agent_id)
-    steps = session.exec(
-        select(Step).where(col(Step.run_id) == run_id).order_by(col(Step.seq))
-    ).all()
-    ledger = session.exec(
-        select(ToolCall).where(col(ToolCall.run_id) == run_id).order_by(col(ToolCall.id))
-    ).all()
-    reviews = session.exec(
-        select(Review).where(col(Review.run_id) == run_id).order_by(col(Review.id))
-    ).all()
-    review_ids = [r.id for r in reviews]
-    decisions = (
-        session.exec(
-            select(ReviewDecision)
-            .where(col(ReviewDecision.review_id).in_(review_ids))
-            .order_by(col(ReviewDecision.id))
-        ).all()
-        if review_ids
-        else []
-    )
-    return {
-        "run": run.model_dump(mode="json"),
-        "agent": agent.name if agent else None,
-        "task": task.model_dump(mode="json") if task else None,
-        "version": {
-            "id": version.id,
-            "number": version.number,
-            "content_hash": version.content_hash,
-            "policy_hash": version.policy_hash,
-            "spec": version.spec,
-        }
-        if version
-        else None,
-        "steps": [s.model_dump(mode="json") for s in steps],
-        "tool_calls": [t.model_dump(mode="json") for t in ledger],
-        "reviews": [r.model_dump(mode="json") for r in reviews],
-        "decisions": [d.model_dump(mode="json") for d in decisions],
-    }

@@ -33,8 +33,9 @@ class WorkItem:
     steps: int
 
 
-def work_in_flight(*, session: Session, limit: int = 100) -> list[WorkItem]:
-    """Queued, running and parked tasks, newest first, each with its latest run."""
+def work_in_flight(*, session: Session, limit: int = 100, offset: int = 0) -> list[WorkItem]:
+    """Queued, running and parked tasks, newest first, each with its latest run; ``limit`` of
+    them after the first ``offset`` (``tasks_by_status`` counts them all)."""
     latest_run = (
         sa.select(sa.func.max(col(Run.id)))
         .where(col(Run.task_id) == col(Task.id))
@@ -61,6 +62,7 @@ def work_in_flight(*, session: Session, limit: int = 100) -> list[WorkItem]:
         .where(col(Task.status).in_(IN_FLIGHT_TASK))
         .order_by(col(Task.created_at).desc(), col(Task.id).desc())
         .limit(limit)
+        .offset(offset)
     ).all()
     return [
         WorkItem(

@@ -18,7 +18,7 @@ from agent.plugins import installed_registry
 from storage import migrate
 from storage.engine import create_engine
 
-from .runtime import drive
+from .runtime import drive, platform_for
 
 APP = str(Path(__file__).resolve().parents[2] / "console" / "app.py")
 
@@ -28,7 +28,7 @@ def build_demo_template(path: Path) -> None:
     engine = create_engine(f"sqlite:///{path}")
     try:
         migrate.upgrade(engine)
-        seed_demo(engine)
+        seed_demo(platform_for(engine))
         drive(engine, installed_registry(), max_claims=500)
         with engine.begin() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -267,7 +267,7 @@ def install_agent(engine: Engine, name: str, document: dict[str, Any]) -> int:
 
 
 def submit(engine: Engine, agent: str, task: dict[str, Any]) -> int:
-    return submit_task(engine, OPERATOR, agent, task)
+    return submit_task(platform_for(engine), OPERATOR, agent, task)
 
 
 _PLATFORMS: dict[tuple[int, int], tuple[Engine, ToolRegistry | None, Platform, RunProcessor]] = {}
