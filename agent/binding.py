@@ -9,10 +9,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
 from agent.spec import PolicySpec
+
+
+def canonical_json(document: Mapping[str, Any]) -> str:
+    """Sorted keys, no spaces: the form of a document (a version, a suite) that is hashed, so
+    YAML layout and comments do not count."""
+    return json.dumps(
+        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def content_hash(document: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of the document's canonical JSON: what an evaluation and an activation
+    are bound to."""
+    return hashlib.sha256(canonical_json(document).encode()).hexdigest()
 
 
 def args_hash(args: Any) -> str:

@@ -72,6 +72,8 @@ class CompiledVersion:
         authorization: Authorization = NO_AUTHORIZATION,
         connection: sa.Connection | None = None,
         facts: dict[str, Any] | None = None,
+        records_engine: Engine | None = None,
+        namespace: str | None = None,
     ) -> CallContext:
         """Everything the gate decides ``call`` on, built the same way for a run, a review's
         dry run and any other caller: the decision's variables from the run's figures and
@@ -80,7 +82,9 @@ class CompiledVersion:
 
         ``facts``, when given, holds facts already read for this call and keeps those read now:
         deciding the same call again under a counter's lock need not read them twice (the lock
-        makes the counters atomic, not the systems facts come from).
+        makes the counters atomic, not the systems facts come from). Facts are read from
+        ``records_engine`` (an evaluation's sandbox) when given, and counters are kept under
+        ``namespace`` when given (an evaluation's own), else ``engine`` and the agent's.
         """
         args = dict(call.args) if isinstance(call.args, Mapping) else {}
         variables = decision_variables(args, task, figures, tally, self.agent_variables())
@@ -89,7 +93,7 @@ class CompiledVersion:
             wanted = set(self.spec.policy.facts) if names is None else set(names)
             if facts is not None and wanted <= facts.keys():
                 return {name: facts[name] for name in wanted}
-            request = FactRequest(engine, call.tool, args, task, figures.run_id)
+            request = FactRequest(records_engine or engine, call.tool, args, task, figures.run_id)
             try:
                 loaded = registry.facts_for(self.spec, request, only=names)
             except Exception:  # a fact that cannot be read leaves rules reading it to fail safe
@@ -113,6 +117,7 @@ class CompiledVersion:
                         agent_id=agent_id,
                         run_id=figures.run_id,
                         now=utcnow(),
+                        namespace=namespace,
                     )
                 )
 

@@ -12,7 +12,9 @@ Two families, as the style guide asks::
     └── ServiceError               for callers (CLI, console): one clear sentence each
         ├── ConfigurationError     a ``STEWARD_*`` setting is malformed or names what cannot be used
         ├── InvalidInput           bad arguments, JSON, reasons; nothing was changed
-        ├── VersionSpecError       a version document is invalid (line and rule id when known)
+        │   └── DocumentError      a YAML document is invalid (its line, and rule or case)
+        │       ├── VersionSpecError   an agent version
+        │       └── SuiteSpecError     an evaluation suite
         ├── NotFound               the named agent, version, run, review or user does not exist
         ├── Forbidden              the acting user's roles do not allow the action
         ├── AuthenticationFailed   wrong name or password, or the account is disabled or locked
@@ -125,12 +127,12 @@ class InvalidInput(ServiceError):
     """Bad arguments, JSON, reasons or settings; nothing was changed."""
 
 
-class VersionSpecError(InvalidInput):
-    """A version document is invalid.
+class DocumentError(InvalidInput):
+    """A document written as YAML (a version, a suite) is invalid.
 
     Attributes:
         line: 1-based line in the YAML source, when known.
-        rule_id: the policy rule at fault, when the problem is in a rule.
+        rule_id: the policy rule (or suite case) at fault, when the problem is in one.
     """
 
     def __init__(self, message: str, *, line: int | None = None, rule_id: str | None = None):
@@ -138,12 +140,24 @@ class VersionSpecError(InvalidInput):
         if line is not None:
             where.append(f"line {line}")
         if rule_id is not None:
-            where.append(f"rule {rule_id!r}")
+            where.append(f"{self.part} {rule_id!r}")
         prefix = f"{', '.join(where)}: " if where else ""
         super().__init__(prefix + message)
         self.line = line
         self.rule_id = rule_id
         self.detail = message
+
+    part = "rule"
+
+
+class VersionSpecError(DocumentError):
+    """A version document is invalid (line and rule id when known)."""
+
+
+class SuiteSpecError(DocumentError):
+    """An evaluation suite document is invalid (line and case name when known)."""
+
+    part = "case"
 
 
 class NotFound(ServiceError):

@@ -9,11 +9,12 @@ it down; nothing in
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import httpx
-from limits.storage import Storage
+from limits.storage import MemoryStorage, Storage
 from sqlalchemy.engine import Engine
 
 from agent.compiled import VersionCatalog
@@ -26,6 +27,23 @@ from agent.tools.registry import ToolRegistry
 TOOL_POOL_SIZE = 64
 
 
+@dataclass(frozen=True)
+class Sandbox:
+    """Where an evaluation's calls land instead of production.
+
+    Attributes:
+        eval_run_id: the evaluation.
+        records: its own database for the systems of record (seeded from the suite's fixtures),
+            which also holds the circuit breakers its calls trip.
+        http: the base URL each HTTP tool is bound to; an HTTP tool with no binding refuses
+            to run rather than reach a production service.
+    """
+
+    eval_run_id: int
+    records: Engine
+    http: Mapping[str, str] = field(default_factory=dict)
+
+
 @dataclass
 class Platform:
     """One process's engine, tool registry, HTTP client, compiled versions and tool pool.
@@ -34,12 +52,15 @@ class Platform:
         engine: the database.
         registry: the installed tools and policy facts.
         http: the pooled client HTTP tools share (timeouts are set per request).
+        sandbox: set for an evaluation: tools, facts, breakers and rate limits use the
+            sandbox instead of production.
         versions: compiled versions of this database, cached.
     """
 
     engine: Engine
     registry: ToolRegistry
     http: httpx.Client = field(default_factory=lambda: httpx.Client(follow_redirects=False))
+    sandbox: Sandbox | None = None
     versions: VersionCatalog = field(init=False)
     _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
     _rate_limit_store: Storage | None = field(default=None, init=False, repr=False)
@@ -57,6 +78,17 @@ class Platform:
             return self._pool
 
     @property
+    def records_engine(self) -> Engine:
+        """The database tools and fact providers read and write: the sandbox's in an
+        evaluation, else Steward's own (where the demo's systems of record live)."""
+        return self.sandbox.records if self.sandbox is not None else self.engine
+
+    def sandboxed(self, sandbox: Sandbox) -> Platform:
+        """A platform for one evaluation: the same database, tools and HTTP client, with calls
+        landing in ``sandbox``."""
+        return Platform(self.engine, self.registry, self.http, sandbox)
+
+    @property
     def rate_limit_store(self) -> Storage:
         """Where rate-limit counters live (``STEWARD_RATE_LIMIT_STORAGE``, else this database),
         one store for every agent of this process, so several workers share one limit.
@@ -66,13 +98,17 @@ class Platform:
         """
         with self._lock:
             if self._rate_limit_store is None:
-                self._rate_limit_store = rate_limit_storage(self.engine)
+                # An evaluation counts against limits of its own, never production's.
+                self._rate_limit_store = (
+                    MemoryStorage() if self.sandbox is not None else rate_limit_storage(self.engine)
+                )
             return self._rate_limit_store
 
     def close(self) -> None:
         """Release the HTTP connections and the tool threads (a hung tool call is not waited
         for)."""
-        self.http.close()
+        if self.sandbox is None:  # a sandboxed platform borrows its parent's client
+            self.http.close()
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:

@@ -333,7 +333,7 @@ def test_a_nul_in_a_tool_name_is_refused_and_stored(engine: Engine) -> None:
 class BrokenRegistry(ToolRegistry):
     """A registry whose tools cannot be resolved: every claim of its runs raises."""
 
-    def resolve(self, spec: Any, client: Any) -> Any:
+    def resolve(self, spec: Any, client: Any, **kwargs: Any) -> Any:
         raise RuntimeError("the plugin crashed while loading")
 
 

@@ -31,9 +31,12 @@ def version_yaml(name: str) -> str:
 
 
 def register(registry: ToolRegistry) -> None:
-    """Register both demo domains' tools and policy facts in ``registry``."""
+    """Register both demo domains' tools and policy facts in ``registry``, and the ``demo``
+    sandbox fixture evaluation suites name to run against a copy of the seed records."""
+    from agent.demo.data import seed_sandbox
     from agent.demo.it_access import register as register_it_access
     from agent.demo.support import register as register_support
 
     register_support(registry)
     register_it_access(registry)
+    registry.register_fixture("demo", seed_sandbox)

@@ -8,12 +8,14 @@ governance path, e.g. the orders whose fraud check times out or fails.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, select
 
 from storage.models.demo import (
+    DEMO_MODELS,
     ItAccessGrant,
     ItApplication,
     ItEmployee,
@@ -251,3 +253,16 @@ def seed_records(session: Session) -> int:
 def _primary_key(row: SQLModel) -> Any:
     (column,) = sa.inspect(type(row)).primary_key
     return getattr(row, column.key)
+
+
+def seed_sandbox(engine: Engine) -> None:
+    """Create the demo's systems of record in an evaluation's sandbox and fill them with the
+    seed records (the ``demo`` fixture)."""
+    tables = [
+        cast(sa.Table, model.__table__)  # type: ignore[attr-defined]
+        for model in DEMO_MODELS
+    ]
+    SQLModel.metadata.create_all(engine, tables=tables)
+    with Session(engine) as session:
+        seed_records(session)
+        session.commit()

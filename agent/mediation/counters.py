@@ -66,10 +66,16 @@ class CompiledCounter:
         return fnmatch.fnmatchcase(tool, self.spec.tool)
 
     def share(
-        self, variables: Mapping[str, Any], *, agent_id: int, run_id: int, now: datetime
+        self,
+        variables: Mapping[str, Any],
+        *,
+        agent_id: int,
+        run_id: int,
+        now: datetime,
+        namespace: str | None = None,
     ) -> CounterShare:
         """The key and amount of a call seen through ``variables`` (``args``, ``task``,
-        ``agent``).
+        ``agent``). ``namespace`` keeps an evaluation's counts apart from production's.
 
         Raises:
             CounterUnavailable: ``per`` or ``sum`` cannot be evaluated for this call.
@@ -81,7 +87,7 @@ class CompiledCounter:
         amount = _evaluate(self.sum, context, self.spec.id, "sum") if self.sum else 1.0
         if isinstance(amount, bool) or not isinstance(amount, int | float):
             raise CounterUnavailable(f"counter {self.spec.id!r}: sum is not a number")
-        scope = "shared" if self.spec.shared else f"agent:{agent_id}"
+        scope = namespace or ("shared" if self.spec.shared else f"agent:{agent_id}")
         window = f"run:{run_id}" if self._period == "run" else self.spec.window
         key = f"{scope}|{self.spec.id}|{window}|{_render(per)}"
         if len(key) > _MAX_KEY:
@@ -132,6 +138,7 @@ def read_counters(
     agent_id: int,
     run_id: int,
     now: datetime,
+    namespace: str | None = None,
 ) -> dict[str, int | float]:
     """Each counter's value for this call (a count, or a sum when the counter sums), read on
     ``connection``. A counter that cannot be keyed for this call is left out, so every rule
@@ -139,7 +146,9 @@ def read_counters(
     values: dict[str, int | float] = {}
     for counter in counters:
         try:
-            share = counter.share(variables, agent_id=agent_id, run_id=run_id, now=now)
+            share = counter.share(
+                variables, agent_id=agent_id, run_id=run_id, now=now, namespace=namespace
+            )
         except CounterUnavailable as exc:
             log.warning("run %d: %s; rules reading it fail safe", run_id, exc)
             continue

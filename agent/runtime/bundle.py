@@ -35,8 +35,12 @@ class VersionBundle:
 def build_bundle(platform: Platform, version: CompiledVersion) -> VersionBundle:
     """Resolve the version's tools against the platform's registry and compose its gate."""
     spec = version.spec
-    tools = platform.registry.resolve(spec, platform.http)
-    breakers = CircuitBreakers(platform.engine, spec.circuit_breaker)
+    sandbox = platform.sandbox
+    tools = platform.registry.resolve(
+        spec, platform.http, sandbox=sandbox.http if sandbox is not None else None
+    )
+    # An evaluation trips breakers in its sandbox, never the ones production calls go through.
+    breakers = CircuitBreakers(platform.records_engine, spec.circuit_breaker)
     mediator = version.mediator.with_admission(
         [
             RateLimitGuard(

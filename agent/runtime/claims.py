@@ -7,7 +7,8 @@ taking the same row; on SQLite the write transaction (``BEGIN IMMEDIATE``) seria
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -24,17 +25,27 @@ log = logging.getLogger(__name__)
 
 
 # Built once (see agent.runtime.state): a worker claims after every run it finishes.
+_CLAIMABLE = sa.or_(
+    RUNS.c.status == RunStatus.READY,
+    sa.and_(
+        RUNS.c.status == RunStatus.RUNNING,
+        RUNS.c.lease_expires_at < sa.bindparam("now", type_=UTCDateTime),
+    ),
+)
+_CLAIM_COLUMNS = (RUNS.c.id, RUNS.c.task_id, RUNS.c.status, RUNS.c.lease_owner, RUNS.c.claims)
+# Production workers never take an evaluation's runs: its sandbox lives with its evaluation.
 _CLAIMABLE_RUN = (
-    sa.select(RUNS.c.id, RUNS.c.task_id, RUNS.c.status, RUNS.c.lease_owner, RUNS.c.claims)
-    .where(
-        sa.or_(
-            RUNS.c.status == RunStatus.READY,
-            sa.and_(
-                RUNS.c.status == RunStatus.RUNNING,
-                RUNS.c.lease_expires_at < sa.bindparam("now", type_=UTCDateTime),
-            ),
-        )
-    )
+    sa.select(*_CLAIM_COLUMNS)
+    .where(_CLAIMABLE)
+    .where(RUNS.c.eval_run_id.is_(None))
+    .order_by(RUNS.c.id)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+)
+_CLAIMABLE_EVAL_RUN = (
+    sa.select(*_CLAIM_COLUMNS)
+    .where(_CLAIMABLE)
+    .where(RUNS.c.eval_run_id == sa.bindparam("eval_run_id"))
     .order_by(RUNS.c.id)
     .limit(1)
     .with_for_update(skip_locked=True)
@@ -73,16 +84,7 @@ def claim_next(engine: Engine, owner: str, *, lease_s: float = 30.0) -> Claim | 
     with write_connection(engine) as connection:
         run = connection.execute(_CLAIMABLE_RUN, {"now": now}).first()
         if run is not None:
-            if run.status == RunStatus.RUNNING:
-                log.info(
-                    "run %s: lease of %s expired; %s takes over", run.id, run.lease_owner, owner
-                )
-            claims = connection.execute(_TAKE_RUN, {"run_id": run.id, **lease}).scalar_one()
-            connection.execute(
-                _TASK_TO_RUNNING,
-                {"task_id": run.task_id, "status": TaskStatus.RUNNING, "updated_at": now},
-            )
-            return Claim(run_id=run.id, claim_no=claims, owner=owner)
+            return _take(connection, run, owner, lease, now)
         while True:
             task = connection.execute(_QUEUED_TASK).first()
             if task is None:
@@ -118,6 +120,36 @@ def claim_next(engine: Engine, owner: str, *, lease_s: float = 30.0) -> Claim | 
     )
 
 
+def claim_evaluation_run(
+    engine: Engine, owner: str, eval_run_id: int, *, lease_s: float = 30.0
+) -> Claim | None:
+    """Claim the next ready run of evaluation ``eval_run_id`` for ``owner``, or None."""
+    now = utcnow()
+    lease = {
+        "status": RunStatus.RUNNING,
+        "lease_owner": owner,
+        "lease_expires_at": now + timedelta(seconds=lease_s),
+        "heartbeat_at": now,
+    }
+    with write_connection(engine) as connection:
+        run = connection.execute(
+            _CLAIMABLE_EVAL_RUN, {"now": now, "eval_run_id": eval_run_id}
+        ).first()
+        return None if run is None else _take(connection, run, owner, lease, now)
+
+
+def _take(
+    connection: sa.Connection, run: Any, owner: str, lease: dict[str, Any], now: datetime
+) -> Claim:
+    if run.status == RunStatus.RUNNING:
+        log.info("run %s: lease of %s expired; %s takes over", run.id, run.lease_owner, owner)
+    claims = connection.execute(_TAKE_RUN, {"run_id": run.id, **lease}).scalar_one()
+    connection.execute(
+        _TASK_TO_RUNNING, {"task_id": run.task_id, "status": TaskStatus.RUNNING, "updated_at": now}
+    )
+    return Claim(run_id=run.id, claim_no=claims, owner=owner)
+
+
 def has_open_work(engine: Engine, owner: str) -> bool:
     """Whether any task is queued, or any run is ready or running under another owner (for
     ``--drain``).
@@ -130,6 +162,7 @@ def has_open_work(engine: Engine, owner: str) -> bool:
     with read_session(engine) as session:
         open_run = session.exec(
             select(Run.id)
+            .where(col(Run.eval_run_id).is_(None))
             .where(
                 sa.or_(
                     col(Run.status) == RunStatus.READY,
@@ -176,6 +209,7 @@ def release_expired_leases(engine: Engine) -> int:
             sa.update(Run)
             .where(col(Run.status) == RunStatus.RUNNING)
             .where(col(Run.lease_expires_at) < now)
+            .where(col(Run.eval_run_id).is_(None))
             .values(status=RunStatus.READY, lease_owner=None, lease_expires_at=None)
         )
         count: int = result.rowcount  # type: ignore[attr-defined]

@@ -37,6 +37,9 @@ class CallGate:
         self.bundle = bundle
         self.version = bundle.version
         self.state = state
+        sandbox = platform.sandbox
+        # An evaluation's counters are its own: it neither reads nor fills production's limits.
+        self.namespace = f"eval:{sandbox.eval_run_id}" if sandbox is not None else None
 
     def authorize(
         self,
@@ -68,6 +71,8 @@ class CallGate:
             authorization=authorization,
             connection=connection,
             facts=facts,
+            records_engine=self.platform.records_engine,
+            namespace=self.namespace,
         )
         return self.bundle.mediator.authorize(call, context)
 
@@ -95,7 +100,11 @@ class CallGate:
         for counter in self.counters(call):
             try:
                 share = counter.share(
-                    variables, agent_id=self.state.agent_id, run_id=self.state.run_id, now=now
+                    variables,
+                    agent_id=self.state.agent_id,
+                    run_id=self.state.run_id,
+                    now=now,
+                    namespace=self.namespace,
                 )
             except CounterUnavailable:
                 continue  # the decision reading it fails safe; nothing to reserve

@@ -126,8 +126,13 @@ class Ledger:
             run_id=self.state.run_id,
             idempotency_key=entry.idempotency_key,
             timeout_s=budgets.call_timeout_s,
-            engine=self.platform.engine,
-            fence=Fence(claim.run_id, claim.owner, claim.claim_no),
+            engine=self.platform.records_engine,
+            # A sandbox holds no runs to check a claim against; only its evaluation drives it.
+            fence=(
+                Fence(claim.run_id, claim.owner, claim.claim_no)
+                if self.platform.sandbox is None
+                else None
+            ),
         )
         return execute(
             self.bundle.tools[entry.tool],

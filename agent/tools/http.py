@@ -13,13 +13,14 @@ exception messages, results and logs, and exceptions are raised without their ht
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
 import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 
@@ -50,6 +51,34 @@ def http_tool_spec(defn: HttpToolDef) -> ToolSpec:
         data_sources=defn.data_sources,
         compensating_tool=defn.compensating_tool,
     )
+
+
+def sandboxed_definition(defn: HttpToolDef, base_url: str) -> HttpToolDef:
+    """``defn`` pointed at ``base_url``: its URL's scheme and host are replaced, its path and
+    templates kept (an evaluation's binding of the tool to a test service)."""
+    parts = urlsplit(defn.url)
+    base = urlsplit(base_url)
+    path = base.path.rstrip("/") + parts.path
+    url = urlunsplit((base.scheme, base.netloc, path, parts.query, parts.fragment))
+    return dataclasses.replace(defn, url=url)
+
+
+class UnboundTool:
+    """An HTTP tool in an evaluation whose suite binds it to no sandbox service: every call is
+    refused, so an evaluation never reaches the production service the version names."""
+
+    def __init__(self, spec: ToolSpec) -> None:
+        self._spec = spec
+
+    @property
+    def spec(self) -> ToolSpec:
+        return self._spec
+
+    def call(self, args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
+        raise ToolError(
+            f"{self._spec.name} has no sandbox binding in this evaluation; add "
+            f"sandbox.http.{self._spec.name}: <base URL of a test service> to the suite"
+        )
 
 
 class HttpTool:

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from agent.errors import NotFound, VersionSpecError
 from agent.spec import VersionSpec
 from agent.tools.base import Tool, ToolSpec
-from agent.tools.http import HttpTool, http_tool_spec
+from agent.tools.http import HttpTool, UnboundTool, http_tool_spec, sandboxed_definition
 
 logger = logging.getLogger(__name__)
 
@@ -111,12 +111,18 @@ class FactProvider:
         return FactContext(request.engine, request.tool, request.run_id, inputs, connect)
 
 
+Fixture = Callable[[Engine], None]
+"""Creates and fills a sandbox's systems of record (their tables and seed rows) for an
+evaluation, on the sandbox's engine."""
+
+
 class ToolRegistry:
-    """Python tools and fact providers, by name."""
+    """Python tools, fact providers and sandbox fixtures, by name."""
 
     def __init__(self) -> None:
         self._tools: dict[str, Tool] = {}
         self._facts: dict[str, FactProvider] = {}
+        self._fixtures: dict[str, Fixture] = {}
 
     def register_tool(self, tool: Tool) -> None:
         """Add a tool under its spec's name.
@@ -161,6 +167,34 @@ class ToolRegistry:
             raise NotFound(f"no fact named {name!r} is registered")
         return provider.inputs
 
+    def register_fixture(self, name: str, fixture: Fixture) -> None:
+        """Add a sandbox fixture that evaluation suites can name in ``fixtures``.
+
+        Raises:
+            ValueError: a fixture with that name is already registered.
+        """
+        if name in self._fixtures:
+            raise ValueError(f"a fixture named {name!r} is already registered")
+        self._fixtures[name] = fixture
+
+    def fixture(self, name: str) -> Fixture:
+        """The sandbox fixture called ``name``.
+
+        Raises:
+            NotFound: no such fixture is registered.
+        """
+        try:
+            return self._fixtures[name]
+        except KeyError:
+            raise NotFound(
+                f"no sandbox fixture named {name!r} is registered; known fixtures: "
+                f"{_listing(self._fixtures)}"
+            ) from None
+
+    @property
+    def fixture_names(self) -> tuple[str, ...]:
+        return tuple(sorted(self._fixtures))
+
     @property
     def tool_names(self) -> tuple[str, ...]:
         return tuple(sorted(self._tools))
@@ -182,7 +216,13 @@ class ToolRegistry:
                 f"no tool named {name!r} is registered; known tools: {_listing(self._tools)}"
             ) from None
 
-    def resolve(self, spec: VersionSpec, client: httpx.Client) -> dict[str, Tool]:
+    def resolve(
+        self,
+        spec: VersionSpec,
+        client: httpx.Client,
+        *,
+        sandbox: Mapping[str, str] | None = None,
+    ) -> dict[str, Tool]:
         """The tools a version's runs may call, by name.
 
         A version's own ``http_tools`` definition takes precedence over a registered tool of
@@ -191,6 +231,9 @@ class ToolRegistry:
         Args:
             spec: the version.
             client: the HTTP client its HTTP tools share.
+            sandbox: for an evaluation, the base URL each HTTP tool is bound to instead of its
+                own; an HTTP tool with no binding refuses every call (it would reach
+                production).
 
         Raises:
             VersionSpecError: a name in ``tools`` is neither registered nor an HTTP tool of the
@@ -201,7 +244,14 @@ class ToolRegistry:
         resolved: dict[str, Tool] = {}
         for name in spec.tool_names:
             defn = http.get(name)
-            resolved[name] = HttpTool(defn, client) if defn is not None else self._tools[name]
+            if defn is None:
+                resolved[name] = self._tools[name]
+            elif sandbox is None:
+                resolved[name] = HttpTool(defn, client)
+            elif name in sandbox:
+                resolved[name] = HttpTool(sandboxed_definition(defn, sandbox[name]), client)
+            else:
+                resolved[name] = UnboundTool(http_tool_spec(defn))
         return resolved
 
     def specs(self, spec: VersionSpec) -> dict[str, ToolSpec]:

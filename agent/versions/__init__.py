@@ -1,7 +1,6 @@
 """Versions as code: an agent version is YAML, validated, compiled, content-hashed and immutable.
 
 Modules:
-    yamlsource  parse YAML safely, keeping the line of every value for error messages
     document    validate a document (schema, cross-references, rate limits, CEL) and hash it
     agents      agents: create and list (audited)
     service     versions: create, list, show, activate, roll back (audited)
@@ -14,16 +13,11 @@ Modules:
 
 from __future__ import annotations
 
+from agent.binding import canonical_json, content_hash
 from agent.versions.agents import create_agent, list_agents
 from agent.versions.cache import clear_spec_cache, load_spec
 from agent.versions.diff import FieldChange, RuleChange, VersionDiff, diff_versions
-from agent.versions.document import (
-    ParsedVersion,
-    canonical_json,
-    content_hash,
-    load_version_document,
-    parse_version,
-)
+from agent.versions.document import ParsedVersion, load_version_document, parse_version
 from agent.versions.models import (
     AgentInfo,
     DeploymentInfo,

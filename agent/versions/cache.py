@@ -6,8 +6,8 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
+from agent.binding import content_hash as hash_document
 from agent.spec import VersionSpec
-from agent.versions.document import content_hash as hash_document
 
 
 class _SpecKey:

@@ -10,17 +10,15 @@ compile; and, given the tool registry, a tool or a fact that nothing provides.
 from __future__ import annotations
 
 import fnmatch
-import hashlib
-import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import limits
-from jsonschema.exceptions import SchemaError, ValidationError
+from jsonschema.exceptions import SchemaError
 
-from agent.binding import policy_hash
+from agent.binding import content_hash, policy_hash
+from agent.documents import check_against_schema, check_json_compatible, dotted
 from agent.errors import VersionSpecError
 from agent.mediation.cel_names import OUTPUT_CHECK_VARIABLES, RULE_VARIABLES, check_variables
 from agent.mediation.counters import CompiledCounters
@@ -33,19 +31,9 @@ from agent.mediation.policy import (
 from agent.spec import VERSION_SCHEMA, VersionSpec
 from agent.tools.registry import ToolRegistry
 from agent.tools.validation import compiled_validator, describe_schema_error
-from agent.versions.yamlsource import PathItem, YamlSource, parse_yaml
+from agent.yamlsource import PathItem, YamlSource, parse_yaml
 
 _VALIDATOR = compiled_validator(VERSION_SCHEMA)
-_MAX_MESSAGE = 240
-_JSON_TYPES = {
-    dict: "a mapping",
-    list: "a list",
-    str: "a string",
-    bool: "a boolean",
-    int: "an integer",
-    float: "a number",
-    type(None): "null",
-}
 
 
 @dataclass(frozen=True)
@@ -88,8 +76,8 @@ def parse_version(yaml_text: str, *, registry: ToolRegistry | None = None) -> Pa
     """
     source = parse_yaml(yaml_text)
     document = source.data
-    _check_json_compatible(source, document, [])
-    _check_schema(source, document)
+    check_json_compatible(source, document, VersionSpecError)
+    check_against_schema(source, document, _VALIDATOR, VersionSpecError, part_at=_rule_id_at)
     spec = VersionSpec.from_document(document)
     _check_references(source, document, spec)
     if registry is not None:
@@ -103,98 +91,6 @@ def parse_version(yaml_text: str, *, registry: ToolRegistry | None = None) -> Pa
         content_hash=content_hash(document),
         policy_hash=policy_hash(spec.policy),
     )
-
-
-def canonical_json(document: Mapping[str, Any]) -> str:
-    """Sorted keys, no spaces: the form that is hashed, so YAML layout and comments do not count."""
-    return json.dumps(
-        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
-
-
-def content_hash(document: Mapping[str, Any]) -> str:
-    """SHA-256 (hex) of the document's canonical JSON."""
-    return hashlib.sha256(canonical_json(document).encode()).hexdigest()
-
-
-def dotted(path: Sequence[PathItem]) -> str:
-    """``policy.rules[2].when`` for the path ``("policy", "rules", 2, "when")``."""
-    text = ""
-    for item in path:
-        text += f"[{item}]" if isinstance(item, int) else (f".{item}" if text else str(item))
-    return text or "the document"
-
-
-def _check_json_compatible(source: YamlSource, value: Any, path: list[PathItem]) -> None:
-    """Refuse what JSON cannot store: dates, binary, non-string keys, NaN and infinity."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise VersionSpecError(
-                    f"{dotted(path)}: the key {key!r} is not a string; quote it.",
-                    line=source.line_of([*path, str(key)]),
-                )
-            _check_json_compatible(source, item, [*path, key])
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _check_json_compatible(source, item, [*path, index])
-    elif isinstance(value, float) and not math.isfinite(value):
-        raise VersionSpecError(
-            f"{dotted(path)}: {value} is not a finite number.", line=source.line_of(path)
-        )
-    elif type(value) not in _JSON_TYPES:
-        raise VersionSpecError(
-            f"{dotted(path)}: a {type(value).__name__} value ({value!r:.60}) cannot be stored; "
-            "quote it to make it a string.",
-            line=source.line_of(path),
-        )
-
-
-def _check_schema(source: YamlSource, document: Any) -> None:
-    errors = list(_VALIDATOR.iter_errors(document))
-    if not errors:
-        return
-    located = sorted(
-        ((_error_line(source, error), list(error.absolute_path), error) for error in errors),
-        key=lambda entry: (entry[0], [str(p) for p in entry[1]]),
-    )
-    line, path, error = located[0]
-    more = f" ({len(errors) - 1} more problem{'s' if len(errors) > 2 else ''} after this one)"
-    raise VersionSpecError(
-        f"{dotted(path)}: {_describe(error)}{more if len(errors) > 1 else ''}",
-        line=line,
-        rule_id=_rule_id_at(document, path),
-    )
-
-
-def _error_line(source: YamlSource, error: ValidationError) -> int:
-    path = list(error.absolute_path)
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = _allowed_keys(error)
-        extra = [key for key in error.instance if key not in allowed]
-        if extra:
-            return source.key_line(path, str(extra[0]))
-    return source.line_of(path)
-
-
-def _allowed_keys(error: ValidationError) -> list[str]:
-    schema = error.schema
-    properties = schema.get("properties", {}) if isinstance(schema, Mapping) else {}
-    return sorted(properties)
-
-
-def _describe(error: ValidationError) -> str:
-    if error.validator == "type":
-        kind = _JSON_TYPES.get(type(error.instance), type(error.instance).__name__)
-        return f"expected {error.validator_value}, found {kind}."
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = _allowed_keys(error)
-        extra = sorted(str(k) for k in error.instance if k not in allowed)
-        return f"unknown key {', '.join(map(repr, extra))}; allowed keys: {', '.join(allowed)}."
-    message = error.message
-    if len(message) > _MAX_MESSAGE:
-        message = message[: _MAX_MESSAGE - 3] + "..."
-    return message.rstrip(".") + "."
 
 
 def _rule_id_at(document: Any, path: Sequence[PathItem]) -> str | None:

@@ -26,6 +26,8 @@ class Agent(AgentBase, table=True):
     # each other, a cycle that SQLite cannot add after the fact. ``agent.versions`` enforces that
     # only a version of this agent is ever activated.
     active_version_id: int | None = Field(default=None, index=True)
+    # Who may activate a version the evaluation gate refuses (with a reason, audited).
+    release_override_roles: list[str] = Field(default_factory=list, sa_type=JSONDoc)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

@@ -150,3 +150,18 @@ class ItPasswordReset(SQLModel, table=True):
     idempotency_key: str = Field(default="", max_length=128)
     run_id: int | None = Field(default=None)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+DEMO_MODELS: tuple[type[SQLModel], ...] = (
+    SupportCustomer,
+    SupportOrder,
+    SupportRefund,
+    SupportEmail,
+    SupportTicket,
+    SupportFraudSignal,
+    ItEmployee,
+    ItApplication,
+    ItAccessGrant,
+    ItPasswordReset,
+)
+"""The demo's systems of record, in an order their foreign keys allow creating them."""

@@ -63,6 +63,9 @@ class Run(SQLModel, table=True):
     lease_owner: str | None = Field(default=None, max_length=128)
     lease_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     heartbeat_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The evaluation this run belongs to (None: production work). Evaluation runs are claimed
+    # only by their evaluation, and count in no production KPI or queue.
+    eval_run_id: int | None = Field(default=None, foreign_key="eval_runs.id", index=True)
     claims: int = Field(default=0)
     # Claims whose processing raised: a run failing on every claim ends ``failed`` after a few
     # instead of being claimed again each lease for ever.

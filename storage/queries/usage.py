@@ -10,15 +10,18 @@ cost (priced when the step was recorded) and the model's latency and attempts in
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from storage.enums import StepKind
 from storage.models import Agent, AgentVersion, Run, Step
-from storage.queries.kpis import KpiFilter
+
+if TYPE_CHECKING:  # pandas takes most of a second to import; only KPI reads need it
+    import pandas as pd
+
+    from storage.queries.kpis import KpiFilter
 
 USAGE_COLUMNS = [
     "agent",
@@ -141,6 +144,8 @@ def _runs(flt: KpiFilter) -> Any:
 
 def _frames(flt: KpiFilter, session: Session) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The filtered runs, and their model calls with latency and outcome."""
+    import pandas as pd
+
     runs_q = _runs(flt)
     result = session.execute(runs_q)
     runs = pd.DataFrame(result.all(), columns=list(result.keys()))
@@ -166,6 +171,8 @@ def _frames(flt: KpiFilter, session: Session) -> tuple[pd.DataFrame, pd.DataFram
 
 
 def _pct(series: pd.Series, q: float) -> float | None:
+    import pandas as pd
+
     values = pd.to_numeric(series, errors="coerce").dropna()
     return None if values.empty else round(float(values.quantile(q)), 1)
 
@@ -181,6 +188,8 @@ def usage_by_version(flt: KpiFilter, *, session: Session) -> pd.DataFrame:
     Columns are ``USAGE_COLUMNS``: runs, token totals and per run, cost total and per run (US
     dollars), model calls, planner errors among them, and model latency p50/p95 in ms.
     """
+    import pandas as pd
+
     runs, calls = _frames(flt, session)
     if runs.empty:
         return pd.DataFrame(columns=USAGE_COLUMNS)

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from agent.errors import VersionSpecError
+from agent.errors import DocumentError, VersionSpecError
 
 PathItem = str | int
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -56,43 +56,45 @@ class YamlSource:
         return self.line_of(path)
 
 
-def parse_yaml(text: str) -> YamlSource:
+def parse_yaml(text: str, *, error: type[DocumentError] = VersionSpecError) -> YamlSource:
     """Parse one YAML document safely.
 
+    Args:
+        text: the YAML.
+        error: the kind of document error to raise (a version's, a suite's).
+
     Raises:
-        VersionSpecError: a syntax error, several documents, an unsafe tag, a duplicate key or
-            a document too large; each with its line.
+        DocumentError: of class ``error``: a syntax error, several documents, an unsafe tag, a
+            duplicate key or a document too large; each with its line.
     """
     if len(text) > MAX_SOURCE_CHARS:
-        raise VersionSpecError(
+        raise error(
             f"the document has {len(text):,} characters; the limit is {MAX_SOURCE_CHARS:,}."
         )
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        raise _syntax_error(exc) from None
+        raise _syntax_error(exc, error) from None
     except yaml.YAMLError as exc:
-        raise VersionSpecError(f"not valid YAML: {exc}") from None
+        raise error(f"not valid YAML: {exc}") from None
     if root is not None:
-        _check_tree(root)
+        _check_tree(root, error)
     try:
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
-        raise _syntax_error(exc) from None
+        raise _syntax_error(exc, error) from None
     return YamlSource(data=data, root=root)
 
 
-def _syntax_error(exc: yaml.MarkedYAMLError) -> VersionSpecError:
+def _syntax_error(exc: yaml.MarkedYAMLError, error: type[DocumentError]) -> DocumentError:
     mark = exc.problem_mark or exc.context_mark
     problem = " ".join(part for part in (exc.context, exc.problem) if part)
     if mark is None:
-        return VersionSpecError(f"not valid YAML: {problem}")
-    return VersionSpecError(
-        f"not valid YAML: {problem} (column {mark.column + 1})", line=mark.line + 1
-    )
+        return error(f"not valid YAML: {problem}")
+    return error(f"not valid YAML: {problem} (column {mark.column + 1})", line=mark.line + 1)
 
 
-def _check_tree(root: Node) -> None:
+def _check_tree(root: Node, error: type[DocumentError]) -> None:
     """Refuse duplicate mapping keys (YAML silently keeps the last) and oversized expansions."""
     count = 0
     stack = [root]
@@ -100,7 +102,7 @@ def _check_tree(root: Node) -> None:
         node = stack.pop()
         count += 1
         if count > MAX_NODES:
-            raise VersionSpecError(
+            raise error(
                 f"the document expands to more than {MAX_NODES:,} values (through aliases?)."
             )
         if isinstance(node, MappingNode):
@@ -109,7 +111,7 @@ def _check_tree(root: Node) -> None:
                 if isinstance(key_node, ScalarNode) and key_node.tag != _MERGE_TAG:
                     line = int(key_node.start_mark.line) + 1
                     if key_node.value in seen:
-                        raise VersionSpecError(
+                        raise error(
                             f"the key {key_node.value!r} appears twice in the same mapping "
                             f"(first on line {seen[key_node.value]}); YAML would silently keep "
                             "only the last one.",
