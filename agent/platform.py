@@ -35,12 +35,15 @@ class Sandbox:
         eval_run_id: the evaluation.
         records: its own database for the systems of record (seeded from the suite's fixtures),
             which also holds the circuit breakers its calls trip.
+        namespace: what its policy counters are kept under, apart from production's and from
+            the other cases' of the evaluation.
         http: the base URL each HTTP tool is bound to; an HTTP tool with no binding refuses
             to run rather than reach a production service.
     """
 
     eval_run_id: int
     records: Engine
+    namespace: str
     http: Mapping[str, str] = field(default_factory=dict)
 
 

@@ -20,7 +20,7 @@ from agent.reviews.decide import (
     reject,
 )
 from agent.reviews.edits import parse_edited_args
-from agent.reviews.expiry import expire_overdue
+from agent.reviews.expiry import expire_overdue, expire_review
 from agent.reviews.permissions import PERSON_DECISIONS, Decidable, permitted_decisions
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "decide_many",
     "edit_and_approve",
     "expire_overdue",
+    "expire_review",
     "override",
     "parse_edited_args",
     "permitted_decisions",

@@ -100,6 +100,8 @@ def dry_run(
         tally=CallTally.of((row.tool, row.args) for row in executed),
         agent_id=run.agent_id,
         authorization=authorization_for(call.call_id, bound, grants, review_id=review.id),
+        records_engine=platform.records_engine,
+        namespace=platform.sandbox.namespace if platform.sandbox is not None else None,
     )
     return version.mediator.authorize(call, context).decision
 

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select
 
 from agent.actors import SYSTEM
+from agent.errors import NotFound
 from agent.platform import Platform
 from agent.reviews.decide import compare_and_set, record
 from storage.engine import write_session
@@ -39,6 +40,24 @@ def expire_overdue(platform: Platform, *, now: datetime | None = None, limit: in
         for review in overdue:
             _expire_one(platform, session, review, moment)
     return len(overdue)
+
+
+def expire_review(platform: Platform, review_id: int, *, now: datetime | None = None) -> bool:
+    """Expire one open review at once, as if its SLA had passed (an evaluation's scripted
+    reviewer lets a review expire this way). Returns whether it was open.
+
+    Raises:
+        NotFound: no such review.
+    """
+    moment = now or utcnow()
+    with write_session(platform.engine) as session:
+        review = session.get(Review, review_id)
+        if review is None:
+            raise NotFound(f"review {review_id} does not exist.")
+        if not review.status.is_open:
+            return False
+        _expire_one(platform, session, review, moment)
+    return True
 
 
 def _expire_one(platform: Platform, session: Session, review: Review, moment: datetime) -> None:

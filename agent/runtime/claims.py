@@ -45,9 +45,8 @@ _CLAIMABLE_RUN = (
 _CLAIMABLE_EVAL_RUN = (
     sa.select(*_CLAIM_COLUMNS)
     .where(_CLAIMABLE)
-    .where(RUNS.c.eval_run_id == sa.bindparam("eval_run_id"))
-    .order_by(RUNS.c.id)
-    .limit(1)
+    .where(RUNS.c.id == sa.bindparam("run_id"))
+    .where(RUNS.c.eval_run_id.is_not(None))
     .with_for_update(skip_locked=True)
 )
 _QUEUED_TASK = (
@@ -121,9 +120,10 @@ def claim_next(engine: Engine, owner: str, *, lease_s: float = 30.0) -> Claim | 
 
 
 def claim_evaluation_run(
-    engine: Engine, owner: str, eval_run_id: int, *, lease_s: float = 30.0
+    engine: Engine, owner: str, run_id: int, *, lease_s: float = 30.0
 ) -> Claim | None:
-    """Claim the next ready run of evaluation ``eval_run_id`` for ``owner``, or None."""
+    """Claim evaluation run ``run_id`` for ``owner`` if it is ready (its evaluation drives it
+    with the sandbox it belongs to), or None."""
     now = utcnow()
     lease = {
         "status": RunStatus.RUNNING,
@@ -132,9 +132,7 @@ def claim_evaluation_run(
         "heartbeat_at": now,
     }
     with write_connection(engine) as connection:
-        run = connection.execute(
-            _CLAIMABLE_EVAL_RUN, {"now": now, "eval_run_id": eval_run_id}
-        ).first()
+        run = connection.execute(_CLAIMABLE_EVAL_RUN, {"now": now, "run_id": run_id}).first()
         return None if run is None else _take(connection, run, owner, lease, now)
 
 

@@ -39,7 +39,7 @@ class CallGate:
         self.state = state
         sandbox = platform.sandbox
         # An evaluation's counters are its own: it neither reads nor fills production's limits.
-        self.namespace = f"eval:{sandbox.eval_run_id}" if sandbox is not None else None
+        self.namespace = sandbox.namespace if sandbox is not None else None
 
     def authorize(
         self,
