@@ -1,8 +1,9 @@
 """The worker: an APScheduler process that claims work under leases and drives runs.
 
 Jobs: ``dispatch`` (claim ready runs and queued tasks up to the concurrency), ``heartbeat``
-(extend the leases of runs in progress, report liveness), ``expire`` (reviews past their SLA)
-and ``release`` (runs whose worker stopped heart-beating become claimable). The same class runs
+(extend the leases of runs in progress, report liveness), ``expire`` (reviews past their SLA),
+``release`` (runs whose worker stopped heart-beating become claimable) and ``evaluations``
+(suites whose schedule is due run on their agent's active version). The same class runs
 as ``steward worker`` or embedded in the console process.
 """
 
@@ -114,6 +115,9 @@ class Worker:
             seconds=max(self.lease_s / 2, 1.0),
             id="release",
         )
+        scheduler.add_job(
+            self._guarded(self.scheduled_evaluations), "interval", seconds=60, id="evaluations"
+        )
         scheduler.start()
         self._scheduler = scheduler
         log.info("worker %s started (concurrency %d)", self.id, self.concurrency)
@@ -200,6 +204,12 @@ class Worker:
 
     def release_leases(self) -> None:
         release_expired_leases(self.engine)
+
+    def scheduled_evaluations(self) -> None:
+        """Run the evaluation suites whose schedule is due (one worker takes each turn)."""
+        from agent.evals.schedule import run_scheduled  # evaluations load only when they run
+
+        run_scheduled(self.platform)
 
     def _guarded(self, job: object) -> object:
         def run() -> None:

@@ -3,6 +3,7 @@ which expectation failed; the human path runs through real reviews; production i
 
 from __future__ import annotations
 
+from datetime import timedelta
 from textwrap import dedent
 
 import pytest
@@ -10,13 +11,17 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from agent.actors import Actor
+from agent.demo import version_yaml
 from agent.demo.seed import seed_demo
 from agent.errors import Forbidden, SuiteSpecError
+from agent.evals.schedule import due_suites, run_scheduled
 from agent.evals.service import evaluation_results, run_evaluation
 from agent.evals.suites import create_suite
+from agent.versions import create_version
 from storage.engine import read_session
-from storage.enums import EvalRunStatus, ReviewStatus, RunStatus
-from storage.models import Review, Run, SupportRefund, Task
+from storage.enums import ErrorClass, EvalRunStatus, ReviewStatus, RunStatus, StepKind
+from storage.models import Review, Run, Step, SupportRefund, Task
+from storage.types import utcnow
 from tests.support.runtime import platform_for
 
 ERIN = Actor.of("erin", ["engineer"])
@@ -168,3 +173,71 @@ def test_suites_are_refused_by_line_and_need_an_engineer(demo: Engine) -> None:
         create_suite(platform, ERIN, "support", "core", unknown)
     with read_session(demo) as session:
         assert session.exec(select(Run).where(col(Run.eval_run_id).is_not(None))).all() == []
+
+
+def test_repeats_measure_a_noisy_planner(demo: Engine) -> None:
+    """With noise, the same case passes on some attempts and fails on others: pass^k and
+    pass@k tell them apart, and the case is flagged flaky."""
+    platform = platform_for(demo)
+    noisy = version_yaml("support-v1").replace("noise: 0.0", "noise: 0.6")
+    create_version(platform, ERIN, "support", noisy, note="noisy")
+    one_case = SUITE.split("  - name: chair-approved")[0]
+    create_suite(platform, ERIN, "support", "noisy", one_case)
+    (evaluation,) = run_evaluation(platform, ERIN, "support", version=3, suite="noisy", repeat=5)
+    summary = evaluation.summary
+    assert (summary["cases"], summary["attempts"]) == (1, 5)
+    assert summary["pass_hat_k"] == 0.0  # not every attempt passed
+    assert summary["pass_at_k"] == 1.0  # but at least one did
+    assert summary["flaky"] == ["small-refund"]
+    _info, results = evaluation_results(platform, OLGA, evaluation.id)
+    assert [r.attempt for r in results] == [1, 2, 3, 4, 5]
+    assert 0 < sum(r.passed for r in results) < 5
+
+
+def test_the_human_path_is_in_each_cases_trace(demo: Engine) -> None:
+    platform = platform_for(demo)
+    create_suite(platform, ERIN, "support", "core", SUITE)
+    (evaluation,) = run_evaluation(platform, ERIN, "support", suite="core")
+    _info, results = evaluation_results(platform, OLGA, evaluation.id)
+    runs = {r.case: r.run_id for r in results}
+    with read_session(demo) as session:
+        humans = {
+            case: [
+                (s.output or {}).get("decision")
+                for s in session.exec(
+                    select(Step)
+                    .where(col(Step.run_id) == run_id)
+                    .where(col(Step.kind) == StepKind.HUMAN_APPROVAL)
+                ).all()
+            ]
+            for case, run_id in runs.items()
+        }
+        rejected = session.exec(
+            select(Step)
+            .where(col(Step.run_id) == runs["injected-5000-rejected"])
+            .where(col(Step.kind) == StepKind.OBSERVATION)
+            .where(col(Step.error_class) == ErrorClass.HUMAN_REJECTED)
+        ).all()
+    assert humans == {
+        "small-refund": [],
+        "chair-approved": ["approved"],
+        "injected-5000-rejected": ["rejected"],
+    }
+    assert len(rejected) == 1  # the planner saw the rejection, and its run answered it
+
+
+def test_a_scheduled_suite_runs_once_per_turn_on_the_active_version(demo: Engine) -> None:
+    platform = platform_for(demo)
+    scheduled = SUITE.replace("threshold: 1.0", "threshold: 1.0\nschedule: '0 * * * *'")
+    create_suite(platform, ERIN, "support", "hourly", scheduled)
+    later = utcnow().replace(minute=1, second=0, microsecond=0) + timedelta(hours=2)
+    first = run_scheduled(platform, now=later)
+    assert [(e.suite, e.trigger, e.version, e.status) for e in first] == [
+        ("hourly", "schedule", 1, EvalRunStatus.PASSED)
+    ]
+    assert run_scheduled(platform, now=later) == []  # this turn is taken
+    assert due_suites(platform, now=later + timedelta(minutes=58)) == []  # next: on the hour
+    assert due_suites(platform, now=later + timedelta(hours=1)) == [("support", "hourly")]
+    broken = SUITE.replace("threshold: 1.0", "threshold: 1.0\nschedule: '61 * * * *'")
+    with pytest.raises(SuiteSpecError, match="not a cron expression"):
+        create_suite(platform, ERIN, "support", "bad", broken)

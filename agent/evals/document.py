@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import regress
+from apscheduler.triggers.cron import CronTrigger
 from jsonschema.exceptions import SchemaError
 
 from agent.binding import content_hash
@@ -62,6 +63,15 @@ def parse_suite(yaml_text: str, *, registry: ToolRegistry | None = None) -> Pars
             )
         seen.add(case.name)
         _check_expectations(source, ["cases", index, "expect"], case.expect, case.name)
+    if spec.schedule is not None:
+        try:
+            schedule_trigger(spec.schedule)
+        except ValueError as exc:
+            raise SuiteSpecError(
+                f"schedule: {spec.schedule!r} is not a cron expression ({exc}); write five "
+                "fields, e.g. '0 * * * *' for every hour.",
+                line=source.line_of(["schedule"]),
+            ) from None
     if registry is not None and spec.fixtures is not None:
         known = registry.fixture_names
         if spec.fixtures not in known:
@@ -71,6 +81,15 @@ def parse_suite(yaml_text: str, *, registry: ToolRegistry | None = None) -> Pars
                 line=source.line_of(["fixtures"]),
             )
     return ParsedSuite(document=document, spec=spec, content_hash=content_hash(document))
+
+
+def schedule_trigger(schedule: str) -> CronTrigger:
+    """The APScheduler trigger of a suite's ``schedule`` (five cron fields, in UTC).
+
+    Raises:
+        ValueError: it is not a cron expression.
+    """
+    return CronTrigger.from_crontab(schedule, timezone="UTC")
 
 
 def _case_at(document: Any, path: Sequence[PathItem]) -> str | None:

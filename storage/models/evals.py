@@ -33,6 +33,8 @@ class EvalSuite(SQLModel, table=True):
     required: bool = Field(default=False)
     threshold: float = Field(default=1.0)
     schedule: str | None = Field(default=None, max_length=128)
+    # When a worker last took the schedule's turn (so of several workers, one runs it).
+    last_scheduled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_by: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

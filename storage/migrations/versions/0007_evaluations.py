@@ -37,6 +37,7 @@ ADDED: tuple[tuple[str, sa.Column[Any]], ...] = (
     ('eval_suites', sa.Column('threshold', sa.Float(), nullable=False, server_default='1.0')),
     ('eval_suites', sa.Column('schedule', sa.String(128), nullable=True)),
     ('eval_suites', sa.Column('updated_at', sa.DateTime(timezone=True), nullable=True)),
+    ('eval_suites', sa.Column('last_scheduled_at', sa.DateTime(timezone=True), nullable=True)),
     ('eval_cases', sa.Column('tags', sa.JSON(), nullable=False, server_default='[]')),
     ('eval_cases', sa.Column('reviewer', sa.JSON(), nullable=False, server_default='[]')),
     ('eval_cases', sa.Column('repeat', sa.Integer(), nullable=False, server_default='1')),
@@ -57,9 +58,9 @@ def upgrade() -> None:
 
     for table, column in ADDED:
         with op.batch_alter_table(table) as batch:
-            if column.name == 'updated_at':
+            if column.name in ('updated_at', 'last_scheduled_at'):
                 column = sa.Column(
-                    'updated_at', storage.types.UTCDateTime(timezone=True), nullable=True
+                    column.name, storage.types.UTCDateTime(timezone=True), nullable=True
                 )
             batch.add_column(column)
     op.execute("UPDATE eval_suites SET updated_at = created_at")
