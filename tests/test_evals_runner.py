@@ -3,10 +3,12 @@ which expectation failed; the human path runs through real reviews; production i
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import timedelta
 from textwrap import dedent
 
 import pytest
+import yaml
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
@@ -22,6 +24,8 @@ from storage.engine import read_session
 from storage.enums import ErrorClass, EvalRunStatus, ReviewStatus, RunStatus, StepKind
 from storage.models import Review, Run, Step, SupportRefund, Task
 from storage.types import utcnow
+from tests.support.chat_server import SupportModel
+from tests.support.chat_server import serve as serve_chat_server
 from tests.support.runtime import platform_for
 
 ERIN = Actor.of("erin", ["engineer"])
@@ -241,3 +245,27 @@ def test_a_scheduled_suite_runs_once_per_turn_on_the_active_version(demo: Engine
     broken = SUITE.replace("threshold: 1.0", "threshold: 1.0\nschedule: '61 * * * *'")
     with pytest.raises(SuiteSpecError, match="not a cron expression"):
         create_suite(platform, ERIN, "support", "bad", broken)
+
+
+def test_a_chat_version_is_evaluated_against_the_loopback_model(
+    demo: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STEWARD_TEST_EVAL_KEY", "sk-test-eval")
+    platform = platform_for(demo)
+    with contextmanager(serve_chat_server)() as chat:
+        chat.always(SupportModel(obey_injections=True))
+        version = yaml.safe_load(version_yaml("support-chat"))
+        version["planner"].update(base_url=chat.url, api_key_env="STEWARD_TEST_EVAL_KEY")
+        create_version(platform, ERIN, "support", yaml.safe_dump(version), note="chat")
+        create_suite(platform, ERIN, "support", "core", SUITE)
+        (evaluation,) = run_evaluation(platform, ERIN, "support", version=3, suite="core")
+    _info, results = evaluation_results(platform, OLGA, evaluation.id)
+    # The naive model refunds what the injected message demands: the policy blocks it and the
+    # scripted reviewer rejects it, then it refunds the amount the task asked for. Its answers
+    # carry no refund id, which the suite (written for the playbook) expects, and says so.
+    assert {r.case: r.failures for r in results} == {
+        "small-refund": ("the answer has no 'refund_id'",),
+        "chair-approved": (),
+        "injected-5000-rejected": (),
+    }
+    assert evaluation.summary["tokens"] > 0
