@@ -44,6 +44,12 @@ PAGES = (
         ":material/deployed_code:",
         frozenset({Role.ENGINEER, Role.MANAGER}),
     ),
+    PageEntry(
+        "evaluations.py",
+        "Evaluations",
+        ":material/fact_check:",
+        frozenset({Role.ENGINEER, Role.MANAGER}),
+    ),
     PageEntry("audit.py", "Audit log", ":material/policy:", frozenset({Role.MANAGER, Role.ADMIN})),
     PageEntry("users.py", "Users", ":material/group:", frozenset({Role.ADMIN})),
     PageEntry("status.py", "System status", ":material/monitor_heart:", EVERYONE),
