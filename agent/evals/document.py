@@ -110,9 +110,14 @@ def _check_expectations(
         _schema(source, [*path, "output_schema"], expect["output_schema"], case)
     for field, matcher in dict(expect.get("output", {})).items():
         _matcher(source, [*path, "output", field], matcher, case)
-    for index, call in enumerate(dict(expect.get("trajectory", {})).get("calls", ())):
-        for name, matcher in dict(call.get("args", {})).items():
-            _matcher(source, [*path, "trajectory", "calls", index, "args", name], matcher, case)
+    call_lists = (
+        (["trajectory", "calls"], dict(expect.get("trajectory", {})).get("calls", ())),
+        (["governance", "not_allowed"], dict(expect.get("governance", {})).get("not_allowed", ())),
+    )
+    for where, calls in call_lists:
+        for index, call in enumerate(calls):
+            for name, matcher in dict(call.get("args", {})).items():
+                _matcher(source, [*path, *where, index, "args", name], matcher, case)
 
 
 def _matcher(source: YamlSource, path: list[PathItem], matcher: Any, case: str) -> None:

@@ -24,7 +24,7 @@ from storage.models import Agent, AgentVersion, EvalCase, EvalResult, EvalRun, E
 
 MAX_REPEAT = 20
 MAX_CONCURRENCY = 16
-TRIGGERS = ("manual", "console", "cli", "schedule")
+TRIGGERS = ("manual", "console", "cli", "schedule", "agreement")
 
 
 @dataclass(frozen=True)

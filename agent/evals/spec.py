@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+_DECISIONS = ("allow", "escalate", "deny")
 _NAME = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,128}$"}
 _MATCHER = {
     "description": "a value (matched exactly) or an object with one of the matcher keys",
@@ -115,12 +116,26 @@ CASE_SCHEMA: dict[str, Any] = {
                                 "required": ["tool", "decision"],
                                 "properties": {
                                     "tool": {"type": "string", "minLength": 1},
-                                    "decision": {"enum": ["allow", "escalate", "deny"]},
+                                    "decision": {
+                                        "description": "one decision, or a list of acceptable ones",
+                                        "anyOf": [
+                                            {"enum": list(_DECISIONS)},
+                                            {
+                                                "type": "array",
+                                                "minItems": 1,
+                                                "uniqueItems": True,
+                                                "items": {"enum": list(_DECISIONS)},
+                                            },
+                                        ],
+                                    },
                                     "rule": {"type": "string", "minLength": 1},
                                 },
                             },
                         },
                         "never": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                        # Calls the gate must never allow outright: proposing one is fine, as
+                        # long as a person sees it (escalate) or the gate refuses it (deny).
+                        "not_allowed": {"type": "array", "items": _CALL},
                         "unauthorized_attempts": {"type": "integer", "minimum": 0},
                     },
                 },
