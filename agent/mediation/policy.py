@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import cel
@@ -151,6 +151,18 @@ class CompiledPolicy:
             matched.append(_Match(rule.spec, effect, error))
         if not matched:
             matched.append(_Match(_default_rule(self.spec.default), self.spec.default, ""))
+        decision = self._decide(matched, authorization)
+        # What the decision read and which rules matched, so it can be understood and replayed
+        # later from the trace alone.
+        record = {
+            "policy_hash": self.hash,
+            "read": values,
+            "matched": [m.as_dict() for m in matched],
+        }
+        return replace(decision, details={**decision.details, "policy": record})
+
+    @staticmethod
+    def _decide(matched: list[_Match], authorization: Authorization) -> Decision:
         standing = [m for m in matched if not authorization.covers(m.rule.id, m.effect)]
         if not standing:
             covered = matched[0].rule
@@ -182,6 +194,12 @@ class _Match:
     rule: PolicyRuleSpec
     effect: Effect
     error: str
+
+    def as_dict(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"rule_id": self.rule.id, "effect": self.effect.value}
+        if self.error:
+            found["error"] = self.error
+        return found
 
 
 # Every identifier in an expression; a superset of the variables it reads is all that matters.

@@ -245,6 +245,19 @@ class RunSession:
         authorization = decision.details.get("authorization")
         if authorization is not None:
             output["authorization"] = authorization
+        policy = next(
+            (
+                s.decision.details["policy"]
+                for gate in gates
+                for s in gate.stages
+                if s.decision is not None and "policy" in s.decision.details
+            ),
+            None,
+        )
+        if policy is not None:
+            # Decision-time facts: the variables the rules read (secrets redacted), the rules
+            # that matched and the policy's hash; what a replay of this decision starts from.
+            output["policy"] = redact(policy)
         self.step(
             StepKind.APPLY_GUARDRAIL,
             call.tool,
