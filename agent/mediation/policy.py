@@ -74,13 +74,15 @@ class CompiledPolicy:
 
         Facts can cost a query each; most calls (lookups, say) need none of them.
         """
-        return self._names_read(tool, "facts")
+        return self.names_read(tool, "facts")
 
     def counters_needed(self, tool: str) -> frozenset[str] | None:
         """The counters the conditions of ``tool``'s rules read (None: all of them)."""
-        return self._names_read(tool, "counters")
+        return self.names_read(tool, "counters")
 
-    def _names_read(self, tool: str, variable: str) -> frozenset[str] | None:
+    def names_read(self, tool: str, variable: str) -> frozenset[str] | None:
+        """The keys of map ``variable`` (``task``, ``run``, ``facts``...) that ``tool``'s
+        conditions read; None when one uses the map as a whole."""
         key = (tool, variable)
         if key not in self._names_by_tool:
             names: set[str] = set()
@@ -130,7 +132,7 @@ class CompiledPolicy:
         # read.
         needed = self.variables_needed(tool)
         values = {k: v for k, v in variables.items() if k in needed}
-        task_fields = self._names_read(tool, "task")
+        task_fields = self.names_read(tool, "task")
         task = values.get("task")
         if task_fields is not None and isinstance(task, Mapping):
             values["task"] = {k: task[k] for k in task_fields if k in task}

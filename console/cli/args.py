@@ -14,7 +14,7 @@ import math
 import re
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -123,6 +123,20 @@ def moment(text: str) -> datetime:
             f"not {_shown(text)}."
         ) from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+_SPAN = re.compile(r"([1-9][0-9]{0,4})([mhdw])")
+_SPAN_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def span(text: str) -> timedelta:
+    """A window back from now: a whole number with m, h, d or w (``30d``, ``12h``)."""
+    match = _SPAN.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"must be a window such as 30d, 12h, 90m or 2w, not {_shown(text)}."
+        )
+    return timedelta(**{_SPAN_UNITS[match.group(2)]: int(match.group(1))})
 
 
 def json_object(flag: str, *, when_empty: str) -> Callable[[str], dict[str, Any]]:

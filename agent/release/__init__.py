@@ -1,0 +1,1 @@
+"""Safe change: policy replay on history (and, as they come, shadow rules and canaries)."""

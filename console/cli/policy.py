@@ -1,0 +1,150 @@
+"""``steward policy replay``: what a candidate policy would have decided on an agent's history.
+
+The candidate is a stored version's number or a version YAML file; nothing is called, only
+stored decisions are read. The report is saved (and attached to the version when the candidate
+is one); ``steward policy replays AGENT`` lists saved ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from agent.release.replay import ReplayReport, list_replays, replay_policy
+from console.cli import args as argtypes
+from console.cli.common import (
+    CommandError,
+    acting_user,
+    add_actor_argument,
+    open_platform,
+    print_json,
+)
+
+EXIT_OK = 0
+MAX_CANDIDATE_BYTES = 1_000_000
+
+
+def register(commands: Any) -> None:
+    policy = commands.add_parser("policy", help="replay a candidate policy on recorded decisions")
+    actions = policy.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    replay = actions.add_parser(
+        "replay", help="what a candidate would have decided on the agent's recorded decisions"
+    )
+    replay.add_argument("agent", metavar="AGENT")
+    replay.add_argument(
+        "--candidate",
+        required=True,
+        metavar="VERSION|FILE.yaml",
+        help="a version number of the agent, or a version YAML file",
+    )
+    replay.add_argument(
+        "--since",
+        type=argtypes.span,
+        default=argtypes.span("30d"),
+        help="how far back to replay: 30d (default), 12h, 2w ...",
+    )
+    add_actor_argument(replay)
+    replay.add_argument("--json", action="store_true", help="print the report as JSON")
+    replay.set_defaults(handler=_replay)
+
+    saved = actions.add_parser("replays", help="saved replays of an agent, newest first")
+    saved.add_argument("agent", metavar="AGENT")
+    saved.add_argument(
+        "--version", type=argtypes.record_id("a version number"), help="only this candidate"
+    )
+    add_actor_argument(saved)
+    saved.add_argument("--json", action="store_true", help="print as JSON")
+    saved.set_defaults(handler=_replays)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    platform = open_platform()
+    actor = acting_user(args, platform)
+    candidate = str(args.candidate).strip()
+    if candidate.isdigit():
+        report = replay_policy(
+            platform, actor, args.agent, candidate_version=int(candidate), since=args.since
+        )
+    else:
+        report = replay_policy(
+            platform, actor, args.agent, candidate_yaml=_read(candidate), since=args.since
+        )
+    if args.json:
+        print_json(report.as_dict())
+    else:
+        print(describe(report))
+    return EXIT_OK
+
+
+def _replays(args: argparse.Namespace) -> int:
+    platform = open_platform()
+    reports = list_replays(platform, acting_user(args, platform), args.agent, version=args.version)
+    if args.json:
+        print_json([r.as_dict() for r in reports])
+        return EXIT_OK
+    if not reports:
+        print(f"no saved replays of {args.agent}; run `steward policy replay {args.agent} ...`.")
+    for r in reports:
+        created = r.created_at.strftime("%Y-%m-%d %H:%M") if r.created_at else "?"
+        print(
+            f"#{r.id}  {created}  {r.candidate}: {r.replayed} of {r.decisions} decisions "
+            f"replayed, {r.flipped} flip(s), {len(r.contradictions)} contradiction(s)  "
+            f"by {r.created_by}"
+        )
+    return EXIT_OK
+
+
+def _read(path_text: str) -> str:
+    path = Path(path_text)
+    try:
+        if path.stat().st_size > MAX_CANDIDATE_BYTES:
+            raise CommandError(f"{path} is over {MAX_CANDIDATE_BYTES} bytes; not a version.")
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CommandError(
+            f"--candidate {path_text!r} is neither a version number nor an existing file."
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CommandError(f"cannot read {path}: {exc}") from None
+
+
+def describe(report: ReplayReport) -> str:
+    """The report in words, as the CLI prints it."""
+    lines = [
+        f"Replay #{report.id} of {report.candidate} on {report.agent}, "
+        f"{report.since:%Y-%m-%d %H:%M} to {report.until:%Y-%m-%d %H:%M} UTC",
+        f"  {report.decisions} recorded decisions: {report.replayed} replayed, "
+        f"{report.unchanged} unchanged, {report.flipped} would flip.",
+    ]
+    if report.flips:
+        lines.append("  Flips (from -> to, candidate's rule, tool, version: count, example runs):")
+        lines += [
+            f"    {f.from_effect} -> {f.to_effect}  {f.rule_id or '-'}  {f.tool}  v{f.version}: "
+            f"{f.count}  runs {', '.join(map(str, f.runs))}"
+            for f in report.flips
+        ]
+    for reason, count in sorted(report.undecidable.items()):
+        lines.append(f"  Not replayed ({count}): {reason}.")
+    queue = report.queue
+    lines.append(
+        f"  Escalations per day: {queue.get('escalations_per_day')} today, "
+        f"{queue.get('projected_escalations_per_day')} under the candidate; people decided "
+        f"{queue.get('decisions_per_day')} a day (median wait "
+        f"{queue.get('median_minutes_to_decide')} min)."
+    )
+    if report.contradictions:
+        lines.append("  Past human decisions it contradicts:")
+        lines += [
+            f"    run {c.run_id} review {c.review_id}: {c.person} {c.decided} {c.tool}; "
+            f"the candidate would {c.candidate} ({c.rule_id or 'default'})"
+            for c in report.contradictions
+        ]
+    if report.executed_now_denied:
+        lines.append("  Executed calls it would now deny:")
+        lines += [
+            f"    run {c['run_id']} {c['tool']} ({c['rule_id'] or 'default'})"
+            for c in report.executed_now_denied
+        ]
+    return "\n".join(lines)
