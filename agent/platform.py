@@ -9,22 +9,57 @@ it down; nothing in
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import httpx
+import sqlalchemy as sa
 from limits.storage import MemoryStorage, Storage
 from sqlalchemy.engine import Engine
 
 from agent.compiled import VersionCatalog
 from agent.mediation.ratelimit import rate_limit_storage
 from agent.tools.registry import ToolRegistry
+from storage.tables import AGENTS
 
 # Python tools cannot be interrupted: a call that outlives its timeout keeps its thread until it
 # returns. The pool is large so that a few hung calls do not starve the others; tools should
 # bound their own waits (HTTP tools do, through httpx timeouts).
 TOOL_POOL_SIZE = 64
+
+
+PAUSE_TTL_S = 0.5
+"""How stale a process's view of paused agents may be: a pause made elsewhere stops this
+process's runs before their next call within this time."""
+_PAUSED = sa.select(AGENTS.c.id).where(AGENTS.c.paused_at.is_not(None))
+
+
+class PauseBoard:
+    """Which agents are paused, as this process last read it: read again at most every
+    ``PAUSE_TTL_S`` seconds (one small query), and at once after ``forget``, which the pause
+    and resume services call. The run loop asks before every call; a dictionary look-up."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._paused: frozenset[int] = frozenset()
+        self._read_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def paused(self, agent_id: int) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._read_at >= PAUSE_TTL_S:
+                with self.engine.connect() as connection:
+                    self._paused = frozenset(connection.execute(_PAUSED).scalars())
+                self._read_at = now
+            return agent_id in self._paused
+
+    def forget(self) -> None:
+        """Read the paused agents again at the next question."""
+        with self._lock:
+            self._read_at = float("-inf")
 
 
 @dataclass(frozen=True)
@@ -58,6 +93,7 @@ class Platform:
         sandbox: set for an evaluation: tools, facts, breakers and rate limits use the
             sandbox instead of production.
         versions: compiled versions of this database, cached.
+        pauses: which agents are paused (the emergency brake), as this process last read it.
     """
 
     engine: Engine
@@ -65,12 +101,14 @@ class Platform:
     http: httpx.Client = field(default_factory=lambda: httpx.Client(follow_redirects=False))
     sandbox: Sandbox | None = None
     versions: VersionCatalog = field(init=False)
+    pauses: PauseBoard = field(init=False)
     _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
     _rate_limit_store: Storage | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.versions = VersionCatalog(self.engine, self.registry)
+        self.pauses = PauseBoard(self.engine)
 
     @property
     def tool_pool(self) -> ThreadPoolExecutor:
@@ -85,6 +123,10 @@ class Platform:
         """The database tools and fact providers read and write: the sandbox's in an
         evaluation, else Steward's own (where the demo's systems of record live)."""
         return self.sandbox.records if self.sandbox is not None else self.engine
+
+    def paused(self, agent_id: int) -> bool:
+        """Whether the agent's production runs must stop (an evaluation is never paused)."""
+        return self.sandbox is None and self.pauses.paused(agent_id)
 
     def sandboxed(self, sandbox: Sandbox) -> Platform:
         """A platform for one evaluation: the same database, tools and HTTP client, with calls

@@ -33,11 +33,14 @@ _CLAIMABLE = sa.or_(
     ),
 )
 _CLAIM_COLUMNS = (RUNS.c.id, RUNS.c.task_id, RUNS.c.status, RUNS.c.lease_owner, RUNS.c.claims)
+# A paused agent's work waits where it is: no run of it is claimed, no task of it started.
+_PAUSED_AGENTS = sa.select(AGENTS.c.id).where(AGENTS.c.paused_at.is_not(None))
 # Production workers never take an evaluation's runs: its sandbox lives with its evaluation.
 _CLAIMABLE_RUN = (
     sa.select(*_CLAIM_COLUMNS)
     .where(_CLAIMABLE)
     .where(RUNS.c.eval_run_id.is_(None))
+    .where(RUNS.c.agent_id.not_in(_PAUSED_AGENTS))
     .order_by(RUNS.c.id)
     .limit(1)
     .with_for_update(skip_locked=True)
@@ -53,6 +56,7 @@ _QUEUED_TASK = (
     sa.select(TASKS.c.id, TASKS.c.agent_id, TASKS.c.input, AGENTS.c.active_version_id)
     .join(AGENTS, AGENTS.c.id == TASKS.c.agent_id)
     .where(TASKS.c.status == TaskStatus.QUEUED)
+    .where(AGENTS.c.paused_at.is_(None))
     .order_by(TASKS.c.priority.desc(), TASKS.c.id)
     .limit(1)
     .with_for_update(skip_locked=True, of=TASKS)
@@ -155,12 +159,14 @@ def has_open_work(engine: Engine, owner: str) -> bool:
     A run another worker holds counts even while its lease holds: if that worker died, the
     lease lapses and ``owner`` takes the run over, so draining does not stop short of it. A run
     ``owner`` itself holds without working on it (its processing failed) does not count, so a
-    run that fails every time cannot keep a drain going forever.
+    run that fails every time cannot keep a drain going forever. A paused agent's work does not
+    count: it waits for the agent to be resumed.
     """
     with read_session(engine) as session:
         open_run = session.exec(
             select(Run.id)
             .where(col(Run.eval_run_id).is_(None))
+            .where(col(Run.agent_id).not_in(_PAUSED_AGENTS))
             .where(
                 sa.or_(
                     col(Run.status) == RunStatus.READY,
@@ -176,7 +182,10 @@ def has_open_work(engine: Engine, owner: str) -> bool:
             return True
         return (
             session.exec(
-                select(Task.id).where(col(Task.status) == TaskStatus.QUEUED).limit(1)
+                select(Task.id)
+                .where(col(Task.status) == TaskStatus.QUEUED)
+                .where(col(Task.agent_id).not_in(_PAUSED_AGENTS))
+                .limit(1)
             ).first()
             is not None
         )

@@ -54,6 +54,7 @@ class RunLoop:
         *,
         inline_tools: bool = False,
     ) -> None:
+        self.platform = platform
         self.bundle = bundle
         self.version = bundle.version
         self.run = run
@@ -88,7 +89,7 @@ class RunLoop:
                 # crash, a lost lease): finish it now rather than ask the planner again.
                 return self._finalize(dict(answered.final_answer))
         while True:
-            if self.state.reviews_open:
+            if self.state.reviews_open or self._paused():
                 return park(self.run)
             pending = self._unobserved_calls()
             if not pending:
@@ -102,12 +103,19 @@ class RunLoop:
                     return self._finalize(dict(proposal.final_answer))
                 pending = list(proposal.calls)
             for call in pending:
+                if self._paused():
+                    # The emergency brake: the calls not yet made wait, like a crash gap,
+                    # for the run to be claimed again once the agent is resumed.
+                    return park(self.run)
                 exhausted = self._over_budget()
                 if exhausted:
                     return finish(
                         self.run, RunStatus.ESCALATED, ErrorClass.BUDGET_EXHAUSTED, exhausted
                     )
                 self.calls.handle(call)
+
+    def _paused(self) -> bool:
+        return self.platform.paused(self.version.agent_id)
 
     def _over_budget(self) -> str | None:
         """The budget the run has used up, checked before every call it would make."""

@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from agent.errors import ServiceError
 from agent.settings import check_settings
-from console.cli import audit, db, demo, operations, policy, replay, users, versions
+from console.cli import audit, brake, db, demo, operations, policy, replay, users, versions
 from console.cli.args import Parser, argv_problem
 from console.cli.common import CommandError
 from storage.errors import StorageError
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(commands)
     replay.register(commands)
     policy.register(commands)
+    brake.register(commands)
     return parser
 
 

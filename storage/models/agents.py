@@ -28,6 +28,11 @@ class Agent(AgentBase, table=True):
     active_version_id: int | None = Field(default=None, index=True)
     # Who may activate a version the evaluation gate refuses (with a reason, audited).
     release_override_roles: list[str] = Field(default_factory=list, sa_type=JSONDoc)
+    # The emergency brake: while set, no run of the agent starts or continues (queued tasks
+    # wait; a running run parks before its next call).
+    paused_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    paused_by: str | None = Field(default=None, max_length=64)
+    pause_reason: str = Field(default="", max_length=2000)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
