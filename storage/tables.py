@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlmodel import SQLModel
 
 from storage.enums import TaskStatus
-from storage.models import Agent, AuditEvent, Review, Run, Step, Task, ToolCall
+from storage.models import Agent, AgentVersion, AuditEvent, Review, Run, Step, Task, ToolCall
 from storage.types import utcnow
 
 
@@ -22,6 +22,7 @@ def table(model: type[SQLModel]) -> sa.Table:
 
 
 AGENTS = table(Agent)
+AGENT_VERSIONS = table(AgentVersion)
 TASKS = table(Task)
 RUNS = table(Run)
 STEPS = table(Step)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import cel
@@ -154,14 +154,17 @@ class CompiledPolicy:
         if not matched:
             matched.append(_Match(_default_rule(self.spec.default), self.spec.default, ""))
         decision = self._decide(matched, authorization)
-        # What the decision read and which rules matched, so it can be understood and replayed
-        # later from the trace alone.
-        record = {
+        # What the decision read, which rules matched and what it decided, so it can be
+        # understood and replayed later from the trace alone. (``details`` is the decision's
+        # own dict, made with it.)
+        decision.details["policy"] = {
             "policy_hash": self.hash,
+            "effect": decision.effect.value,
+            "rule_id": decision.rule_id,
             "read": values,
             "matched": [m.as_dict() for m in matched],
         }
-        return replace(decision, details={**decision.details, "policy": record})
+        return decision
 
     @staticmethod
     def _decide(matched: list[_Match], authorization: Authorization) -> Decision:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from agent.actors import READ_ROLES, Actor, require
@@ -43,6 +44,7 @@ from storage.models import (
     Task,
     ToolCall,
 )
+from storage.tables import AGENT_VERSIONS, RUNS, STEPS
 from storage.types import utcnow
 
 REPLAY_ROLES = frozenset({Role.ENGINEER, Role.MANAGER})
@@ -106,6 +108,7 @@ class ReplayReport:
     created_by: str = ""
     created_at: datetime | None = None
     by_effect: dict[str, dict[str, int]] = field(default_factory=dict)
+    refused_before_policy: int = 0
 
     @property
     def flipped(self) -> int:
@@ -130,6 +133,7 @@ class ReplayReport:
             "executed_now_denied": list(self.executed_now_denied),
             "queue": dict(self.queue),
             "by_effect": {k: dict(v) for k, v in self.by_effect.items()},
+            "refused_before_policy": self.refused_before_policy,
             "created_by": self.created_by,
             "created_at": self.created_at.isoformat() if self.created_at else None,
         }
@@ -157,6 +161,7 @@ class ReplayReport:
                 datetime.fromisoformat(doc["created_at"]) if doc.get("created_at") else None
             ),
             by_effect={k: dict(v) for k, v in doc.get("by_effect", {}).items()},
+            refused_before_policy=int(doc.get("refused_before_policy", 0)),
         )
 
 
@@ -287,7 +292,6 @@ class _Decision:
     version: int
     recorded: str
     record: Mapping[str, Any] | None
-    args: Mapping[str, Any]
     seq: int
 
 
@@ -300,7 +304,7 @@ def _replay(  # noqa: PLR0917 - internal, the replay's parts in order
     start: datetime,
     until: datetime,
 ) -> ReplayReport:
-    decisions = _recorded_decisions(session, agent, start, until)
+    decisions, before_policy = _recorded_decisions(session, agent, start, until)
     history = _History(session, agent)
     reviews = _people(session, {d.run_id for d in decisions})
     executed = _executed(session, {d.run_id for d in decisions})
@@ -382,6 +386,7 @@ def _replay(  # noqa: PLR0917 - internal, the replay's parts in order
         executed_now_denied=tuple(now_denied),
         queue=_queue(session, agent, by_effect, start, until, days),
         by_effect={k: dict(v) for k, v in by_effect.items()},
+        refused_before_policy=before_policy,
     )
 
 
@@ -397,7 +402,7 @@ def _decide(
     """
     record = decision.record
     read = record.get("read") if record is not None else None
-    if not isinstance(read, Mapping):
+    if not isinstance(read, Mapping) or not decision.recorded:
         return "recorded before decisions kept what they read"
     variables = dict(read)
     needed = policy.variables_needed(decision.tool) & _VARIABLES
@@ -433,12 +438,27 @@ class _History:
 
     def rebuild(self, variable: str, decision: _Decision) -> dict[str, Any]:
         if variable == "args":
-            return dict(decision.args)
+            return self._args(decision)
         if variable == "agent":
             return {"name": self.agent.name, "version": decision.version}
         if variable == "task":
             return self._task(decision.run_id)
         return self._run(decision)
+
+    def _args(self, decision: _Decision) -> dict[str, Any]:
+        """The call's arguments as proposed (as the trace keeps them: secrets redacted)."""
+        step = next(s for s in self._steps_of(decision.run_id) if s.seq == decision.seq)
+        args = (step.input or {}).get("args")
+        return dict(args) if isinstance(args, Mapping) else {}
+
+    def _steps_of(self, run_id: int) -> list[Step]:
+        if run_id not in self._steps:
+            self._steps[run_id] = list(
+                self.session.exec(
+                    select(Step).where(col(Step.run_id) == run_id).order_by(col(Step.seq))
+                ).all()
+            )
+        return self._steps[run_id]
 
     def _task(self, run_id: int) -> dict[str, Any]:
         if run_id not in self._tasks:
@@ -452,13 +472,7 @@ class _History:
 
     def _run(self, decision: _Decision) -> dict[str, Any]:
         """The run's figures and tally just before the decision, replayed from its trace."""
-        if decision.run_id not in self._steps:
-            self._steps[decision.run_id] = list(
-                self.session.exec(
-                    select(Step).where(col(Step.run_id) == decision.run_id).order_by(col(Step.seq))
-                ).all()
-            )
-        earlier = [s for s in self._steps[decision.run_id] if s.seq < decision.seq]
+        earlier = [s for s in self._steps_of(decision.run_id) if s.seq < decision.seq]
         tally = CallTally.of(
             (s.name, (s.input or {}).get("args"))
             for s in earlier
@@ -490,46 +504,59 @@ def _redacted(value: Any) -> bool:
 
 def _recorded_decisions(
     session: Session, agent: Agent, start: datetime, until: datetime
-) -> list[_Decision]:
-    rows = session.exec(
-        select(Step, AgentVersion.number)
-        .join(Run, col(Run.id) == col(Step.run_id))
-        .join(AgentVersion, col(AgentVersion.id) == col(Run.version_id))
-        .where(col(Run.agent_id) == agent.id)
-        .where(col(Run.eval_run_id).is_(None))
-        .where(col(Step.kind) == StepKind.APPLY_GUARDRAIL)
-        .where(col(Step.started_at) >= start)
-        .where(col(Step.started_at) <= until)
-        .order_by(col(Step.run_id), col(Step.seq))
-    ).all()
+) -> tuple[list[_Decision], int]:
+    """The first policy decision on each call the agent proposed in the window, and how many
+    calls were refused before policy (by scope or arguments), which no policy decided.
+
+    Only the decision's record is read from each step (a JSON path in the database), not the
+    whole step: a replay reads every decision of the window.
+    """
+    output = STEPS.c.output
+    rows = session.connection().execute(
+        sa.select(
+            STEPS.c.run_id,
+            STEPS.c.call_id,
+            STEPS.c.name,
+            STEPS.c.seq,
+            output["policy"].label("record"),
+            output["stage"].as_string().label("stage"),
+            AGENT_VERSIONS.c.number,
+        )
+        .join(RUNS, RUNS.c.id == STEPS.c.run_id)
+        .join(AGENT_VERSIONS, AGENT_VERSIONS.c.id == RUNS.c.version_id)
+        .where(RUNS.c.agent_id == agent.id)
+        .where(RUNS.c.eval_run_id.is_(None))
+        .where(STEPS.c.kind == StepKind.APPLY_GUARDRAIL)
+        .where(STEPS.c.started_at >= start)
+        .where(STEPS.c.started_at <= until)
+        .order_by(STEPS.c.run_id, STEPS.c.seq)
+    )
     seen: set[tuple[int, str]] = set()
     found = []
-    for step, number in rows:
-        output = step.output
-        key = (step.run_id, str(step.call_id))
-        if key in seen or not isinstance(output, Mapping):
+    before_policy = 0
+    for run_id, call_id, tool, seq, record, stage, number in rows:
+        key = (run_id, str(call_id))
+        if key in seen:
             continue  # the first decision on a call is the one on its proposal
         seen.add(key)
-        stage = next(
-            (s for s in output.get("stages", ()) if s.get("stage") == "policy"),
-            None,
-        )
-        if stage is None:
-            continue  # refused before policy (scope, arguments): no policy decided it
-        outcome = str(stage.get("outcome"))
+        if not isinstance(record, Mapping) and stage in _BEFORE_POLICY:
+            before_policy += 1
+            continue
         found.append(
             _Decision(
-                run_id=step.run_id,
-                call_id=str(step.call_id),
-                tool=step.name,
+                run_id=run_id,
+                call_id=str(call_id),
+                tool=tool,
                 version=number,
-                recorded="allow" if outcome == "pass" else outcome,
-                record=output.get("policy"),
-                args=dict((step.input or {}).get("args") or {}),
-                seq=step.seq,
+                recorded=str(record.get("effect")) if isinstance(record, Mapping) else "",
+                record=record if isinstance(record, Mapping) else None,
+                seq=seq,
             )
         )
-    return found
+    return found, before_policy
+
+
+_BEFORE_POLICY = frozenset({"scope", "arguments"})
 
 
 def _people(session: Session, run_ids: set[int]) -> dict[tuple[int, str], Review]:
