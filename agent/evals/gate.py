@@ -110,9 +110,11 @@ class GateVerdict:
     def refusal(self) -> str:
         """Why activation is refused, in one line naming the failing suites and cases."""
         failing = "; ".join(
-            f"suite {s.suite}: {' '.join(s.reasons)}" for s in self.suites if not s.passed
+            f"suite {s.suite}: {' '.join(s.reasons).rstrip('.')}"
+            for s in self.suites
+            if not s.passed
         )
-        return f"{self.agent} v{self.version} did not pass the activation gate: {failing}"
+        return f"{self.agent} v{self.version} did not pass the activation gate: {failing}."
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, func, select
 
 from agent.actors import READ_ROLES, VERSION_ROLES, Actor, require
 from agent.errors import Forbidden, GateRefused, InvalidInput, NotFound
-from agent.evals.gate import verdict_for
+from agent.evals.gate import GateVerdict, verdict_for
 from agent.platform import Platform
 from agent.reads.paging import DEFAULT_LIMIT, Page, check_window
 from agent.spec import VersionSpec
@@ -221,45 +221,45 @@ def activate_version(
         if agent.active_version_id == version.id:
             raise InvalidInput(f"{agent_name} version {number} is already active.")
         verdict = verdict_for(session, agent, version)
-        if verdict.previously_active:
-            gate: dict[str, Any] = {"gated": False, "why": "it was active before"}
-        elif verdict.passed:
-            gate = {"gated": True, "evaluations": list(verdict.evaluation_ids)}
-        elif not override:
-            raise GateRefused(
-                verdict.refusal()
-                + (
-                    f". Evaluate v{number} again, or override with a reason "
-                    "(a role the agent's release settings name)."
-                ),
-                failing_cases=verdict.failing_cases,
-                evaluation_ids=verdict.evaluation_ids,
-                verdict=verdict.as_dict(),
-            )
-        else:
+        if verdict.allowed:
             return _move_pointer(
                 session,
                 actor,
                 agent=agent,
                 version=version,
-                action=DeploymentAction.OVERRIDE_ACTIVATE,
+                action=DeploymentAction.ACTIVATE,
                 reason=reason,
-                audit={
-                    "override": True,
-                    "overridden_evaluations": list(verdict.evaluation_ids),
-                    "failing_cases": list(verdict.failing_cases),
-                    "verdict": verdict.as_dict(),
-                },
+                audit={"gate": _gate_record(verdict)},
+            )
+        if not override:
+            raise GateRefused(
+                f"{verdict.refusal()} Evaluate v{number} again, or override with a reason "
+                "(a role the agent's release settings name).",
+                failing_cases=verdict.failing_cases,
+                evaluation_ids=verdict.evaluation_ids,
+                verdict=verdict.as_dict(),
             )
         return _move_pointer(
             session,
             actor,
             agent=agent,
             version=version,
-            action=DeploymentAction.ACTIVATE,
+            action=DeploymentAction.OVERRIDE_ACTIVATE,
             reason=reason,
-            audit={"gate": gate},
+            audit={
+                "override": True,
+                "overridden_evaluations": list(verdict.evaluation_ids),
+                "failing_cases": list(verdict.failing_cases),
+                "verdict": verdict.as_dict(),
+            },
         )
+
+
+def _gate_record(verdict: GateVerdict) -> dict[str, Any]:
+    """What the audit event of an activation the gate let through says of the gate."""
+    if verdict.previously_active:
+        return {"gated": False, "why": "it was active before"}
+    return {"gated": True, "evaluations": list(verdict.evaluation_ids)}
 
 
 def _require_override_role(actor: Actor, agent: Agent, number: int) -> None:
