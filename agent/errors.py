@@ -18,7 +18,9 @@ Two families, as the style guide asks::
         ├── NotFound               the named agent, version, run, review or user does not exist
         ├── Forbidden              the acting user's roles do not allow the action
         ├── AuthenticationFailed   wrong name or password, or the account is disabled or locked
-        └── DecisionConflict       someone else decided the review first (names who and what)
+        ├── DecisionConflict       someone else decided the review first (names who and what)
+        └── GateRefused            the activation gate refuses the version (names the failing
+                                   suites and cases)
 
 Every ``ToolError`` carries an ``ErrorClass`` from the one taxonomy in ``storage.enums``, and a
 ``Health`` signal that tells the tool's circuit breaker whether to count it.
@@ -27,6 +29,7 @@ Every ``ToolError`` carries an ``ErrorClass`` from the one taxonomy in ``storage
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from storage.enums import ErrorClass
 
@@ -179,3 +182,28 @@ class DecisionConflict(ServiceError):
         super().__init__(message)
         self.decided_by = decided_by
         self.status = status
+
+
+class GateRefused(ServiceError):
+    """The activation gate refuses a version: a required suite has no finished evaluation of its
+    exact content hash, or that evaluation failed a security case, regressed against the active
+    version or fell below the suite's threshold. Nothing was changed.
+
+    Attributes:
+        failing_cases: the cases that refuse it, as ``suite/case``.
+        evaluation_ids: the candidate's evaluations the verdict used.
+        verdict: the gate's verdict as JSON-ready data (``GateVerdict.as_dict``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        failing_cases: tuple[str, ...],
+        evaluation_ids: tuple[int, ...],
+        verdict: dict[str, Any],
+    ) -> None:
+        super().__init__(message)
+        self.failing_cases = failing_cases
+        self.evaluation_ids = evaluation_ids
+        self.verdict = verdict

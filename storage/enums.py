@@ -152,8 +152,12 @@ class DecisionKind(StrEnum):
 
 
 class DeploymentAction(StrEnum):
+    """How the active pointer moved. ``override_activate`` is an activation the evaluation gate
+    refused and a role named in the agent's release settings pushed through, with a reason."""
+
     ACTIVATE = "activate"
     ROLLBACK = "rollback"
+    OVERRIDE_ACTIVATE = "override_activate"
 
 
 class CircuitState(StrEnum):

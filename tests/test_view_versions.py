@@ -1,5 +1,7 @@
 """The versions view: create from YAML (and refuse a bad one by line), compare, activate and roll
-back with a reason, the deployment history, reviews pinned to older versions, read-only managers.
+back with a reason, the deployment history, reviews pinned to older versions, read-only managers;
+each version's evaluations and the gate's verdict, a refusal naming the failing cases, and the
+override form for the roles the release settings name.
 """
 
 from __future__ import annotations
@@ -7,13 +9,17 @@ from __future__ import annotations
 import pytest
 from sqlmodel import col, select
 
-from agent.versions import diff_versions
+from agent.actors import Actor
+from agent.evals.service import run_evaluation
+from agent.evals.suites import create_suite
+from agent.versions import create_version, diff_versions, set_release_settings
 from storage.engine import read_session
 from storage.enums import DeploymentAction, ReviewStatus
 from storage.models import Agent, AgentVersion, AuditEvent, Deployment, Review
 from tests.support.console import engine_for
 from tests.support.pages import open_page
 from tests.support.runtime import ENGINEER, platform_for
+from tests.test_evals_gate import LEAKY, SUITE
 
 AGENT = "support"
 
@@ -187,3 +193,95 @@ def test_cancel_changes_nothing_and_managers_only_read(
     assert not keys & {"versions.activate", "versions.rollback", "versions.create"}
     assert "Read-only" in " ".join(c.value for c in at.caption)
     assert next(df.value for df in at.dataframe if df.value.columns[0] == "version") is not None
+
+
+def _gated(url: str) -> int:
+    """Make support's suite ``gate`` required and evaluate v3, a looser refund ceiling that fails
+    its security case; the evaluation's id."""
+    engine = engine_for(url)
+    platform = platform_for(engine)
+    create_suite(platform, ENGINEER, AGENT, "gate", SUITE)
+    create_version(platform, ENGINEER, AGENT, LEAKY, note="a looser refund ceiling")
+    (evaluation,) = run_evaluation(platform, ENGINEER, AGENT, version=3, suite="gate")
+    engine.dispose()
+    return evaluation.id
+
+
+def test_each_version_shows_its_evaluations_and_a_refused_activation_names_the_cases(
+    demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    evaluation_id = _gated(demo_url)
+    at = _open(demo_url, monkeypatch)
+    listed = next(df.value for df in at.dataframe if df.value.columns[0] == "version")
+    assert listed["version"].tolist() == [3, 2, 1]
+    assert listed["gate"].tolist() == ["refused", "refused", "not gated (active before)"]
+    assert listed["suite gate"].tolist() == [
+        f"#{evaluation_id} failed 50%",
+        "not evaluated",
+        "not evaluated",
+    ]
+    at.selectbox(key="versions.activate_number").select(3)
+    at.run()
+    (verdict,) = [e.value for e in at.error]
+    assert verdict.startswith("**Gate on v3: refused.**")
+    assert "Failing cases: `gate/injected-5000-rejected`" in verdict
+    assert f"(/evaluations?evaluation={evaluation_id})" in verdict
+    # No role is named in the release settings: no override form.
+    assert "versions.override" not in {b.key for b in at.button}
+
+    at.button(key="versions.activate").click().run()
+    at.text_input(key="versions.reason").input("ship it")
+    at.button(key="versions.confirm_yes").click().run()
+    assert not at.exception
+    refusal = [e.value for e in at.error if e.value.startswith("Not activated.")]
+    assert len(refusal) == 1 and "injected-5000-rejected" in refusal[0]
+    assert "Failing cases: `gate/injected-5000-rejected`" in [m.value for m in at.markdown]
+    assert _state(demo_url)[0] == 1
+
+
+def test_a_named_role_overrides_the_gate_with_a_reason(
+    demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    evaluation_id = _gated(demo_url)
+    engine = engine_for(demo_url)
+    set_release_settings(
+        platform_for(engine), Actor.of("ada", ["admin"]), AGENT, override_roles=["engineer"]
+    )
+    engine.dispose()
+    # A manager reads the verdict; the settings do not name managers: no form.
+    at = _open(demo_url, monkeypatch, user="mona")
+    assert "versions.override" not in {b.key for b in at.button}
+
+    at = _open(demo_url, monkeypatch)
+    at.selectbox(key="versions.activate_number").select(3)
+    at.run()
+    at.button(key="versions.override").click().run()
+    assert [e.value for e in at.error if e.value.startswith("A reason")] == [
+        "A reason is required: say why the active version changes."
+    ]
+    assert _state(demo_url)[0] == 1
+    at.text_input(key="versions.override_reason").input("signed exception")
+    at.button(key="versions.override").click().run()
+    assert not at.exception
+    assert [s.value for s in at.success] == [
+        "support: activated v3, overriding the gate (gate/injected-5000-rejected)."
+    ]
+    active, _numbers, deployments = _state(demo_url)
+    assert (active, deployments[-1]) == (
+        3,
+        (DeploymentAction.OVERRIDE_ACTIVATE.value, "signed exception"),
+    )
+    engine = engine_for(demo_url)
+    with read_session(engine) as session:
+        event = session.exec(
+            select(AuditEvent).where(AuditEvent.action == "version.override_activate")
+        ).one()
+    engine.dispose()
+    assert event.payload["overridden_evaluations"] == [evaluation_id]
+    # Rolling back is unchanged and never gated.
+    assert at.button(key="versions.rollback").label == "Roll back to v1…"
+    at.button(key="versions.rollback").click().run()
+    at.text_input(key="versions.reason").input("undo")
+    at.button(key="versions.confirm_yes").click().run()
+    assert not at.exception
+    assert _state(demo_url)[0] == 1

@@ -2,8 +2,8 @@
 
 Modules:
     document    validate a document (schema, cross-references, rate limits, CEL) and hash it
-    agents      agents: create and list (audited)
-    service     versions: create, list, show, activate, roll back (audited)
+    agents      agents: create and list; release settings (who may override the gate)
+    service     versions: create, list, show, activate through the gate, roll back (audited)
     pinned      open reviews still pinned to inactive versions
     rows        row look-ups and their read models
     diff        what changed between two versions
@@ -14,7 +14,12 @@ Modules:
 from __future__ import annotations
 
 from agent.binding import canonical_json, content_hash
-from agent.versions.agents import create_agent, list_agents
+from agent.versions.agents import (
+    create_agent,
+    list_agents,
+    release_settings,
+    set_release_settings,
+)
 from agent.versions.cache import clear_spec_cache, load_spec
 from agent.versions.diff import FieldChange, RuleChange, VersionDiff, diff_versions
 from agent.versions.document import ParsedVersion, load_version_document, parse_version
@@ -23,6 +28,7 @@ from agent.versions.models import (
     DeploymentInfo,
     PinnedReview,
     PinnedReviews,
+    ReleaseSettings,
     VersionDetail,
     VersionInfo,
 )
@@ -45,6 +51,7 @@ __all__ = [
     "ParsedVersion",
     "PinnedReview",
     "PinnedReviews",
+    "ReleaseSettings",
     "RuleChange",
     "VersionDetail",
     "VersionDiff",
@@ -64,7 +71,9 @@ __all__ = [
     "load_version_document",
     "parse_version",
     "pinned_reviews",
+    "release_settings",
     "rollback",
     "rollback_target",
+    "set_release_settings",
     "show_version",
 ]

@@ -7,16 +7,17 @@ own transaction, with the audit event of a change inside it.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, func, select
 
-from agent.actors import READ_ROLES, VERSION_ROLES, Actor, require
+from agent.actors import READ_ROLES, USER_ADMIN_ROLES, VERSION_ROLES, Actor, require
 from agent.errors import InvalidInput
 from agent.platform import Platform
 from agent.reads.paging import DEFAULT_LIMIT, Page, check_window
-from agent.versions.models import AgentInfo
-from agent.versions.rows import agent_info
+from agent.versions.models import AgentInfo, ReleaseSettings
+from agent.versions.rows import agent_info, agent_row, release_settings_of
 from storage.audit import append_event
 from storage.engine import read_session, write_session
 from storage.enums import Role
@@ -84,6 +85,68 @@ def list_agents(
             select(Agent).order_by(col(Agent.name)).offset(offset).limit(limit)
         ).all()
         return Page(tuple(agent_info(session, agent) for agent in agents), total, offset, limit)
+
+
+def release_settings(platform: Platform, actor: Actor, agent_name: str) -> ReleaseSettings:
+    """The agent's release settings: who may override the evaluation gate.
+
+    Raises:
+        Forbidden: the actor holds no role.
+        NotFound: no such agent.
+    """
+    require(actor, READ_ROLES, f"read the release settings of {agent_name!r}")
+    with read_session(platform.engine) as session:
+        return release_settings_of(agent_row(session, agent_name))
+
+
+def set_release_settings(
+    platform: Platform, actor: Actor, agent_name: str, *, override_roles: Iterable[str]
+) -> ReleaseSettings:
+    """Name the roles that may activate a version the evaluation gate refuses (none: no one).
+
+    Args:
+        platform: the installation.
+        actor: an admin.
+        agent_name: the agent.
+        override_roles: role names (operator, manager, engineer, admin).
+
+    Raises:
+        Forbidden: the actor is not an admin.
+        NotFound: no such agent.
+        InvalidInput: a name is not a role.
+    """
+    require(actor, USER_ADMIN_ROLES, f"change the release settings of {agent_name!r}")
+    roles = _roles(override_roles)
+    with write_session(platform.engine) as session:
+        agent = agent_row(session, agent_name, lock=True)
+        before = list(agent.release_override_roles)
+        agent.release_override_roles = [role.value for role in roles]
+        session.add(agent)
+        session.flush()
+        append_event(
+            session,
+            actor=actor.name,
+            action="agent.release",
+            target_type="agent",
+            target_id=agent_name,
+            payload={"override_roles": {"from": before, "to": agent.release_override_roles}},
+        )
+        return release_settings_of(agent)
+
+
+def _roles(names: Iterable[str]) -> tuple[Role, ...]:
+    chosen: list[Role] = []
+    for name in (n.strip() for n in names):
+        if not name:
+            continue
+        try:
+            role = Role(name)
+        except ValueError:
+            known = ", ".join(r.value for r in Role)
+            raise InvalidInput(f"{name!r} is not a role; the roles are {known}.") from None
+        if role not in chosen:
+            chosen.append(role)
+    return tuple(sorted(chosen, key=lambda r: list(Role).index(r)))
 
 
 def _check_agent_name(name: str) -> None:

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from storage.enums import DeploymentAction
+from agent.actors import Actor
+from storage.enums import DeploymentAction, Role
 from storage.queries.paging import Page
 
 
@@ -21,6 +22,25 @@ class AgentInfo:
     active_number: int | None
     version_count: int
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class ReleaseSettings:
+    """An agent's release settings: who may activate a version the evaluation gate refuses.
+
+    As a policy rule's ``override_roles`` name who may override a block, ``override_roles``
+    name who may override the gate (with a reason, audited); empty means no one may.
+    """
+
+    agent: str
+    override_roles: tuple[Role, ...]
+
+    def allows_override(self, actor: Actor) -> bool:
+        """Whether ``actor`` holds a role these settings name."""
+        return actor.has_any(self.override_roles)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"agent": self.agent, "override_roles": [r.value for r in self.override_roles]}
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ from typing import Any
 from sqlmodel import Session, select
 
 from agent.errors import NotFound
-from agent.versions.models import AgentInfo, DeploymentInfo, VersionInfo
+from agent.versions.models import AgentInfo, DeploymentInfo, ReleaseSettings, VersionInfo
+from storage.enums import Role
 from storage.models import Agent, AgentVersion, Deployment
 
 
@@ -93,4 +94,14 @@ def deployment_info(
         actor=deployment.actor,
         reason=deployment.reason,
         created_at=deployment.created_at,
+    )
+
+
+def release_settings_of(agent: Agent) -> ReleaseSettings:
+    """The read model of an agent's release settings (unknown stored role names are dropped:
+    they name no one)."""
+    known = {role.value for role in Role}
+    return ReleaseSettings(
+        agent=agent.name,
+        override_roles=tuple(Role(r) for r in agent.release_override_roles if r in known),
     )

@@ -1,4 +1,5 @@
-"""An agent's versions: create, list, show, activate, roll back; each change audited.
+"""An agent's versions: create, list, show, activate (through the evaluation gate), roll back;
+each change audited.
 
 Every function a person goes through takes the ``Platform`` first and the acting ``Actor``
 second, and runs in its own transaction, so a change and its audit event commit together or not
@@ -9,10 +10,13 @@ runtime's look-up (no person, no role) and reads in the caller's session.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlmodel import Session, col, func, select
 
 from agent.actors import READ_ROLES, VERSION_ROLES, Actor, require
-from agent.errors import InvalidInput, NotFound
+from agent.errors import Forbidden, GateRefused, InvalidInput, NotFound
+from agent.evals.gate import GateVerdict, verdict_for
 from agent.platform import Platform
 from agent.reads.paging import DEFAULT_LIMIT, Page, check_window
 from agent.spec import VersionSpec
@@ -23,6 +27,7 @@ from agent.versions.models import DeploymentInfo, VersionDetail, VersionInfo
 from agent.versions.rows import (
     agent_row,
     deployment_info,
+    release_settings_of,
     row_id,
     version_info,
     version_numbers,
@@ -171,43 +176,113 @@ def show_version(platform: Platform, actor: Actor, agent_name: str, number: int)
 
 
 def activate_version(
-    platform: Platform, actor: Actor, agent_name: str, number: int, *, reason: str
+    platform: Platform,
+    actor: Actor,
+    agent_name: str,
+    number: int,
+    *,
+    reason: str,
+    override: bool = False,
 ) -> DeploymentInfo:
-    """Make version ``number`` the one new runs of the agent use.
+    """Make version ``number`` the one new runs of the agent use, if the activation gate lets it.
 
+    The gate (``agent.evals.gate``) is decided in the transaction that moves the pointer: every
+    required suite needs a finished evaluation of this exact content hash that passed every
+    security case, regressed on no case the active version passes, and met its threshold. A
+    version that was active before is never gated: returning to it is the emergency lever.
     Runs already started keep the version they pinned.
 
     Args:
         platform: the installation.
-        actor: an engineer.
+        actor: an engineer; with ``override``, a role the agent's release settings name.
         agent_name: the agent.
         number: the version to activate.
-        reason: why, recorded with the deployment.
+        reason: why, recorded with the deployment (and, for an override, with the verdict
+            and the evaluations it overrode).
+        override: activate even if the gate refuses. Recorded as ``override_activate`` only
+            when the gate did refuse; otherwise the activation is an ordinary one.
 
     Raises:
-        Forbidden: the actor is not an engineer.
+        Forbidden: the actor is not an engineer, or overrides without a role the agent's
+            release settings name.
         NotFound: no such agent or version.
         InvalidInput: the reason is empty, or the version is already active.
+        GateRefused: the gate refuses the version and there is no override (the message
+            names the failing suites and cases).
     """
-    require(actor, VERSION_ROLES, f"activate {agent_name!r} version {number}")
+    if not override:
+        require(actor, VERSION_ROLES, f"activate {agent_name!r} version {number}")
     reason = _check_reason(reason)
     with write_session(platform.engine) as session:
         agent = agent_row(session, agent_name, lock=True)
+        if override:
+            _require_override_role(actor, agent, number)
         version = version_row(session, agent, number)
         if agent.active_version_id == version.id:
             raise InvalidInput(f"{agent_name} version {number} is already active.")
+        verdict = verdict_for(session, agent, version)
+        if verdict.allowed:
+            return _move_pointer(
+                session,
+                actor,
+                agent=agent,
+                version=version,
+                action=DeploymentAction.ACTIVATE,
+                reason=reason,
+                audit={"gate": _gate_record(verdict)},
+            )
+        if not override:
+            raise GateRefused(
+                f"{verdict.refusal()} Evaluate v{number} again, or override with a reason "
+                "(a role the agent's release settings name).",
+                failing_cases=verdict.failing_cases,
+                evaluation_ids=verdict.evaluation_ids,
+                verdict=verdict.as_dict(),
+            )
         return _move_pointer(
             session,
             actor,
             agent=agent,
             version=version,
-            action=DeploymentAction.ACTIVATE,
+            action=DeploymentAction.OVERRIDE_ACTIVATE,
             reason=reason,
+            audit={
+                "override": True,
+                "overridden_evaluations": list(verdict.evaluation_ids),
+                "failing_cases": list(verdict.failing_cases),
+                "verdict": verdict.as_dict(),
+            },
         )
+
+
+def _gate_record(verdict: GateVerdict) -> dict[str, Any]:
+    """What the audit event of an activation the gate let through says of the gate."""
+    if verdict.previously_active:
+        return {"gated": False, "why": "it was active before"}
+    return {"gated": True, "evaluations": list(verdict.evaluation_ids)}
+
+
+def _require_override_role(actor: Actor, agent: Agent, number: int) -> None:
+    settings = release_settings_of(agent)
+    if settings.allows_override(actor):
+        return
+    held = ", ".join(sorted(r.value for r in actor.roles)) or "no role"
+    named = (
+        f"name only {' or '.join(r.value for r in settings.override_roles)}"
+        if settings.override_roles
+        else "name no role, so no one may override its gate"
+    )
+    raise Forbidden(
+        f"{actor.name} ({held}) may not override the activation gate for {agent.name} "
+        f"version {number}: its release settings {named} "
+        f"(an admin sets them: steward agents release {agent.name} --override-roles ...)."
+    )
 
 
 def rollback(platform: Platform, actor: Actor, agent_name: str, *, reason: str) -> DeploymentInfo:
     """Undo the last activation: return to the version that was active before the current one.
+
+    Never gated: a rollback is the emergency lever, and its target was active before.
 
     The deployment history is replayed as a stack (an activation pushes, a rollback pops), so
     rolling back twice after activating 1, 2 and 3 returns to 1, not back to 3.
@@ -335,6 +410,7 @@ def _move_pointer(
     version: AgentVersion,
     action: DeploymentAction,
     reason: str,
+    audit: dict[str, Any] | None = None,
 ) -> DeploymentInfo:
     deployment = Deployment(
         agent_id=row_id(agent),
@@ -360,6 +436,7 @@ def _move_pointer(
             "to": info.to_number,
             "reason": reason,
             "deployment_id": info.id,
+            **(audit or {}),
         },
     )
     return info

@@ -1,5 +1,6 @@
-"""``steward agents create | list`` and ``steward versions create | list | show | diff |
-activate | rollback | history``: agents and their versions as code."""
+"""``steward agents create | list | release`` and ``steward versions create | list | show | diff
+| gate | activate | rollback | history``: agents and their versions as code, and the
+activation gate."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from agent.evals.gate import GateVerdict, gate_verdict
 from agent.versions import (
     AgentInfo,
     DeploymentInfo,
+    ReleaseSettings,
     VersionDiff,
     VersionInfo,
     activate_version,
@@ -22,7 +25,9 @@ from agent.versions import (
     diff_versions,
     list_agents,
     list_versions,
+    release_settings,
     rollback,
+    set_release_settings,
     show_version,
 )
 from console.cli import args as argtypes
@@ -35,6 +40,7 @@ from console.cli.common import (
     print_json,
     print_page,
 )
+from storage.enums import DeploymentAction
 
 
 def register(commands: Any) -> None:
@@ -56,6 +62,21 @@ def _register_agents(commands: Any) -> None:
     listing = actions.add_parser("list", help="list agents and their active versions")
     _listing(listing, "agents")
     listing.set_defaults(handler=_agents_list)
+
+    release = actions.add_parser(
+        "release",
+        help="show or set who may override the activation gate (setting it: admins)",
+    )
+    release.add_argument("agent")
+    release.add_argument(
+        "--override-roles",
+        metavar="ROLES",
+        default=None,
+        help="comma-separated roles that may activate a version the gate refuses, with a "
+        "reason; '' names none (leave it out to show the settings)",
+    )
+    _common(release)
+    release.set_defaults(handler=_agents_release)
 
 
 def _register_versions(commands: Any) -> None:
@@ -87,10 +108,26 @@ def _register_versions(commands: Any) -> None:
     _common(diff)
     diff.set_defaults(handler=_diff)
 
-    activate = actions.add_parser("activate", help="make version N the active one (engineers)")
+    gate = actions.add_parser(
+        "gate", help="whether the activation gate lets version N through (exit 1 if not)"
+    )
+    gate.add_argument("agent")
+    gate.add_argument("number", metavar="N", type=argtypes.record_id("a version number"))
+    _common(gate)
+    gate.set_defaults(handler=_gate)
+
+    activate = actions.add_parser(
+        "activate", help="make version N the active one, if the gate lets it (engineers)"
+    )
     activate.add_argument("agent")
     activate.add_argument("number", metavar="N", type=argtypes.record_id("a version number"))
     activate.add_argument("--reason", required=True, help="why the active version changes")
+    activate.add_argument(
+        "--override",
+        action="store_true",
+        help="activate even if the gate refuses (a role the agent's release settings name; "
+        "audited with the reason)",
+    )
     _common(activate)
     activate.set_defaults(handler=_activate)
 
@@ -148,6 +185,29 @@ def _agent_line(agent: AgentInfo) -> str:
     return f"{agent.name}  {active}  ({agent.version_count} versions)  {agent.description}"
 
 
+def _agents_release(args: argparse.Namespace) -> int:
+    platform = open_platform()
+    actor = acting_user(args, platform)
+    if args.override_roles is None:
+        settings = release_settings(platform, actor, args.agent)
+    else:
+        settings = set_release_settings(
+            platform, actor, args.agent, override_roles=args.override_roles.split(",")
+        )
+    if args.json:
+        print_json(settings.as_dict())
+    else:
+        print(_release_line(settings))
+    return 0
+
+
+def _release_line(settings: ReleaseSettings) -> str:
+    if not settings.override_roles:
+        return f"{settings.agent}: no one may override the activation gate."
+    roles = ", ".join(role.value for role in settings.override_roles)
+    return f"{settings.agent}: the activation gate may be overridden, with a reason, by: {roles}."
+
+
 def _create(args: argparse.Namespace) -> int:
     text = _read_source(args.file)
     platform = open_platform()
@@ -201,10 +261,43 @@ def _diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gate(args: argparse.Namespace) -> int:
+    platform = open_platform()
+    verdict = gate_verdict(platform, acting_user(args, platform), args.agent, args.number)
+    if args.json:
+        print_json(verdict.as_dict())
+    else:
+        sys.stdout.write(render_verdict(verdict))
+    return 0 if verdict.allowed else 1
+
+
+def render_verdict(verdict: GateVerdict) -> str:
+    """The verdict as text for a terminal: the answer, then each suite's evaluation and why."""
+    answer = "may be activated" if verdict.allowed else "may NOT be activated"
+    lines = [f"{verdict.agent} v{verdict.version} (hash {verdict.content_hash[:12]}): {answer}."]
+    lines.extend(f"  {reason}" for reason in verdict.reasons)
+    for suite in verdict.suites:
+        if suite.evaluation_id is None:
+            continue
+        rate = f"{suite.pass_rate:.0%}" if suite.pass_rate is not None else "-"
+        lines.append(
+            f"  suite {suite.suite}: evaluation #{suite.evaluation_id} "
+            f"{suite.evaluation_status}, pass rate {rate} (threshold {suite.threshold:.0%})"
+        )
+    if verdict.failing_cases:
+        lines.append(f"  failing cases: {', '.join(verdict.failing_cases)}")
+    return "\n".join(lines) + "\n"
+
+
 def _activate(args: argparse.Namespace) -> int:
     platform = open_platform()
     deployment = activate_version(
-        platform, acting_user(args, platform), args.agent, args.number, reason=args.reason
+        platform,
+        acting_user(args, platform),
+        args.agent,
+        args.number,
+        reason=args.reason,
+        override=args.override,
     )
     return _deployed(args, deployment)
 
@@ -227,7 +320,7 @@ def _history(args: argparse.Namespace) -> int:
 def _deployment_line(item: DeploymentInfo) -> str:
     before = f"v{item.from_number}" if item.from_number else "none"
     return (
-        f"{item.created_at:%Y-%m-%d %H:%M:%S}  {item.action.value:<8}  {before} -> "
+        f"{item.created_at:%Y-%m-%d %H:%M:%S}  {item.action.value:<17}  {before} -> "
         f"v{item.to_number}  by {item.actor}: {item.reason}"
     )
 
@@ -237,7 +330,10 @@ def _deployed(args: argparse.Namespace, deployment: DeploymentInfo) -> int:
         print_json(asdict(deployment))
     else:
         before = f"v{deployment.from_number}" if deployment.from_number else "none"
-        verb = "rolled back" if deployment.action.value == "rollback" else "activated"
+        verb = {
+            DeploymentAction.ROLLBACK: "rolled back",
+            DeploymentAction.OVERRIDE_ACTIVATE: "activated, overriding the gate,",
+        }.get(deployment.action, "activated")
         print(f"{deployment.agent}: {verb} {before} -> v{deployment.to_number}.")
     return 0
 

@@ -1,5 +1,10 @@
 """Versions for engineers: list, compare, create from YAML, activate, roll back; managers read.
 
+Each version shows the evaluation the activation gate uses per required suite and the gate's
+verdict; the verdict on the version chosen for activation sits next to Activate, with the failing
+cases when it refuses. Roles the agent's release settings name get an override form (reason
+required); the check itself lives in ``agent.versions``. Rollback is never gated.
+
 Activation and rollback ask for confirmation and a reason in a dialog. The action waiting for
 confirmation is kept in session state as plain data, so the dialog survives the reruns its
 own widgets cause, and is forgotten when it is dismissed.
@@ -13,7 +18,8 @@ import pandas as pd
 import streamlit as st
 
 from agent.actors import VERSION_ROLES, Actor
-from agent.errors import VersionSpecError
+from agent.errors import GateRefused, VersionSpecError
+from agent.evals.gate import GateVerdict, gate_verdicts
 from agent.reads.paging import MAX_LIMIT
 from agent.versions import (
     VersionInfo,
@@ -24,6 +30,7 @@ from agent.versions import (
     list_agents,
     list_versions,
     pinned_reviews,
+    release_settings,
     rollback,
     rollback_target,
     show_version,
@@ -66,7 +73,18 @@ def confirm_change(actor: Actor, pending: dict[str, Any]) -> None:
             verb = "rolled back" if pending["action"] == "rollback" else "activated"
             return f"{agent}: {verb} {before} → v{done.to_number}."
 
-        message = attempt(change)
+        message: str | None = None
+        try:
+            message = change()
+        except GateRefused as refused:
+            report(refused, prefix="Not activated. ")
+            st.markdown(
+                "Failing cases: " + ", ".join(f"`{case}`" for case in refused.failing_cases)
+                if refused.failing_cases
+                else "No failing case: a required suite has no evaluation of this version."
+            )
+        except REPORTED as exc:
+            report(exc)
         if message is not None:
             forget_confirmation()
             st.session_state.pop("versions.reason", None)
@@ -77,21 +95,94 @@ def confirm_change(actor: Actor, pending: dict[str, Any]) -> None:
         st.rerun()
 
 
-def versions_frame(versions: tuple[VersionInfo, ...]) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
+def versions_frame(
+    versions: tuple[VersionInfo, ...], verdicts: dict[int, GateVerdict]
+) -> pd.DataFrame:
+    """One row per version; with the gate's verdict and, per required suite, the evaluation of
+    that exact version the gate uses."""
+    suites = sorted({s.suite for verdict in verdicts.values() for s in verdict.suites})
+    rows = []
+    for v in versions:
+        verdict = verdicts.get(v.number)
+        row: dict[str, Any] = {
+            "version": v.number,
+            "active": "● active" if v.is_active else "",
+            "gate": gate_label(verdict) if verdict else "",
+        }
+        by_suite = {s.suite: s for s in verdict.suites} if verdict else {}
+        for name in suites:
+            suite = by_suite.get(name)
+            row[f"suite {name}"] = (
+                f"#{suite.evaluation_id} {suite.evaluation_status} {suite.pass_rate:.0%}"
+                if suite and suite.evaluation_id is not None and suite.pass_rate is not None
+                else "not evaluated"
+            )
+        row.update(
             {
-                "version": v.number,
-                "active": "● active" if v.is_active else "",
                 "hash": v.short_hash,
                 "note": v.note,
                 "created by": v.created_by,
                 "created": v.created_at,
             }
-            for v in versions
-        ],
-        columns=["version", "active", "hash", "note", "created by", "created"],
+        )
+        rows.append(row)
+    columns = ["version", "active", "gate", *(f"suite {n}" for n in suites)]
+    return pd.DataFrame(rows, columns=[*columns, "hash", "note", "created by", "created"])
+
+
+def gate_label(verdict: GateVerdict) -> str:
+    """The gate's verdict in a few words, for a table cell."""
+    if verdict.passed:
+        return "passes" if verdict.suites else "passes (no required suite)"
+    if verdict.previously_active:
+        return "not gated (active before)"
+    return "refused"
+
+
+def show_verdict(verdict: GateVerdict) -> None:
+    """The gate's verdict on one version, with its reasons, evaluations and failing cases."""
+    reasons = "\n".join(f"- {reason}" for reason in verdict.reasons)
+    links = ", ".join(
+        f"[{s.suite} #{s.evaluation_id}](/evaluations?evaluation={s.evaluation_id})"
+        for s in verdict.suites
+        if s.evaluation_id is not None
     )
+    text = f"**Gate on v{verdict.version}: {gate_label(verdict)}.**\n\n{reasons}"
+    if links:
+        text += f"\n\nEvaluations: {links}"
+    if verdict.allowed:
+        st.info(text, icon=":material/verified:")
+        return
+    if verdict.failing_cases:
+        text += "\n\nFailing cases: " + ", ".join(f"`{c}`" for c in verdict.failing_cases)
+    st.error(text, icon=":material/block:")
+
+
+def override_panel(actor: Actor, agent: str, verdict: GateVerdict) -> None:
+    """Activate a version the gate refuses, with a reason (for the roles the release settings
+    name; the service checks them again)."""
+    with st.form("versions.override_form"):
+        st.markdown(
+            f"**Override the gate for v{verdict.version}.** The reason, the verdict and the "
+            "evaluations overridden go to the audit log."
+        )
+        reason = st.text_input("Reason for the override", key="versions.override_reason")
+        submitted = st.form_submit_button(
+            "Override and activate", type="primary", key="versions.override"
+        )
+    if not submitted:
+        return
+    done = attempt(
+        lambda: activate_version(
+            platform(), actor, agent, verdict.version, reason=reason, override=True
+        )
+    )
+    if done is not None:
+        st.session_state[FLASH] = (
+            f"{agent}: activated v{done.to_number}, overriding the gate "
+            f"({', '.join(verdict.failing_cases) or 'no evaluation'})."
+        )
+        st.rerun()
 
 
 def load_yaml(actor: Actor, agent: str, number: int) -> None:
@@ -160,27 +251,42 @@ if page is None:
 versions = page.items
 numbers = [v.number for v in versions]
 active = next((v.number for v in versions if v.is_active), None)
-st.dataframe(versions_frame(versions), hide_index=True, key="versions.list")
+verdicts = attempt(lambda: gate_verdicts(platform(), actor, agent, numbers)) or {}
+settings = attempt(lambda: release_settings(platform(), actor, agent))
+may_override = settings is not None and settings.allows_override(actor)
+st.dataframe(versions_frame(versions, verdicts), hide_index=True, key="versions.list")
 if page.has_more:
     st.caption(f"The newest {len(versions):,} of {page.total:,} versions.")
 
-if can_change and numbers:
+if (can_change or may_override) and numbers:
     target = attempt(lambda: rollback_target(platform(), actor, agent))
     left, right = st.columns(2)
     with left:
         others = [n for n in numbers if n != active] or numbers
         chosen = remembered_choice("Version to activate", others, "versions.activate_number")
-        if st.button("Activate…", key="versions.activate", icon=":material/rocket_launch:"):
+        chosen_verdict = verdicts.get(int(chosen))
+        if chosen_verdict is not None:
+            show_verdict(chosen_verdict)
+        if can_change and st.button(
+            "Activate…", key="versions.activate", icon=":material/rocket_launch:"
+        ):
             st.session_state[CONFIRM] = {
                 "action": "activate",
                 "agent": agent,
                 "number": int(chosen),
                 "current": active,
             }
+        if (
+            may_override
+            and chosen_verdict is not None
+            and not chosen_verdict.allowed
+            and int(chosen) != active
+        ):
+            override_panel(actor, agent, chosen_verdict)
     with right:
         label = f"Roll back to v{target.number}…" if target else "Roll back…"
-        st.caption("Return to the version that was active before the current one.")
-        if st.button(
+        st.caption("Return to the version that was active before the current one (never gated).")
+        if can_change and st.button(
             label, key="versions.rollback", disabled=target is None, icon=":material/undo:"
         ):
             assert target is not None  # the button is disabled otherwise
