@@ -14,6 +14,7 @@ activation that starts the demo.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,10 +143,24 @@ def _evaluate(platform: Platform, engineer: Actor) -> Iterator[EvaluationInfo]:
             for agent, suite in SUITES.items()
             for number in _to_evaluate(session, agent, suite)
         ]
-    for agent, suite, number in plan:
-        yield from run_evaluation(
-            platform, engineer, agent, version=number, suite=suite, concurrency=SEED_CONCURRENCY
-        )
+    if not plan:
+        return
+    # Side by side: each evaluation spends most of its time waiting on SQLite commits.
+    with ThreadPoolExecutor(len(plan), thread_name_prefix="steward-seed") as pool:
+        runs = [
+            pool.submit(
+                run_evaluation,
+                platform,
+                engineer,
+                agent,
+                version=number,
+                suite=suite,
+                concurrency=SEED_CONCURRENCY,
+            )
+            for agent, suite, number in plan
+        ]
+        for run in runs:
+            yield from run.result()
 
 
 def _to_evaluate(session: Session, agent_name: str, suite_name: str) -> list[int]:
