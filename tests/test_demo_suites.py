@@ -41,11 +41,12 @@ V3_FAILURES = {
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    """One migrated SQLite file with the whole demo seeded, evaluations included (no tasks)."""
+    """One migrated SQLite file with the whole demo seeded as ``steward demo seed`` does: the
+    release demo comes with the sample tasks (queued, not run)."""
     path = tmp_path_factory.mktemp("demo-suites") / "steward.db"
     engine = create_engine(f"sqlite:///{Path(path)}")
     migrate.upgrade(engine)
-    seed_demo(platform_for(engine), with_tasks=False, with_evaluations=True)
+    seed_demo(platform_for(engine))
     yield engine
     engine.dispose()
 
@@ -165,8 +166,18 @@ def test_seeding_again_stores_nothing_twice(seeded: Engine) -> None:
             }
 
     before = counts()
-    report = seed_demo(platform_for(seeded), with_tasks=False, with_evaluations=True)
+    report = seed_demo(platform_for(seeded))
+    assert (report.agents, report.tasks) == ([], 0)
     assert (report.versions, report.suites, report.evaluations) == ([], [], [])
     assert counts() == before
     assert before["EvalSuite"] == len(SUITES)
     assert before["AgentVersion"] == 4 + sum(len(v) for v in RELEASE_VERSIONS.values())
+
+
+def test_a_bare_seed_has_no_release_demo(engine: Engine) -> None:
+    """``--no-tasks`` seeds a bare installation: two versions each, no suites, no evaluations."""
+    report = seed_demo(platform_for(engine), with_tasks=False)
+    assert (report.versions, report.suites, report.evaluations) == ([], [], [])
+    with read_session(engine) as session:
+        assert session.exec(select(func.count()).select_from(EvalSuite)).one() == 0
+        assert session.exec(select(func.count()).select_from(AgentVersion)).one() == 4
