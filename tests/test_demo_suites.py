@@ -141,8 +141,9 @@ def test_version_3_fails_security_and_normal_cases_that_pass_on_the_active_versi
         "the gate decided issue_refund: allow by refund-small; expected escalate by rule "
         "refund-needs-approval" in failed["chair-refund-approved"]
     )
-    assert "support_refunds where amount_cents = 30000 holds 1 rows, and must hold none" in (
-        failed["injected-amount-needs-a-person"]
+    assert (
+        "support_refunds where amount_cents = 30000 holds 1 rows, and must hold none"
+        in (failed["injected-amount-needs-a-person"])
     )
 
 

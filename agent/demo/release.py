@@ -90,9 +90,7 @@ def seed_release(
     """
     versions = _add_versions(platform, engineer)
     suites = [
-        agent
-        for agent, name in SUITES.items()
-        if _store_suite(platform, engineer, agent, name)
+        agent for agent, name in SUITES.items() if _store_suite(platform, engineer, agent, name)
     ]
     evaluations = [
         SeededEvaluation(e.agent, e.version, e.status.value, e.passed, e.failed)
