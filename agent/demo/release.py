@@ -21,6 +21,7 @@ from pathlib import Path
 from sqlmodel import Session, col, select
 
 from agent.actors import Actor
+from agent.demo import version_yaml
 from agent.demo.tasks import IT_ACCESS, SUPPORT
 from agent.evals.service import EvaluationInfo, run_evaluation
 from agent.evals.suites import create_suite
@@ -30,7 +31,6 @@ from storage.engine import read_session
 from storage.models import Agent, AgentVersion, EvalRun, EvalSuite
 
 SUITES_DIR = Path(__file__).parent / "suites"
-VERSIONS_DIR = Path(__file__).parent / "versions"
 SUITES = {SUPPORT: "support", IT_ACCESS: "it-access"}
 """Each demo agent's suite: stored under this name from ``suites/<name>.yaml``."""
 RELEASE_VERSIONS: dict[str, tuple[tuple[int, str], ...]] = {
@@ -114,8 +114,7 @@ def _add_versions(platform: Platform, engineer: Actor) -> list[str]:
             # Numbers are given in order: a version is only added as the one after the last.
             if number in stored or number - 1 not in stored:
                 continue
-            yaml_text = (VERSIONS_DIR / f"{agent}-v{number}.yaml").read_text(encoding="utf-8")
-            create_version(platform, engineer, agent, yaml_text, note=note)
+            create_version(platform, engineer, agent, version_yaml(f"{agent}-v{number}"), note=note)
             stored.add(number)
             created.append(f"{agent} v{number}")
     return created
@@ -165,13 +164,14 @@ def _to_evaluate(session: Session, agent_name: str, suite_name: str) -> list[int
     """The version numbers the seed evaluates that have no evaluation of the suite's current
     content yet: the active one, then the candidates."""
     agent = session.exec(select(Agent).where(col(Agent.name) == agent_name)).first()
+    if agent is None or agent.active_version_id is None:
+        return []
     suite = session.exec(
         select(EvalSuite).where(
-            col(EvalSuite.agent_id) == (agent.id if agent else None),
-            col(EvalSuite.name) == suite_name,
+            col(EvalSuite.agent_id) == agent.id, col(EvalSuite.name) == suite_name
         )
     ).first()
-    if agent is None or suite is None or agent.active_version_id is None:
+    if suite is None:
         return []
     versions = {
         v.number: v

@@ -106,8 +106,9 @@ def seed_demo(
             create_version(platform, engineer, name, yaml_text, note=f"demo version {number}")
         activate_version(platform, engineer, name, 1, reason="demo seed: start on version 1")
         report.agents.append(name)
-    if with_tasks if with_evaluations is None else with_evaluations:
-        # After activation: once the suites are required, activation is gated on them.
+    release = with_tasks if with_evaluations is None else with_evaluations
+    if release:
+        # After activation: once the suites are stored, activation is gated on them.
         report.versions, report.suites, report.evaluations = seed_release(platform, engineer)
     if with_tasks and report.agents:
         operator = actor_for(platform, "olga")
