@@ -1,8 +1,9 @@
 """Two demo domains to govern: customer support and IT access.
 
 Each has systems of record (``storage.models.demo``, seeded by ``agent.demo.data``), Python
-tools and policy facts (``agent.demo.support``, ``agent.demo.it_access``), two versions as YAML
-(``agent/demo/versions/``) and sample tasks (``agent.demo.tasks``).
+tools and policy facts (``agent.demo.support``, ``agent.demo.it_access``), versions as YAML
+(``agent/demo/versions/``), sample tasks (``agent.demo.tasks``) and an evaluation suite
+(``agent/demo/suites/``, stored with support versions 3 and 4 by ``agent.demo.release``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ DEMO_AGENTS: dict[str, tuple[str, ...]] = {
     "support": ("support-v1", "support-v2"),
     "it-access": ("it-access-v1", "it-access-v2"),
 }
-"""Each demo agent's versions, oldest first, by file name without ``.yaml``."""
+"""Each demo agent's first two versions, oldest first, by file name without ``.yaml`` (support
+versions 3 and 4 belong to the release demo, ``agent.demo.release``)."""
 
 
 def version_yaml(name: str) -> str:

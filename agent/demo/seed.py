@@ -1,8 +1,11 @@
 """``steward demo seed`` and ``steward demo stream``: a populated installation in one command.
 
-Seeding creates an account for every role, the two demo agents with two versions each (version
-1 active), their systems of record, and the sample tasks. It is idempotent: a second run adds
-nothing that is already there.
+Seeding creates an account for every role, the two demo agents with their versions (version 1
+active), their systems of record, and the sample tasks. With the sample tasks come the release
+demo: each agent's evaluation suite (``agent/demo/suites/``), support versions 3 (a regression
+the suite catches) and 4 (its fix), and evaluations of the active versions and of version 3, so
+results are on screen at first start; version 4 is left for a new user to evaluate and activate.
+It is idempotent: a second run adds nothing that is already there.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from sqlmodel import col, select
 
 from agent.actors import Actor
 from agent.demo import data
+from agent.demo.release import SeededEvaluation, seed_release
 from agent.demo.tasks import IT_ACCESS, SUPPORT, task_inputs
 from agent.platform import Platform
 from agent.tasks import submit_task
@@ -51,14 +55,26 @@ class SeedReport:
     agents: list[str] = field(default_factory=list)
     records: int = 0
     tasks: int = 0
+    versions: list[str] = field(default_factory=list)
+    suites: list[str] = field(default_factory=list)
+    evaluations: list[SeededEvaluation] = field(default_factory=list)
 
 
-def seed_demo(platform: Platform, *, with_tasks: bool = True) -> SeedReport:
+def seed_demo(
+    platform: Platform, *, with_tasks: bool = True, with_evaluations: bool | None = None
+) -> SeedReport:
     """Load the demo; what already exists is left alone.
 
     Each account, agent and version goes through its service (and its audit event) as the
     demo's admin or engineer would add them, each in its own transaction; a later call adds
     whatever an interrupted one did not (an agent counts as seeded once a version is active).
+
+    Args:
+        platform: the installation.
+        with_tasks: queue the sample tasks for the agents seeded now.
+        with_evaluations: add the release demo (``agent.demo.release``): the suites, support
+            versions 3 and 4, and the first evaluations; by default it comes with the tasks,
+            as ``steward demo seed`` loads the whole demo and ``--no-tasks`` a bare one.
     """
     report = SeedReport()
     with read_session(platform.engine) as session:
@@ -90,6 +106,10 @@ def seed_demo(platform: Platform, *, with_tasks: bool = True) -> SeedReport:
             create_version(platform, engineer, name, yaml_text, note=f"demo version {number}")
         activate_version(platform, engineer, name, 1, reason="demo seed: start on version 1")
         report.agents.append(name)
+    release = with_tasks if with_evaluations is None else with_evaluations
+    if release:
+        # After activation: once the suites are stored, activation is gated on them.
+        report.versions, report.suites, report.evaluations = seed_release(platform, engineer)
     if with_tasks and report.agents:
         operator = actor_for(platform, "olga")
         for name in report.agents:

@@ -215,9 +215,9 @@ class Evaluation:
         owner = f"evaluation-{self.eval_run_id}-run-{run_id}"
         for _ in range(MAX_CLAIMS):
             claim = claim_evaluation_run(platform.engine, owner, run_id, lease_s=LEASE_S)
-            if claim is None:
-                return None
-            status = processor.process(claim)
+            # A run that is not ready still waits on a review an answer opened (an expiry that
+            # escalates to the next tier): the reviewer may have an answer for that one too.
+            status = RunStatus.WAITING_REVIEW if claim is None else processor.process(claim)
             if status in _TERMINAL:
                 return None
             if status is RunStatus.WAITING_REVIEW:
