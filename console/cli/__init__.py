@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from agent.errors import ServiceError
 from agent.settings import check_settings
-from console.cli import audit, db, demo, operations, replay, users, versions
+from console.cli import audit, db, demo, evals, operations, replay, users, versions
 from console.cli.args import Parser, argv_problem
 from console.cli.common import CommandError
 from storage.errors import StorageError
@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     operations.register(commands)
     demo.register(commands)
     replay.register(commands)
+    evals.register(commands)
     return parser
 
 
