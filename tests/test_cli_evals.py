@@ -89,7 +89,9 @@ def test_create_refuses_a_bad_file_by_line_and_stores_a_good_one(
         "line 21, case 'small-refund'",
     )
     refused(
-        steward(demo_url, "evals", "create", "support", str(tmp_path / "none.yaml"), "--as", "erin"),
+        steward(
+            demo_url, "evals", "create", "support", str(tmp_path / "none.yaml"), "--as", "erin"
+        ),
         "none.yaml: no such file",
     )
     good = tmp_path / "refunds.yaml"
@@ -121,7 +123,11 @@ def test_create_refuses_a_bad_file_by_line_and_stores_a_good_one(
 
 def test_run_read_and_compare_a_regression(demo_url: str, tmp_path: Path) -> None:
     (tmp_path / "refunds.yaml").write_text(SMALL)
-    ok(steward(demo_url, "evals", "create", "support", str(tmp_path / "refunds.yaml"), "--as", "erin"))
+    ok(
+        steward(
+            demo_url, "evals", "create", "support", str(tmp_path / "refunds.yaml"), "--as", "erin"
+        )
+    )
     first = _json(steward(demo_url, "evals", "run", "support", "--as", "erin", "--json"))
     assert first["passed"] is True
     (a,) = first["evaluations"]  # type: ignore[misc]
@@ -141,7 +147,9 @@ def test_run_read_and_compare_a_regression(demo_url: str, tmp_path: Path) -> Non
     engine = engine_for(demo_url)
     create_version(platform_for(engine), ENGINEER, "support", STRICT, note="stricter")
     engine.dispose()
-    second = steward(demo_url, "evals", "run", "support", "--version", "3", "--suite", "refunds", "--as", "erin")
+    second = steward(
+        demo_url, "evals", "run", "support", "--version", "3", "--suite", "refunds", "--as", "erin"
+    )
     assert second.returncode == 1, second.stderr
     lines = second.stdout.splitlines()
     assert lines[0].startswith("evaluation 2: support v3 on suite refunds: FAILED, 1 of 2")
@@ -173,14 +181,18 @@ def test_run_read_and_compare_a_regression(demo_url: str, tmp_path: Path) -> Non
     assert "  regressed       small-refund" in text
     assert "  pass_rate                    1 -> 0.5  -0.5" in text
 
-    page = _json(steward(demo_url, "evals", "runs", "support", "--limit", "1", "--as", "mona", "--json"))
+    page = _json(
+        steward(demo_url, "evals", "runs", "support", "--limit", "1", "--as", "mona", "--json")
+    )
     assert (page["total"], page["next_offset"]) == (2, 1)
     assert [e["id"] for e in page["items"]] == [2]  # type: ignore[union-attr]
     listing = ok(steward(demo_url, "evals", "runs", "support", "--limit", "1", "--as", "mona"))
     assert listing.splitlines()[-1] == "showing 1-1 of 2; next: --offset 1"
     results = _json(steward(demo_url, "evals", "results", "2", "--as", "mona", "--json"))
     assert [r["passed"] for r in results["results"]] == [False, True]  # type: ignore[union-attr]
-    refused(steward(demo_url, "evals", "results", "99", "--as", "mona"), "evaluation 99 does not exist")
+    refused(
+        steward(demo_url, "evals", "results", "99", "--as", "mona"), "evaluation 99 does not exist"
+    )
 
 
 def test_add_case_from_a_decided_review(demo_url: str) -> None:
@@ -276,7 +288,9 @@ def test_add_case_from_a_decided_review(demo_url: str) -> None:
 def test_an_operator_may_not_store_run_or_grow_suites(demo_url: str, tmp_path: Path) -> None:
     (tmp_path / "refunds.yaml").write_text(SMALL)
     refused(
-        steward(demo_url, "evals", "create", "support", str(tmp_path / "refunds.yaml"), "--as", "olga"),
+        steward(
+            demo_url, "evals", "create", "support", str(tmp_path / "refunds.yaml"), "--as", "olga"
+        ),
         "olga (operator) may not store an evaluation suite of 'support'",
     )
     engine = engine_for(demo_url)
@@ -287,7 +301,9 @@ def test_an_operator_may_not_store_run_or_grow_suites(demo_url: str, tmp_path: P
         "olga (operator) may not run an evaluation of 'support'",
     )
     refused(
-        steward(demo_url, "evals", "add-case", "support", "refunds", "--from-run", "1", "--as", "olga"),
+        steward(
+            demo_url, "evals", "add-case", "support", "refunds", "--from-run", "1", "--as", "olga"
+        ),
         "olga (operator) may not add a case to the evaluation suite 'refunds'",
     )
     refused(
