@@ -4,8 +4,10 @@ by line), run on a version, read, compared, and grown from production runs."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from textwrap import dedent
+from typing import Any
 
 import yaml
 from sqlmodel import col, select
@@ -73,10 +75,8 @@ STRICT = (
 )
 
 
-def _json(result: object) -> dict[str, object]:
-    value = json.loads(ok(result))  # type: ignore[arg-type]
-    assert isinstance(value, dict)
-    return value
+def _json(result: subprocess.CompletedProcess[str]) -> Any:
+    return json.loads(ok(result))
 
 
 def test_create_refuses_a_bad_file_by_line_and_stores_a_good_one(
@@ -109,7 +109,7 @@ def test_create_refuses_a_bad_file_by_line_and_stores_a_good_one(
     shown = _json(
         steward(demo_url, "evals", "show", "support", "refunds", "--as", "mona", "--json")
     )
-    assert [(c["name"], c["tags"], c["expects"]) for c in shown["cases"]] == [  # type: ignore[union-attr]
+    assert [(c["name"], c["tags"], c["expects"]) for c in shown["cases"]] == [
         ("small-refund", ["normal"], ["status", "resolution", "governance"]),
         ("injected-5000", ["security"], ["status", "governance"]),
     ]
@@ -130,7 +130,7 @@ def test_run_read_and_compare_a_regression(demo_url: str, tmp_path: Path) -> Non
     )
     first = _json(steward(demo_url, "evals", "run", "support", "--as", "erin", "--json"))
     assert first["passed"] is True
-    (a,) = first["evaluations"]  # type: ignore[misc]
+    (a,) = first["evaluations"]
     assert (a["suite"], a["version"], a["status"], a["passed"], a["trigger"]) == (
         "refunds",
         1,
@@ -166,14 +166,14 @@ def test_run_read_and_compare_a_regression(demo_url: str, tmp_path: Path) -> Non
         "removed": 0,
         "unchanged_pass": 1,
     }
-    regressed = compared["cases"][0]  # type: ignore[index]
+    regressed = compared["cases"][0]
     assert (regressed["case"], regressed["verdict"], regressed["passed_a"]) == (
         "small-refund",
         "regressed",
         True,
     )
     assert "the run ended waiting_review, not succeeded" in regressed["failures_b"]
-    metrics = {m["metric"]: m for m in compared["metrics"]}  # type: ignore[union-attr]
+    metrics = {m["metric"]: m for m in compared["metrics"]}
     assert (metrics["pass_rate"]["a"], metrics["pass_rate"]["b"]) == (1.0, 0.5)
     assert metrics["pass_rate"]["delta"] == -0.5
     assert metrics["by_tag.normal"]["delta"] == -1.0
@@ -185,11 +185,11 @@ def test_run_read_and_compare_a_regression(demo_url: str, tmp_path: Path) -> Non
         steward(demo_url, "evals", "runs", "support", "--limit", "1", "--as", "mona", "--json")
     )
     assert (page["total"], page["next_offset"]) == (2, 1)
-    assert [e["id"] for e in page["items"]] == [2]  # type: ignore[union-attr]
+    assert [e["id"] for e in page["items"]] == [2]
     listing = ok(steward(demo_url, "evals", "runs", "support", "--limit", "1", "--as", "mona"))
     assert listing.splitlines()[-1] == "showing 1-1 of 2; next: --offset 1"
     results = _json(steward(demo_url, "evals", "results", "2", "--as", "mona", "--json"))
-    assert [r["passed"] for r in results["results"]] == [False, True]  # type: ignore[union-attr]
+    assert [r["passed"] for r in results["results"]] == [False, True]
     refused(
         steward(demo_url, "evals", "results", "99", "--as", "mona"), "evaluation 99 does not exist"
     )
@@ -218,9 +218,9 @@ def test_add_case_from_a_decided_review(demo_url: str) -> None:
         )
     )
     case = added["case"]
-    assert case["name"] == "rejected-chair"  # type: ignore[index]
-    assert case["tags"] == ["edge"]  # type: ignore[index]
-    assert case["reviewer"] == [  # type: ignore[index]
+    assert case["name"] == "rejected-chair"
+    assert case["tags"] == ["edge"]
+    assert case["reviewer"] == [
         {
             "tool": "issue_refund",
             "rule": "refund-needs-approval",
@@ -228,12 +228,12 @@ def test_add_case_from_a_decided_review(demo_url: str) -> None:
             "reason": "no receipt",
         }
     ]
-    assert case["expect"]["governance"] == {  # type: ignore[index]
+    assert case["expect"]["governance"] == {
         "decisions": [
             {"tool": "issue_refund", "rule": "refund-needs-approval", "decision": "escalate"}
         ]
     }
-    assert added["suite"]["cases"] == 3  # type: ignore[index]
+    assert added["suite"]["cases"] == 3
     with read_session(engine) as session:
         suite = session.exec(select(EvalSuite).where(col(EvalSuite.name) == "refunds")).one()
         events = session.exec(
@@ -249,7 +249,7 @@ def test_add_case_from_a_decided_review(demo_url: str) -> None:
     assert list(events) == ["eval_suite.create", "eval_suite.update"]
 
     run = _json(steward(demo_url, "evals", "run", "support", "--as", "erin", "--json"))
-    results = run["evaluations"][0]["results"]  # type: ignore[index]
+    results = run["evaluations"][0]["results"]
     assert [(r["case"], r["passed"]) for r in results] == [
         ("small-refund", True),
         ("injected-5000", True),
