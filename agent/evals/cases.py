@@ -24,7 +24,7 @@ from agent.errors import InvalidInput, NotFound
 from agent.evals.suites import EVAL_ROLES, SuiteInfo, create_suite, list_suites, suite_row
 from agent.platform import Platform
 from storage.engine import read_session
-from storage.enums import DecisionKind, ReviewKind, RunStatus, StepKind, StepStatus
+from storage.enums import DecisionKind, ReviewKind, StepKind, StepStatus
 from storage.models import Agent, EvalSuite, Review, ReviewDecision, Run, Step, Task
 
 DEFAULT_TAGS = ("normal",)
@@ -341,7 +341,10 @@ def _from_reviews(run: Run, decided: Sequence[tuple[Review, ReviewDecision]]) ->
     if decisions:
         expect["governance"] = {"decisions": decisions}
     if not expect:
-        expect["status"] = RunStatus.SUCCEEDED.value
+        raise InvalidInput(
+            f"run {run.id} has not finished and its decided reviews name no tool; there is "
+            "nothing to expect of it yet."
+        )
     return {"reviewer": reviewer, "expect": expect}
 
 
