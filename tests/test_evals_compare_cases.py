@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from agent.actors import SYSTEM
+from agent.demo.seed import seed_demo
 from agent.demo.tasks import task_inputs
 from agent.errors import Forbidden, InvalidInput, NotFound
 from agent.evals.cases import add_case, append_case, case_from_run
@@ -21,7 +22,7 @@ from agent.evals.suites import create_suite
 from agent.reviews import decide
 from storage.engine import read_session
 from storage.enums import DecisionKind, ReviewStatus, RunStatus
-from storage.models import Review, Run
+from storage.models import EvalSuite, Review, Run
 from tests.support.console import engine_for
 from tests.support.runtime import ENGINEER, MANAGER, OPERATOR, drive, platform_for
 from tests.test_cli_evals import SMALL
@@ -203,3 +204,23 @@ def test_a_case_is_appended_keeping_comments_or_written_out_when_the_list_is_inl
     ]
     inline = "cases: [{name: old, input: {intent: refund}, expect: {status: succeeded}}]\n"
     assert yaml.safe_load(append_case(inline, case))["cases"][-1] == case
+
+
+def test_a_change_built_on_a_stale_suite_is_refused(engine: Engine) -> None:
+    """add_case stores the suite only if it still has the hash it was read with, on SQLite
+    and PostgreSQL (where the suite's row is locked while it is checked)."""
+    seed_demo(platform_for(engine), with_tasks=False)
+    platform = platform_for(engine)
+    first = create_suite(platform, ENGINEER, "support", "refunds", SMALL)
+    second = create_suite(platform, ENGINEER, "support", "refunds", SMALL_ONLY)
+    with pytest.raises(InvalidInput, match="suite 'refunds' changed while this change"):
+        create_suite(
+            platform, ENGINEER, "support", "refunds", INJECTED_ONLY, replaces=first.content_hash
+        )
+    with read_session(engine) as session:
+        stored = session.exec(select(EvalSuite).where(col(EvalSuite.name) == "refunds")).one()
+    assert stored.content_hash == second.content_hash
+    third = create_suite(
+        platform, ENGINEER, "support", "refunds", INJECTED_ONLY, replaces=second.content_hash
+    )
+    assert third.cases == 1

@@ -211,7 +211,8 @@ def add_case(
         Forbidden: the actor is not an engineer.
         NotFound: no such agent, suite or run.
         InvalidInput: the run is an evaluation's or another agent's, is not finished, the suite
-            already has a case of that name, or a name or tag is not one.
+            already has a case of that name, a name or tag is not one, or the suite changed
+            between reading it and storing it (nothing is stored).
         SuiteSpecError: the suite with the new case does not validate.
     """
     require(actor, EVAL_ROLES, f"add a case to the evaluation suite {suite!r} of {agent_name!r}")
@@ -227,13 +228,16 @@ def add_case(
                 f"{agent_name!r}; add it to a suite of its own agent."
             )
         source = row.source_yaml
+        read_hash = row.content_hash
         names = {str(c["name"]) for c in row.document.get("cases", ())}
     if case["name"] in names:
         raise InvalidInput(
             f"suite {suite!r} already has a case named {case['name']!r}; give this one "
             "another name."
         )
-    stored = create_suite(platform, actor, agent_name, suite, append_case(source, case))
+    stored = create_suite(
+        platform, actor, agent_name, suite, append_case(source, case), replaces=read_hash
+    )
     return AddedCase(run_id=run_id, case=case, suite=stored)
 
 
