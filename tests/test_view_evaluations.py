@@ -7,13 +7,16 @@ import pytest
 from sqlmodel import col, select
 from streamlit.testing.v1 import AppTest
 
+from agent.evals.service import run_evaluation
 from agent.evals.suites import create_suite
+from agent.versions import create_version
 from storage.engine import read_session
 from storage.enums import EvalRunStatus
 from storage.models import EvalRun, Run
 from tests.support.console import engine_for
 from tests.support.pages import open_page
 from tests.support.runtime import ENGINEER, platform_for
+from tests.test_cli_evals import SMALL, STRICT
 from tests.test_evals_runner import SUITE
 
 
@@ -72,3 +75,40 @@ def test_a_manager_reads_evaluations_without_running_them(
     assert [row["suite"] for row in _table(at, "suite")] == ["core"]
     assert not [b for b in at.button if b.key == "evals.run_submit"]
     assert at.info[-1].value == "No evaluation has run yet."
+
+
+def test_two_evaluations_compared_show_the_regressed_case_first(
+    demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = engine_for(demo_url)
+    platform = platform_for(engine)
+    create_suite(platform, ENGINEER, "support", "refunds", SMALL)
+    create_version(platform, ENGINEER, "support", STRICT, note="stricter")
+    (before,) = run_evaluation(platform, ENGINEER, "support", version=1)
+    (after,) = run_evaluation(platform, ENGINEER, "support", version=3)
+    engine.dispose()
+    at = _open(demo_url, monkeypatch, user="mona")
+    assert at.selectbox(key="evals.compare_a").value == before.id
+    assert at.selectbox(key="evals.compare_b").value == after.id
+    assert not [df for df in at.dataframe if df.value.columns[0] == "verdict"]
+    at.button(key="evals.compare").click().run()
+    assert not at.exception, at.exception
+    assert [(m.label, m.value) for m in at.metric][-4:] == [
+        ("Regressed", "1"),
+        ("Fixed", "0"),
+        ("Still failing", "0"),
+        ("Still passing", "1"),
+    ]
+    cases = _table(at, "verdict")
+    assert [(c["verdict"], c["case"], c["A"], c["B"]) for c in cases] == [
+        ("regressed", "small-refund", "passed", "failed"),
+        ("unchanged pass", "injected-5000", "passed", "passed"),
+    ]
+    assert "the run ended waiting_review, not succeeded" in str(cases[0]["what failed in B"])
+    metrics = {m["metric"]: m for m in _table(at, "metric")}
+    assert (metrics["pass_rate"]["A"], metrics["pass_rate"]["B"]) == (1.0, 0.5)
+    assert metrics["by_tag.normal"]["delta"] == -1.0
+
+    at.selectbox(key="evals.compare_a").set_value(after.id).run()
+    at.button(key="evals.compare").click().run()
+    assert at.info[-1].value == "Choose two different evaluations."

@@ -19,13 +19,16 @@ from streamlit.testing.v1 import AppTest
 
 from agent import reviews
 from agent.actors import Actor
+from agent.evals.suites import create_suite
 from agent.plugins import installed_registry
+from agent.users import actor_for, add_user
 from storage.engine import read_session, write_session
 from storage.enums import ReviewStatus, RunStatus
-from storage.models import AuditEvent, Review, ReviewDecision, Run, SupportRefund
+from storage.models import AuditEvent, EvalSuite, Review, ReviewDecision, Run, SupportRefund
 from storage.types import utcnow
 from tests.support.console import engine_for, open_console
-from tests.support.runtime import drive, platform_for
+from tests.support.runtime import ENGINEER, drive, platform_for
+from tests.test_cli_evals import SMALL
 
 
 @pytest.fixture
@@ -344,3 +347,53 @@ def test_cancelling_a_bulk_decision_changes_nothing(
     assert not at.exception
     assert "id" not in {df.value.columns[0] for df in at.dataframe}
     assert review(db, chosen[0]).status is ReviewStatus.PENDING
+
+
+def test_an_engineer_operator_adds_a_decided_review_to_a_suite(
+    demo_url: str, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+
+    platform = platform_for(db)
+    create_suite(platform, ENGINEER, "support", "refunds", SMALL)
+    add_user(
+        platform, actor_for(platform, "ada"), "eve", ["operator", "engineer"], password="x" * 12
+    )
+    refund = oldest_refund(db)
+    original = review(db, refund).args
+    assert original is not None
+
+    at = open_review(queue(monkeypatch, demo_url, user="eve"), refund)
+    # Open: nothing decided yet, so nothing to add.
+    assert not [b for b in at.button if b.key == "queue.add_case.submit"]
+    edited = {**original, "amount": 120.0}
+    at.text_area(key=f"queue.edit.{refund}").input(json.dumps(edited)).run()
+    at.text_input(key=f"queue.reason.{refund}").input("partial refund agreed").run()
+    at.button(key="queue.edit_approve").click().run()
+    assert not at.exception, at.exception
+
+    at.text_input(key="queue.add_case.name").input("chair-partial")
+    at.button(key="queue.add_case.submit").click().run()
+    assert not at.exception, at.exception
+    assert "Added case chair-partial" in texts(at.success)
+    with read_session(db) as session:
+        suite = session.exec(select(EvalSuite).where(col(EvalSuite.name) == "refunds")).one()
+    case = suite.document["cases"][-1]
+    assert case["name"] == "chair-partial"
+    assert case["reviewer"] == [
+        {
+            "tool": "issue_refund",
+            "rule": "refund-needs-approval",
+            "decision": "edit",
+            "reason": "partial refund agreed",
+            "args": edited,
+        }
+    ]
+    assert case["expect"]["trajectory"] == {
+        "match": "subset",
+        "calls": [
+            {"tool": "issue_refund", "args": {"amount": {"equals": 120.0, "tolerance": 0.01}}}
+        ],
+    }
+    assert case["expect"]["governance"]["decisions"] == [
+        {"tool": "issue_refund", "rule": "refund-needs-approval", "decision": "escalate"}
+    ]

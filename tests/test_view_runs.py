@@ -15,14 +15,16 @@ from streamlit.testing.v1 import AppTest
 
 from agent import reviews
 from agent.actors import Actor
+from agent.evals.suites import create_suite
 from agent.plugins import installed_registry
 from agent.versions.service import activate_version
 from storage.engine import read_session, write_session
 from storage.enums import ErrorClass, ReviewStatus, RunStatus, StepKind, StepStatus
-from storage.models import Review, Run, Step
+from storage.models import EvalSuite, Review, Run, Step
 from storage.types import utcnow
 from tests.support.console import engine_for, open_console
-from tests.support.runtime import drive, platform_for
+from tests.support.runtime import ENGINEER, drive, platform_for
+from tests.test_cli_evals import SMALL
 
 APP = str(Path(__file__).resolve().parents[1] / "console" / "app.py")
 
@@ -248,3 +250,49 @@ def test_a_chat_planned_run_shows_its_model_calls(
     assert list(calls["HTTP attempts"]) == ["429 → 200"]
     assert list(calls["tokens in"]) == [1200]
     assert "1 calls (0 failed)" in texts(at.caption)
+
+
+def test_an_engineer_adds_a_finished_run_to_a_suite(
+    demo_url: str, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+
+    create_suite(platform_for(db), ENGINEER, "support", "refunds", SMALL)
+    with read_session(db) as session:
+        run = session.exec(
+            select(Run)
+            .where(col(Run.status) == RunStatus.SUCCEEDED)
+            .where(col(Run.eval_run_id).is_(None))
+            .order_by(col(Run.id))
+        ).first()
+    assert run is not None
+    manager = linked(monkeypatch, demo_url, str(run.id), user="mona")
+    assert not [b for b in manager.button if b.key == "runs.add_case.submit"]
+
+    at = linked(monkeypatch, demo_url, str(run.id), user="erin")
+    assert at.selectbox(key="runs.add_case.suite").value == "refunds"
+    assert at.text_input(key="runs.add_case.name").value == f"run-{run.id}"
+    at.text_input(key="runs.add_case.name").input("mug-refund")
+    at.multiselect(key="runs.add_case.tags").select("edge")
+    at.button(key="runs.add_case.submit").click().run()
+    assert not at.exception, at.exception
+    assert (
+        "Added case mug-refund (expects status, resolution, trajectory) to suite refunds, "
+        "which now has 3 cases." in texts(at.success)
+    )
+    with read_session(db) as session:
+        suite = session.exec(select(EvalSuite).where(col(EvalSuite.name) == "refunds")).one()
+    case = suite.document["cases"][-1]
+    assert (case["name"], case["tags"], case["input"]["order_id"]) == (
+        "mug-refund",
+        ["normal", "edge"],
+        "O-5001",
+    )
+    assert case["expect"]["status"] == "succeeded"
+    assert [c["tool"] for c in case["expect"]["trajectory"]["calls"]][-1] == "close_ticket"
+
+    # The same name again is refused in one sentence, and the suite is unchanged.
+    at.button(key="runs.add_case.submit").click().run()
+    assert "Suite 'refunds' already has a case named 'mug-refund'" in texts(at.error)
+    with read_session(db) as session:
+        again = session.exec(select(EvalSuite).where(col(EvalSuite.name) == "refunds")).one()
+    assert again.content_hash == suite.content_hash

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from agent.actors import READ_ROLES, Actor, require
 from agent.errors import InvalidInput, NotFound
@@ -17,6 +17,7 @@ from agent.evals.runner import Evaluation, finish_evaluation
 from agent.evals.spec import SuiteSpec
 from agent.evals.suites import EVAL_ROLES, live_cases, suite_row
 from agent.platform import Platform
+from agent.reads.paging import DEFAULT_LIMIT, Page, check_window
 from storage.audit import append_event
 from storage.engine import read_session, write_session
 from storage.enums import EvalRunStatus
@@ -263,6 +264,45 @@ def list_evaluations(
             query = query.where(col(EvalSuite.id) == suite_row(session, agent_name, suite)[1].id)
         rows = session.exec(query.order_by(col(EvalRun.id).desc()).limit(limit)).all()
         return tuple(_info_of(session, row) for row in rows)
+
+
+def evaluation_page(
+    platform: Platform,
+    actor: Actor,
+    agent_name: str,
+    *,
+    suite: str | None = None,
+    offset: int = 0,
+    limit: int = DEFAULT_LIMIT,
+) -> Page[EvaluationInfo]:
+    """One page of the agent's evaluation runs (of one suite when named), newest first.
+
+    Raises:
+        NotFound: no such agent or suite.
+        InvalidInput: the window is out of range.
+    """
+    require(actor, READ_ROLES, f"read the evaluations of {agent_name!r}")
+    check_window(offset, limit, "evaluations")
+    with read_session(platform.engine) as session:
+        agent = session.exec(select(Agent).where(col(Agent.name) == agent_name)).first()
+        if agent is None:
+            raise NotFound(f"there is no agent named {agent_name!r}.")
+        suite_ids = select(EvalSuite.id).where(col(EvalSuite.agent_id) == agent.id)
+        if suite is not None:
+            suite_ids = suite_ids.where(
+                col(EvalSuite.id) == suite_row(session, agent_name, suite)[1].id
+            )
+        chosen = col(EvalRun.suite_id).in_(suite_ids)
+        total = session.exec(select(func.count()).select_from(EvalRun).where(chosen)).one()
+        rows = session.exec(
+            select(EvalRun)
+            .where(chosen)
+            .order_by(col(EvalRun.id).desc())
+            .offset(offset)
+            .limit(limit)
+        ).all()
+        items = tuple(_info_of(session, row) for row in rows)
+    return Page(items, int(total), offset, limit)
 
 
 def _version(session: Session, agent_name: str, number: int | None) -> tuple[Agent, AgentVersion]:

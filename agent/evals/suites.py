@@ -50,15 +50,27 @@ class SuiteInfo:
 
 
 def create_suite(
-    platform: Platform, actor: Actor, agent_name: str, name: str, yaml_text: str
+    platform: Platform,
+    actor: Actor,
+    agent_name: str,
+    name: str,
+    yaml_text: str,
+    *,
+    replaces: str | None = None,
 ) -> SuiteInfo:
     """Store (or replace) an agent's suite from its YAML.
+
+    Args:
+        replaces: when given, the content hash the stored suite must still have: a change
+            built on the suite as it was read is then never stored over someone else's change
+            made meanwhile (the suite's row is locked while it is checked and written).
 
     Raises:
         Forbidden: the actor is not an engineer.
         NotFound: there is no such agent.
         SuiteSpecError: the document is invalid (the message names the line and the case).
-        InvalidInput: the name is not a suite name.
+        InvalidInput: the name is not a suite name, or the suite no longer has the content
+            hash ``replaces`` names.
     """
     require(actor, EVAL_ROLES, f"store an evaluation suite of {agent_name!r}")
     name = name.strip()
@@ -73,11 +85,17 @@ def create_suite(
     parsed = parse_suite(yaml_text, registry=platform.registry)
     with write_session(platform.engine) as session:
         agent = _agent(session, agent_name)
-        suite = session.exec(
-            select(EvalSuite).where(
-                col(EvalSuite.agent_id) == agent.id, col(EvalSuite.name) == name
+        query = select(EvalSuite).where(
+            col(EvalSuite.agent_id) == agent.id, col(EvalSuite.name) == name
+        )
+        if replaces is not None:
+            query = query.with_for_update()
+        suite = session.exec(query).first()
+        if replaces is not None and (suite is None or suite.content_hash != replaces):
+            raise InvalidInput(
+                f"suite {name!r} changed while this change was being made; nothing was "
+                "stored, make it again on the suite as it is now."
             )
-        ).first()
         action = "eval_suite.create" if suite is None else "eval_suite.update"
         if suite is None:
             suite = EvalSuite(agent_id=agent.id or 0, name=name, created_by=actor.name)

@@ -17,7 +17,18 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from agent.errors import ServiceError
 from agent.settings import check_settings
-from console.cli import audit, brake, db, demo, operations, policy, replay, users, versions
+from console.cli import (
+    audit,
+    brake,
+    db,
+    demo,
+    evals,
+    operations,
+    policy,
+    replay,
+    users,
+    versions,
+)
 from console.cli.args import Parser, argv_problem
 from console.cli.common import CommandError
 from storage.errors import StorageError
@@ -42,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     operations.register(commands)
     demo.register(commands)
     replay.register(commands)
+    evals.register(commands)
     policy.register(commands)
     brake.register(commands)
     return parser

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from datetime import date, datetime
 from enum import Enum
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
@@ -44,6 +45,25 @@ def open_engine(*, require_schema: bool = True) -> Engine:
 def open_platform(*, require_schema: bool = True) -> Platform:
     """``open_engine`` with the installed tools: what every service and the worker take."""
     return Platform(open_engine(require_schema=require_schema), installed_registry())
+
+
+def read_source(file: str) -> str:
+    """The text of a YAML document named on the command line (``-``: standard input).
+
+    Raises:
+        CommandError: the file does not exist, cannot be read or is not UTF-8 text.
+    """
+    if file == "-":
+        return sys.stdin.read()
+    path = Path(file)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CommandError(f"{file}: no such file.") from None
+    except UnicodeDecodeError:
+        raise CommandError(f"{file}: not UTF-8 text.") from None
+    except OSError as exc:
+        raise CommandError(f"{file}: cannot read it ({exc.strerror or exc}).") from None
 
 
 def add_actor_argument(parser: argparse.ArgumentParser) -> None:

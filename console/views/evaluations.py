@@ -1,4 +1,5 @@
-"""Evaluations: an agent's suites, running them on a version, and each run's results by case.
+"""Evaluations: an agent's suites, running them on a version, each run's results by case, and
+two runs compared case by case and metric by metric.
 
 Engineers run suites; managers read. A case's failures are said in words, and each attempt's run
 opens in the run view. An evaluation runs in this request: a suite of a few dozen cases takes
@@ -12,6 +13,7 @@ from functools import partial
 import pandas as pd
 import streamlit as st
 
+from agent.evals.compare import compare_evaluations
 from agent.evals.service import (
     EvaluationInfo,
     evaluation_results,
@@ -126,6 +128,10 @@ if not runs:
     st.stop()
 
 
+def _passed(value: bool | None) -> str:
+    return "not in this run" if value is None else ("passed" if value else "failed")
+
+
 def _rate(info: EvaluationInfo, key: str) -> str:
     value = info.summary.get(key)
     return "" if value is None else f"{value:.0%}"
@@ -208,4 +214,66 @@ st.dataframe(
     hide_index=True,
     key="evals.results",
     column_config={"run": st.column_config.LinkColumn("run", display_text=r"run=(\d+)")},
+)
+
+st.subheader("Compare")
+if len(ids) < 2:
+    st.caption("Two evaluations of this agent are needed to compare them.")
+    st.stop()
+labels = {e.id: f"#{e.id} {e.suite} v{e.version} {e.status.value}" for e in runs}
+left, right = st.columns(2)
+baseline = left.selectbox(
+    "Baseline (A)",
+    ids,
+    index=1,
+    key="evals.compare_a",
+    format_func=partial(option_label, labels),
+)
+candidate = right.selectbox(
+    "Candidate (B)",
+    ids,
+    index=0,
+    key="evals.compare_b",
+    format_func=partial(option_label, labels),
+)
+if not st.button("Compare", key="evals.compare", icon=":material/compare_arrows:"):
+    st.stop()
+if baseline == candidate:
+    st.info("Choose two different evaluations.")
+    st.stop()
+comparison = attempt(lambda: compare_evaluations(platform(), actor, int(baseline), int(candidate)))
+if comparison is None:
+    st.stop()
+if comparison.note:
+    st.warning(comparison.note.capitalize())
+counts = comparison.counts
+tallies = st.columns(4)
+tallies[0].metric("Regressed", counts["regressed"])
+tallies[1].metric("Fixed", counts["fixed"])
+tallies[2].metric("Still failing", counts["unchanged_fail"])
+tallies[3].metric("Still passing", counts["unchanged_pass"])
+st.dataframe(
+    pd.DataFrame(
+        [
+            {
+                "verdict": c.verdict.value.replace("_", " "),
+                "case": c.case,
+                "A": _passed(c.passed_a),
+                "B": _passed(c.passed_b),
+                "what failed in B": "; ".join(c.failures_b),
+                "run in B": f"/runs?run={c.run_b}" if c.run_b else "",
+            }
+            for c in comparison.cases
+        ]
+    ),
+    hide_index=True,
+    key="evals.compare_cases",
+    column_config={"run in B": st.column_config.LinkColumn(display_text=r"run=(\d+)")},
+)
+st.dataframe(
+    pd.DataFrame(
+        [{"metric": m.metric, "A": m.a, "B": m.b, "delta": m.delta} for m in comparison.metrics]
+    ),
+    hide_index=True,
+    key="evals.compare_metrics",
 )

@@ -19,6 +19,7 @@ from console.components.formatting import compact, countdown, option_label, over
 from console.components.review import FLASH, render_review
 from console.resources import platform
 from console.session import require_user
+from console.widgets.add_case import add_to_suite
 from storage.enums import DecisionKind
 from storage.types import utcnow
 
@@ -164,3 +165,5 @@ else:
     with one_sentence():
         context = review_context(platform(), actor, opened_id)
     render_review(context, now=utcnow())
+    if not context.review.is_open:
+        add_to_suite(actor, context.review.agent, context.review.run_id, key="queue")

@@ -20,6 +20,7 @@ from console.components.formatting import option_label, when
 from console.components.trace import render_trace
 from console.resources import platform
 from console.session import require_user
+from console.widgets.add_case import add_to_suite
 from storage.enums import ErrorClass, RunStatus
 from storage.types import utcnow
 
@@ -191,6 +192,7 @@ def _run_page(raw: str) -> None:
         render_trace(trace, now=utcnow(), usage=usage)
     else:
         st.fragment(run_every=LIVE_REFRESH_S)(_live_trace)(run_id)
+    add_to_suite(actor, trace.run.agent, run_id, key="runs")
 
 
 linked = st.query_params.get("run")
