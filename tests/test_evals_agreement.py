@@ -3,11 +3,13 @@ many of them it agrees with when it runs the same inputs in a sandbox."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from textwrap import dedent
 
 import pytest
 import yaml
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine
 from sqlmodel import col, select
 
 from agent.actors import Actor
@@ -25,9 +27,11 @@ from agent.evals.suites import create_suite
 from agent.reviews import decide
 from agent.tasks import submit_task
 from agent.versions import create_version
-from storage.engine import read_session
+from storage import migrate
+from storage.engine import create_engine, read_session
 from storage.enums import DecisionKind, EvalRunStatus, ReviewStatus
 from storage.models import EvalCase, EvalSuite, Review, Run, SupportRefund
+from tests.support.cli import ok, refused, steward
 from tests.support.runtime import drive, platform_for
 
 ERIN = Actor.of("erin", ["engineer"])
@@ -60,9 +64,18 @@ def _refund(customer: str, order: str, amount: float, ticket: str) -> dict[str, 
 
 
 @pytest.fixture
-def reviewed(engine: Engine) -> Engine:
+def migrated(db_url: URL) -> Iterator[Engine]:
+    engine = create_engine(db_url)
+    migrate.upgrade(engine)  # the CLI checks the schema's revision
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def reviewed(migrated: Engine) -> Engine:
     """The demo with three production refunds escalated and decided by an operator: the
     monitor's $1,000 approved, the desk's $250 rejected, the chair's $349 edited down to $300."""
+    engine = migrated
     platform = platform_for(engine)
     seed_demo(platform, with_tasks=False)
     create_suite(platform, ERIN, "support", "sandbox", SANDBOX_SUITE)
@@ -184,3 +197,19 @@ def test_not_allowed_matchers_are_checked_when_the_suite_is_stored(engine: Engin
         create_suite(platform, ERIN, "support", "bad", bad)
     assert raised.value.line == 11
     assert "not_allowed" in str(raised.value)
+
+
+def test_the_cli_measures_and_reads_agreement(reviewed: Engine) -> None:
+    said = ok(steward(reviewed, "evals", "agreement", "support", "--as", "erin"))
+    assert "support v1 agrees with 3 of 3 reviewed runs (100%)" in said
+    scores = json.loads(
+        ok(steward(reviewed, "evals", "agreement", "support", "--scores", "--json", "--as", "mona"))
+    )
+    assert {n: (s["agreed"], s["cases"], s["score"]) for n, s in scores.items()} == {
+        "1": (3, 3, 1.0)
+    }
+    refused(steward(reviewed, "evals", "agreement", "support", "--as", "olga"), "olga")
+    refused(
+        steward(reviewed, "evals", "agreement", "support", "--last", "0", "--as", "erin"),
+        "--last",
+    )

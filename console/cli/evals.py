@@ -9,6 +9,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+from agent.evals.agreement import (
+    DEFAULT_LAST,
+    MAX_LAST,
+    agreement_by_version,
+    measure_agreement,
+)
 from agent.evals.cases import DEFAULT_TAGS, add_case, show_suite
 from agent.evals.compare import Comparison, Verdict, compare_evaluations
 from agent.evals.service import (
@@ -107,6 +113,65 @@ def register(commands: Any) -> None:
     )
     _common(add)
     add.set_defaults(handler=_add_case)
+    _register_agreement(actions)
+
+
+def _register_agreement(actions: Any) -> None:
+    agreement = actions.add_parser(
+        "agreement",
+        help="how often a version does what people decided on past reviewed runs (engineers)",
+    )
+    agreement.add_argument("agent")
+    agreement.add_argument("--version", type=argtypes.record_id("a version number"))
+    agreement.add_argument(
+        "--last",
+        type=argtypes.whole_number(1, MAX_LAST, "reviewed runs"),
+        default=DEFAULT_LAST,
+        help=f"how many of the latest reviewed runs to replay (default {DEFAULT_LAST})",
+    )
+    agreement.add_argument("--concurrency", type=CONCURRENCY, default=2, help="cases at once")
+    agreement.add_argument(
+        "--scores",
+        action="store_true",
+        help="print each version's latest score instead of measuring (anyone who reads)",
+    )
+    _common(agreement)
+    agreement.set_defaults(handler=_agreement)
+
+
+def _agreement(args: argparse.Namespace) -> int:
+    platform = open_platform()
+    actor = acting_user(args, platform)
+    if not args.scores:
+        measured = measure_agreement(
+            platform,
+            actor,
+            args.agent,
+            version=args.version,
+            last=args.last,
+            concurrency=args.concurrency,
+        )
+        if not args.json:
+            cases = measured.passed + measured.failed
+            share = f"{measured.passed / cases:.0%}" if cases else "-"
+            print(
+                f"{args.agent} v{measured.version} agrees with {measured.passed} of {cases} "
+                f"reviewed runs ({share}); evaluation #{measured.id}: "
+                f"`steward evals results {measured.id}` says where it does not."
+            )
+    scores = agreement_by_version(platform, actor, args.agent)
+    if args.json:
+        print_json({str(n): score.as_dict() for n, score in sorted(scores.items())})
+    elif args.scores:
+        if not scores:
+            print(f"no agreement measured for {args.agent}; run `steward evals agreement`.")
+        for number, score in sorted(scores.items()):
+            share = f"{score.score:.0%}" if score.score is not None else "-"
+            print(
+                f"v{number}: {share} ({score.agreed} of {score.cases}) "
+                f"evaluation #{score.eval_run_id}, {score.measured_at:%Y-%m-%d %H:%M} UTC"
+            )
+    return 0
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
