@@ -38,6 +38,8 @@ READ_ROLES = frozenset(Role)
 SUBMIT_ROLES = frozenset({Role.OPERATOR, Role.MANAGER, Role.ENGINEER})
 DECIDE_ROLES = frozenset({Role.OPERATOR})
 VERSION_ROLES = frozenset({Role.ENGINEER})
+ROLLBACK_ROLES = frozenset({Role.ENGINEER, Role.OPERATOR})
+"""Rolling back to the version active before is the emergency lever: operators pull it too."""
 USER_ADMIN_ROLES = frozenset({Role.ADMIN})
 AUDIT_ROLES = frozenset({Role.MANAGER, Role.ADMIN})
 # Operators work the review queue; managers read it (and override where a rule names them).

@@ -21,6 +21,7 @@ from agent.reads.audit import audit_log, verify_audit_log
 from agent.reads.kpis import kpi_report
 from agent.reads.queue import open_reviews
 from agent.reads.runs import find_runs
+from agent.release.brake import pause_agent, resume_agent
 from agent.tasks import submit_task
 from agent.users import add_user, disable_user, list_users, set_roles
 from agent.versions import activate_version, create_agent, create_version, rollback
@@ -44,7 +45,9 @@ EXPECTED: dict[str, set[str]] = {
     "create an agent": {"engineer", "admin"},
     "create a version": {"engineer"},
     "activate a version": {"engineer"},
-    "roll back": {"engineer"},
+    "roll back": {"engineer", "operator"},
+    "pause an agent": {"operator", "manager", "engineer"},
+    "resume an agent": {"operator", "engineer"},
     "read the audit log": {"manager", "admin"},
     "verify the audit chain": {"manager", "admin"},
     "list users": {"manager", "admin"},
@@ -101,6 +104,10 @@ def _actions(engine: Engine, actor: Actor) -> dict[str, Callable[[], object]]:
             platform_for(engine), actor, "support", 2, reason="try v2"
         ),
         "roll back": lambda: rollback(platform_for(engine), actor, "support", reason="back"),
+        # Resuming an agent that is not paused is refused past the role check, like pausing
+        # one twice: either way the role matrix is what is asked.
+        "pause an agent": lambda: pause_agent(platform_for(engine), actor, "it-access", reason="x"),
+        "resume an agent": lambda: resume_agent(platform_for(engine), actor, "support", reason="y"),
         "read the audit log": lambda: audit_log(platform_for(engine), actor, AuditFilter()),
         "verify the audit chain": lambda: verify_audit_log(platform_for(engine), actor),
         "list users": lambda: list_users(platform_for(engine), actor),

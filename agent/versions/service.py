@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
-from agent.actors import READ_ROLES, VERSION_ROLES, Actor, require
+from agent.actors import READ_ROLES, ROLLBACK_ROLES, VERSION_ROLES, Actor, require
 from agent.errors import Forbidden, GateRefused, InvalidInput, NotFound
 from agent.evals.gate import GateVerdict, verdict_for
 from agent.platform import Platform
@@ -292,7 +292,7 @@ def rollback(platform: Platform, actor: Actor, agent_name: str, *, reason: str) 
         NotFound: no such agent.
         InvalidInput: the reason is empty, or there is no earlier version to return to.
     """
-    require(actor, VERSION_ROLES, f"roll back {agent_name!r}")
+    require(actor, ROLLBACK_ROLES, f"roll back {agent_name!r}")
     reason = _check_reason(reason)
     with write_session(platform.engine) as session:
         agent = agent_row(session, agent_name, lock=True)

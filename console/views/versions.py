@@ -17,8 +17,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from agent.actors import VERSION_ROLES, Actor
+from agent.actors import ROLLBACK_ROLES, VERSION_ROLES, Actor
 from agent.errors import GateRefused, VersionSpecError
+from agent.evals.agreement import AgreementScore, agreement_by_version, measure_agreement
 from agent.evals.gate import GateVerdict, gate_verdicts
 from agent.reads.paging import MAX_LIMIT
 from agent.versions import (
@@ -37,6 +38,7 @@ from agent.versions import (
 )
 from console.resources import platform
 from console.session import require_user
+from console.widgets.brake import brake_panel, paused_banner
 from console.widgets.choice import remembered_choice
 from console.widgets.feedback import REPORTED, attempt, report
 from console.widgets.source import show_line
@@ -96,10 +98,13 @@ def confirm_change(actor: Actor, pending: dict[str, Any]) -> None:
 
 
 def versions_frame(
-    versions: tuple[VersionInfo, ...], verdicts: dict[int, GateVerdict]
+    versions: tuple[VersionInfo, ...],
+    verdicts: dict[int, GateVerdict],
+    agreement: dict[int, AgreementScore] | None = None,
 ) -> pd.DataFrame:
-    """One row per version; with the gate's verdict and, per required suite, the evaluation of
-    that exact version the gate uses."""
+    """One row per version; with the gate's verdict, per required suite the evaluation of that
+    exact version the gate uses, and its latest reviewer agreement."""
+    agreement = agreement or {}
     suites = sorted({s.suite for verdict in verdicts.values() for s in verdict.suites})
     rows = []
     for v in versions:
@@ -117,6 +122,12 @@ def versions_frame(
                 if suite and suite.evaluation_id is not None and suite.pass_rate is not None
                 else "not evaluated"
             )
+        score = agreement.get(v.number)
+        row["reviewer agreement"] = (
+            f"{score.score:.0%} of {score.cases}"
+            if score is not None and score.score is not None
+            else "not measured"
+        )
         row.update(
             {
                 "hash": v.short_hash,
@@ -126,7 +137,7 @@ def versions_frame(
             }
         )
         rows.append(row)
-    columns = ["version", "active", "gate", *(f"suite {n}" for n in suites)]
+    columns = ["version", "active", "gate", *(f"suite {n}" for n in suites), "reviewer agreement"]
     return pd.DataFrame(rows, columns=[*columns, "hash", "note", "created by", "created"])
 
 
@@ -243,7 +254,10 @@ agent = remembered_choice("Agent", [a.name for a in listed.items], "versions.age
 if listed.has_more:
     st.caption(f"The first {len(listed.items):,} of {listed.total:,} agents, by name.")
 if not can_change:
-    st.caption("Read-only: engineers create, activate and roll back versions.")
+    st.caption(
+        "Engineers create and activate versions; operators and engineers roll back to the "
+        "version active before and, with managers, pause an agent."
+    )
 
 page = attempt(lambda: list_versions(platform(), actor, agent, limit=MAX_LIMIT))
 if page is None:
@@ -254,11 +268,19 @@ active = next((v.number for v in versions if v.is_active), None)
 verdicts = attempt(lambda: gate_verdicts(platform(), actor, agent, numbers)) or {}
 settings = attempt(lambda: release_settings(platform(), actor, agent))
 may_override = settings is not None and settings.allows_override(actor)
-st.dataframe(versions_frame(versions, verdicts), hide_index=True, key="versions.list")
+agreement = attempt(lambda: agreement_by_version(platform(), actor, agent)) or {}
+paused = any(state.agent == agent for state in paused_banner(actor, only=agent))
+st.dataframe(versions_frame(versions, verdicts, agreement), hide_index=True, key="versions.list")
+st.caption(
+    "Reviewer agreement: the share of the latest reviewed production runs a version agrees "
+    "with when it runs the same inputs in a sandbox (`steward evals agreement`)."
+)
 if page.has_more:
     st.caption(f"The newest {len(versions):,} of {page.total:,} versions.")
 
-if (can_change or may_override) and numbers:
+can_roll_back = actor.has_any(ROLLBACK_ROLES)
+brake_panel(actor, agent, paused)
+if (can_change or may_override or can_roll_back) and numbers:
     target = attempt(lambda: rollback_target(platform(), actor, agent))
     left, right = st.columns(2)
     with left:
@@ -267,6 +289,22 @@ if (can_change or may_override) and numbers:
         chosen_verdict = verdicts.get(int(chosen))
         if chosen_verdict is not None:
             show_verdict(chosen_verdict)
+        if can_change and st.button(
+            "Measure reviewer agreement",
+            key="versions.agreement",
+            icon=":material/handshake:",
+            help="Replay the latest reviewed runs on this version in a sandbox",
+        ):
+            measured = attempt(
+                lambda: measure_agreement(platform(), actor, agent, version=int(chosen))
+            )
+            if measured is not None:
+                cases = measured.passed + measured.failed
+                st.session_state[FLASH] = (
+                    f"{agent} v{measured.version} agrees with {measured.passed} of {cases} "
+                    f"reviewed runs (evaluation #{measured.id})."
+                )
+                st.rerun()
         if can_change and st.button(
             "Activate…", key="versions.activate", icon=":material/rocket_launch:"
         ):
@@ -286,7 +324,7 @@ if (can_change or may_override) and numbers:
     with right:
         label = f"Roll back to v{target.number}…" if target else "Roll back…"
         st.caption("Return to the version that was active before the current one (never gated).")
-        if can_change and st.button(
+        if can_roll_back and st.button(
             label, key="versions.rollback", disabled=target is None, icon=":material/undo:"
         ):
             assert target is not None  # the button is disabled otherwise
