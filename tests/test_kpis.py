@@ -226,7 +226,19 @@ def test_every_section_over_all_runs(engine: Engine) -> None:
         ("-", "deny"): 1,
     }
     assert report.policy.iloc[0]["rule_id"] == "lookups-allowed"  # most frequent first
-    assert report.proposals == {"checked": 5, "invalid_or_out_of_scope": 1, "valid_rate": 0.8}
+    # No run here has an intent, so no path is measured.
+    assert report.proposals == {
+        "checked": 5,
+        "invalid_or_out_of_scope": 1,
+        "valid_rate": 0.8,
+        "path_runs": 0,
+        "path_efficiency": None,
+        "median_tool_calls": None,
+    }
+    by_version = report.coherence.set_index(["agent", "version"])
+    assert by_version.loc[("shop", 1), "proposal_validity"] == 1.0
+    assert by_version.loc[("shop", 2), "invalid_or_out_of_scope"] == 1
+    assert by_version.loc[("shop", 2), "proposal_validity"] == 0.0
 
 
 def test_trend_by_day_and_by_hour(engine: Engine) -> None:

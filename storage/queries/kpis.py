@@ -95,9 +95,7 @@ class KpiReport:
     )
     latency: dict[str, Any] = field(default_factory=dict)
     proposals: dict[str, Any] = field(default_factory=dict)
-    coherence: pd.DataFrame = field(
-        default_factory=lambda: pd.DataFrame(columns=COHERENCE_COLUMNS)
-    )
+    coherence: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=COHERENCE_COLUMNS))
     trend: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TREND_COLUMNS))
 
     def as_dict(self) -> dict[str, Any]:
@@ -242,7 +240,9 @@ def _baseline(flt: KpiFilter, *, session: Session) -> Scope | None:
     versions are measured against the same paths); None when that is the filter itself."""
     if flt.version is None:
         return None
-    return Scope.of(session=session, since=flt.since, until=flt.until, agent=flt.agent, version=None)
+    return Scope.of(
+        session=session, since=flt.since, until=flt.until, agent=flt.agent, version=None
+    )
 
 
 def _flat(values: dict[str, Any]) -> list[tuple[str, str, Any]]:

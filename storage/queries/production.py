@@ -36,6 +36,4 @@ def of_production_run(column: Any) -> ColumnElement[bool]:
 def is_production_task() -> ColumnElement[bool]:
     """A condition on ``tasks``: the task was submitted to production, not by an evaluation
     (an evaluation inserts its task and the task's run together)."""
-    return col(Task.id).not_in(
-        sa.select(col(Run.task_id)).where(col(Run.eval_run_id).is_not(None))
-    )
+    return col(Task.id).not_in(sa.select(col(Run.task_id)).where(col(Run.eval_run_id).is_not(None)))
