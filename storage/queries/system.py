@@ -1,7 +1,7 @@
 """What the status view shows: where the data lives, its schema revision, sizes, workers.
 
 Row counts are production's: the rows of evaluation runs (their tasks, runs, steps, ledger rows,
-reviews and decisions) are counted apart, in ``evaluation_rows``.
+limit reservations, reviews and decisions) are counted apart, in ``evaluation_rows``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,17 @@ from sqlmodel import Session, col, select
 
 from storage import migrate
 from storage.engine import mask_url
-from storage.models import Review, ReviewDecision, Run, Step, Task, ToolCall, Worker, metadata
+from storage.models import (
+    LimitReservation,
+    Review,
+    ReviewDecision,
+    Run,
+    Step,
+    Task,
+    ToolCall,
+    Worker,
+    metadata,
+)
 from storage.queries.production import evaluation_run_ids, is_production_task
 
 
@@ -102,6 +112,8 @@ def _of_evaluations(table: str) -> ColumnElement[bool] | None:
         Task.__tablename__: sa.not_(is_production_task()),
         Step.__tablename__: col(Step.run_id).in_(runs),
         ToolCall.__tablename__: col(ToolCall.run_id).in_(runs),
+        # Namespaced apart from production's counters, but stored in the same table.
+        LimitReservation.__tablename__: col(LimitReservation.run_id).in_(runs),
         Review.__tablename__: col(Review.run_id).in_(runs),
         ReviewDecision.__tablename__: col(ReviewDecision.review_id).in_(
             sa.select(col(Review.id)).where(col(Review.run_id).in_(runs))
