@@ -6,6 +6,7 @@ id. The coherence KPIs per version; the alert of a failing scheduled evaluation.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from datetime import UTC, datetime
 from textwrap import dedent
@@ -52,6 +53,8 @@ from storage.models import (
     SupportTicket,
     ToolCall,
 )
+from tests.support.cli import ok, steward
+from tests.support.console import engine_for
 from tests.support.runtime import (
     Effects,
     drive,
@@ -332,9 +335,7 @@ def test_coherence_per_version(engine: Engine) -> None:
     only_v2 = kpi_report(platform, MONA, KpiFilter(agent="shop", version=2), now=NOW)
     assert only_v2.proposals["path_efficiency"] == 0.5
     assert only_v2.proposals["valid_rate"] == 0.5
-    assert {"proposal_validity", "path_efficiency"} <= {
-        m for m in only_v2.to_frame()["metric"]
-    }
+    assert {"proposal_validity", "path_efficiency"} <= {m for m in only_v2.to_frame()["metric"]}
     assert only_v2.as_dict()["coherence"][0]["path_efficiency"] == 0.5
     comparison = kpi_comparison(platform, MONA, "shop", 1, 2, now=NOW).set_index("metric")
     assert comparison.loc["path efficiency", "change"] == -0.5
@@ -413,3 +414,49 @@ def test_failing_schedules_name_the_latest_scheduled_failure_of_the_active_versi
     assert len(failing_schedules(platform, MONA)) == 1
     activate_version(platform, ERIN, "support", 2, reason="move on")
     assert failing_schedules(platform, MONA) == ()
+
+
+def test_the_cli_lists_production_by_default_and_an_evaluation_on_request(demo_url: str) -> None:
+    engine = engine_for(demo_url)
+    platform = platform_for(engine)
+    create_suite(platform, ERIN, "support", "side-effects", SUITE)
+    (evaluation,) = run_evaluation(platform, ERIN, "support", suite="side-effects")
+    with read_session(engine) as session:
+        eval_ids = sorted(
+            session.exec(select(Run.id).where(col(Run.eval_run_id) == evaluation.id)).all()
+        )
+        production_ids = set(
+            session.exec(select(Run.id).where(col(Run.eval_run_id).is_(None))).all()
+        )
+    engine.dispose()
+
+    listed = json.loads(
+        ok(steward(demo_url, "runs", "list", "--as", "mona", "--json", "--limit", "500"))
+    )
+    assert {r["id"] for r in listed["items"]} == production_ids
+    mine = json.loads(
+        ok(
+            steward(
+                demo_url,
+                "runs",
+                "list",
+                "--evaluation",
+                str(evaluation.id),
+                "--as",
+                "mona",
+                "--json",
+            )
+        )
+    )
+    assert sorted(r["id"] for r in mine["items"]) == eval_ids
+    shown = ok(steward(demo_url, "runs", "show", str(eval_ids[0]), "--as", "olga"))
+    assert f"evaluation {evaluation.id}: this run is an evaluation's" in shown
+    queue = json.loads(ok(steward(demo_url, "reviews", "list", "--as", "olga", "--json")))
+    assert not {r["run_id"] for r in queue["items"]} & set(eval_ids)
+
+    kpis = json.loads(ok(steward(demo_url, "kpis", "--as", "mona", "--json")))
+    assert kpis["runs"]["total"] == len(production_ids)
+    assert {row["agent"] for row in kpis["coherence"]} == {"support", "it-access"}
+    assert "path_efficiency" in kpis["proposals"]
+    text = ok(steward(demo_url, "kpis", "--as", "mona"))
+    assert "coherence: valid, in-scope proposals" in text
