@@ -335,7 +335,7 @@ def test_coherence_per_version(engine: Engine) -> None:
     only_v2 = kpi_report(platform, MONA, KpiFilter(agent="shop", version=2), now=NOW)
     assert only_v2.proposals["path_efficiency"] == 0.5
     assert only_v2.proposals["valid_rate"] == 0.5
-    assert {"proposal_validity", "path_efficiency"} <= {m for m in only_v2.to_frame()["metric"]}
+    assert {"proposal_validity", "path_efficiency"} <= set(only_v2.to_frame()["metric"])
     assert only_v2.as_dict()["coherence"][0]["path_efficiency"] == 0.5
     comparison = kpi_comparison(platform, MONA, "shop", 1, 2, now=NOW).set_index("metric")
     assert comparison.loc["path efficiency", "change"] == -0.5
