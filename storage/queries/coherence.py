@@ -125,15 +125,18 @@ def coherence_kpis(
     Args:
         decisions: the gate's decisions in ``scope`` (``kpi_sections.gate_decisions``).
         scope: the runs measured.
-        baseline: the runs whose shortest paths count as known (``scope`` without its
-            version); None: ``scope`` itself.
+        baseline: the runs whose shortest paths count as known: ``scope`` without its
+            version (None: ``scope`` itself). The measured runs are those of its groups
+            that are of ``scope``'s versions, so the runs are grouped once.
         session: an open session.
 
     Returns:
         One row per version (``COHERENCE_COLUMNS``), and the same figures over every version.
     """
-    measured = path_groups(scope, session=session)
-    observed = measured if baseline is None else path_groups(baseline, session=session)
+    observed = path_groups(baseline or scope, session=session)
+    measured = [
+        g for g in observed if scope.version_ids is None or g.version_id in scope.version_ids
+    ]
     agent_ids = {g.agent_id for g in observed} | {g.agent_id for g in measured}
     shortest = shortest_paths(observed, case_paths(agent_ids, session=session))
     proposals: dict[int, list[int]] = {}

@@ -29,7 +29,11 @@ from storage.models import (
     Step,
     ToolCall,
 )
-from storage.queries.production import is_production_run, of_production_run
+from storage.queries.production import (
+    evaluation_run_ids,
+    is_production_run,
+    of_production_run,
+)
 from storage.queries.stats import (
     Grain,
     count_where,
@@ -92,6 +96,8 @@ class Scope:
     reviews: tuple[ColumnElement[bool], ...]
     # Whether ``runs`` narrows beyond "production": an agent, version or time range.
     narrowed: bool = True
+    # The versions the filter names (None: every version).
+    version_ids: frozenset[int] | None = None
 
     @classmethod
     def of(
@@ -111,6 +117,7 @@ class Scope:
         """
         runs: list[ColumnElement[bool]] = []
         reviews: list[ColumnElement[bool]] = []
+        version_ids: frozenset[int] | None = None
         if agent:
             agent_id = session.exec(select(Agent.id).where(col(Agent.name) == agent)).first()
             if agent_id is None:
@@ -124,6 +131,7 @@ class Scope:
             ids = list(session.exec(versions).all())
             if not ids:
                 return None
+            version_ids = frozenset(int(i) for i in ids if i is not None)
             runs.append(col(Run.version_id).in_(ids))
             reviews.append(col(Review.version_id).in_(ids))
         if since is not None:
@@ -135,7 +143,7 @@ class Scope:
         narrowed = bool(runs)
         runs.append(is_production_run())
         reviews.append(of_production_run(Review.run_id))
-        return cls(tuple(runs), tuple(reviews), narrowed)
+        return cls(tuple(runs), tuple(reviews), narrowed, version_ids)
 
     def run_ids(self, column: Any) -> tuple[ColumnElement[bool], ...]:
         """A condition restricting ``column`` (a run id) to the runs in scope."""
@@ -297,28 +305,19 @@ def review_kpis(scope: Scope, *, session: Session, now: datetime) -> dict[str, A
 def tool_kpis(scope: Scope, *, session: Session) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Per tool: calls, success before and after retries, latency, circuit openings; and the
     p50/p95/p99 of every call. Circuit openings count since the breaker was created."""
-    in_scope = scope.run_ids(ToolCall.run_id)
-    succeeded = col(ToolCall.status) == ToolCallStatus.SUCCEEDED
-    rows = session.execute(
-        sa.select(
-            col(ToolCall.tool),
-            sa.func.count(),
-            count_where(succeeded),
-            count_where(sa.and_(succeeded, col(ToolCall.attempts) <= 1)),
-            count_where(col(ToolCall.attempts) > 1),
+    if scope.narrowed:
+        rows, durations = _tool_figures(scope.run_ids(ToolCall.run_id), session=session)
+    else:
+        # Every production call: every call, read from the covering health index alone, less
+        # the evaluations' few calls found by their runs. Testing each call's run instead would
+        # read every ledger row.
+        rows, durations = _tool_figures((), session=session)
+        less_rows, less_durations = _tool_figures(
+            (col(ToolCall.run_id).in_(evaluation_run_ids()),), session=session
         )
-        .where(*in_scope)
-        .group_by(col(ToolCall.tool))
-        .order_by(col(ToolCall.tool))
-    ).all()
+        rows, durations = _less(rows, less_rows), _less_histograms(durations, less_durations)
     if not rows:
         return pd.DataFrame(columns=TOOL_COLUMNS), {"p50": None, "p95": None, "p99": None}
-    durations = histograms(
-        sa.select(col(ToolCall.tool).label("grp"), col(ToolCall.duration_ms).label("value")).where(
-            *in_scope
-        ),
-        session=session,
-    )
     per_tool = {tool: read_percentiles(h, (0.5, 0.95)) for tool, h in durations.items()}
     overall = read_percentiles(
         sorted(entry for h in durations.values() for entry in h), (0.5, 0.95, 0.99)
@@ -343,6 +342,65 @@ def tool_kpis(scope: Scope, *, session: Session) -> tuple[pd.DataFrame, dict[str
         columns=TOOL_COLUMNS,
     )
     return table, {f"p{round(q * 100)}": round_or_none(overall.get(q)) for q in (0.5, 0.95, 0.99)}
+
+
+ToolRow = tuple[str, int, int, int, int]
+
+
+def _tool_figures(
+    conditions: tuple[ColumnElement[bool], ...], *, session: Session
+) -> tuple[list[ToolRow], dict[Any, list[tuple[float, int]]]]:
+    """(tool, calls, succeeded, succeeded at the first attempt, retried) per tool, by name, and
+    each tool's histogram of call durations, over the ledger rows ``conditions`` select."""
+    succeeded = col(ToolCall.status) == ToolCallStatus.SUCCEEDED
+    rows = session.execute(
+        sa.select(
+            col(ToolCall.tool),
+            sa.func.count(),
+            count_where(succeeded),
+            count_where(sa.and_(succeeded, col(ToolCall.attempts) <= 1)),
+            count_where(col(ToolCall.attempts) > 1),
+        )
+        .where(*conditions)
+        .group_by(col(ToolCall.tool))
+        .order_by(col(ToolCall.tool))
+    ).all()
+    if not rows:
+        return [], {}
+    durations = histograms(
+        sa.select(col(ToolCall.tool).label("grp"), col(ToolCall.duration_ms).label("value")).where(
+            *conditions
+        ),
+        session=session,
+    )
+    return [(str(t), int(n), int(ok), int(first), int(r)) for t, n, ok, first, r in rows], durations
+
+
+def _less(rows: list[ToolRow], less: list[ToolRow]) -> list[ToolRow]:
+    """``rows`` with the figures of ``less`` taken away, tool by tool (tools left with no call
+    dropped)."""
+    taken = {row[0]: row[1:] for row in less}
+    out = []
+    for tool, *figures in rows:
+        minus = taken.get(tool, (0, 0, 0, 0))
+        calls, ok, first, retried = (a - b for a, b in zip(figures, minus, strict=True))
+        if calls > 0:
+            out.append((tool, calls, ok, first, retried))
+    return out
+
+
+def _less_histograms(
+    histograms_: dict[Any, list[tuple[float, int]]], less: dict[Any, list[tuple[float, int]]]
+) -> dict[Any, list[tuple[float, int]]]:
+    """Each group's histogram with the counts of ``less`` taken away (empty groups dropped)."""
+    out: dict[Any, list[tuple[float, int]]] = {}
+    for group, histogram in histograms_.items():
+        minus = dict(less.get(group, ()))
+        left = [(value, n - minus.get(value, 0)) for value, n in histogram]
+        kept = [(value, n) for value, n in left if n > 0]
+        if kept:
+            out[group] = kept
+    return out
 
 
 def error_kpis(scope: Scope, *, session: Session) -> dict[str, int]:
