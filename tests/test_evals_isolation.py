@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel, col, select
+from streamlit.testing.v1 import AppTest
 
 from agent.actors import SYSTEM, Actor
 from agent.demo.seed import seed_demo
@@ -54,7 +55,7 @@ from storage.models import (
     ToolCall,
 )
 from tests.support.cli import ok, steward
-from tests.support.console import engine_for
+from tests.support.console import APP, engine_for
 from tests.support.runtime import (
     Effects,
     drive,
@@ -416,7 +417,9 @@ def test_failing_schedules_name_the_latest_scheduled_failure_of_the_active_versi
     assert failing_schedules(platform, MONA) == ()
 
 
-def test_the_cli_lists_production_by_default_and_an_evaluation_on_request(demo_url: str) -> None:
+def test_the_cli_lists_production_by_default_and_an_evaluation_on_request(
+    demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     engine = engine_for(demo_url)
     platform = platform_for(engine)
     create_suite(platform, ERIN, "support", "side-effects", SUITE)
@@ -460,3 +463,16 @@ def test_the_cli_lists_production_by_default_and_an_evaluation_on_request(demo_u
     assert "path_efficiency" in kpis["proposals"]
     text = ok(steward(demo_url, "kpis", "--as", "mona"))
     assert "coherence: valid, in-scope proposals" in text
+
+    # The run page opens an evaluation's run from its link, and says whose it is.
+    monkeypatch.setenv("STEWARD_DATABASE_URL", demo_url)
+    monkeypatch.setenv("STEWARD_EMBEDDED_WORKER", "0")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["auth.user"] = {"name": "olga"}
+    at.query_params["run"] = str(eval_ids[0])
+    at.switch_page("views/runs.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert f"Run {eval_ids[0]}: support v1" in [s.value for s in at.subheader]
+    (marker,) = [i.value for i in at.info if "belongs to evaluation" in i.value]
+    assert f"This run belongs to evaluation {evaluation.id}" in marker
