@@ -62,7 +62,8 @@ def latency_table(report: KpiReport) -> pd.DataFrame:
 
 
 def details(report: KpiReport) -> None:
-    """Tool health, latency, errors, policy decisions and review decisions."""
+    """Tool health, latency, errors, policy decisions and review decisions (proposal validity
+    is with the other coherence figures, in ``coherence``)."""
     left, right = st.columns(2)
     with left:
         st.subheader("Tool health")
@@ -84,12 +85,10 @@ def details(report: KpiReport) -> None:
         ],
         columns=["decision", "count", "share"],
     )
-    cols = st.columns([2, 1, 1, 1])
+    cols = st.columns([2, 1, 1])
     cols[0].dataframe(decisions, hide_index=True, key="kpis.decisions")
     cols[1].metric("Reviews raised", f"{reviews.get('total', 0):,}")
     cols[2].metric("Still open", f"{reviews.get('open', 0):,}")
-    valid = report.proposals.get("valid_rate")
-    cols[3].metric("Valid, in-scope proposals", percent(valid))
 
 
 COHERENCE_CAPTION = (

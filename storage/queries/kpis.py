@@ -21,7 +21,6 @@ from storage.queries.coherence import COHERENCE_COLUMNS, coherence_kpis
 from storage.queries.kpi_sections import (
     ERROR_STEP_KINDS,
     FINISHED,
-    TOOL_COLUMNS,
     TREND_COLUMNS,
     Scope,
     error_kpis,
@@ -31,9 +30,9 @@ from storage.queries.kpi_sections import (
     run_kpis,
     run_latency,
     run_summary,
-    tool_kpis,
     trend,
 )
+from storage.queries.kpi_tools import TOOL_COLUMNS, tool_kpis
 from storage.queries.stats import Grain
 from storage.types import utcnow
 
