@@ -40,7 +40,7 @@ ENGINEER = Actor.of("erin", ["engineer"])
 def build_history(platform: Platform, decisions: int) -> int:
     """Run the demo's sample traffic once, then copy it until ``decisions`` are recorded;
     returns how many decisions the history holds."""
-    seed_demo(platform, with_tasks=True)
+    seed_demo(platform, with_tasks=True, with_evaluations=False)
     processor = RunProcessor(platform, lease_s=60)
     while (claim := claim_next(platform.engine, "bench")) is not None:
         processor.process(claim)

@@ -27,6 +27,8 @@ from storage.models import (
     Agent,
     AgentVersion,
     CircuitBreaker,
+    EvalRun,
+    EvalSuite,
     Review,
     ReviewDecision,
     Run,
@@ -226,7 +228,19 @@ def test_every_section_over_all_runs(engine: Engine) -> None:
         ("-", "deny"): 1,
     }
     assert report.policy.iloc[0]["rule_id"] == "lookups-allowed"  # most frequent first
-    assert report.proposals == {"checked": 5, "invalid_or_out_of_scope": 1, "valid_rate": 0.8}
+    # No run here has an intent, so no path is measured.
+    assert report.proposals == {
+        "checked": 5,
+        "invalid_or_out_of_scope": 1,
+        "valid_rate": 0.8,
+        "path_runs": 0,
+        "path_efficiency": None,
+        "median_tool_calls": None,
+    }
+    by_version = report.coherence.set_index(["agent", "version"])
+    assert by_version.loc[("shop", 1), "proposal_validity"] == 1.0
+    assert by_version.loc[("shop", 2), "invalid_or_out_of_scope"] == 1
+    assert by_version.loc[("shop", 2), "proposal_validity"] == 0.0
 
 
 def test_trend_by_day_and_by_hour(engine: Engine) -> None:
@@ -319,3 +333,84 @@ def test_percentiles_match_the_nearest_rank_definition(engine: Engine, count: in
     assert overall[None] == {q: _nearest_rank(values, q) for q in quantiles}
     evens = values[::2]
     assert grouped["even"] == {q: _nearest_rank(evens, q) for q in quantiles}
+
+
+def test_evaluation_runs_count_in_no_section(engine: Engine) -> None:
+    _history(engine)
+    filters = (
+        KpiFilter(),
+        KpiFilter(agent="shop"),
+        KpiFilter(agent="shop", version=1),
+        KpiFilter(since=DAY1, until=NOW),
+    )
+    before = [_kpis(engine, flt).as_dict() for flt in filters]
+    with write_session(engine) as session:
+        version = (
+            session.exec(
+                sa.select(AgentVersion).where(AgentVersion.number == 1).order_by(AgentVersion.id)
+            )
+            .scalars()
+            .first()
+        )
+        assert version is not None
+        suite = EvalSuite(agent_id=version.agent_id, name="core", created_by="t")
+        session.add(suite)
+        session.flush()
+        evaluation = EvalRun(suite_id=suite.id or 0, version_id=version.id or 0, created_by="t")
+        session.add(evaluation)
+        session.flush()
+        for n, tool in enumerate(("lookup", "sandbox_only")):
+            task = Task(agent_id=version.agent_id, input={"intent": "refund"}, submitted_by="t")
+            session.add(task)
+            session.flush()
+            run = Run(
+                task_id=task.id or 0,
+                agent_id=version.agent_id,
+                version_id=version.id or 0,
+                status=RunStatus.SUCCEEDED,
+                eval_run_id=evaluation.id,
+                agent_time_ms=9999.0,
+                tokens_in=500,
+                created_at=DAY2,
+            )
+            session.add(run)
+            session.flush()
+            session.add(
+                Review(
+                    run_id=run.id or 0,
+                    agent_id=run.agent_id,
+                    version_id=run.version_id,
+                    kind=ReviewKind.ESCALATION,
+                    status=ReviewStatus.PENDING,
+                    policy_hash="p",
+                    sla_due_at=DAY2,
+                    created_at=DAY2,
+                )
+            )
+            session.add(
+                ToolCall(
+                    run_id=run.id or 0,
+                    call_id=f"e{n}",
+                    tool=tool,
+                    idempotency_key=f"e{n}",
+                    args={},
+                    args_hash="h",
+                    side_effect=SideEffect.READ,
+                    status=ToolCallStatus.FAILED,
+                    attempts=3,
+                    duration_ms=30.0,  # a duration production's lookups also took
+                )
+            )
+            session.add(
+                Step(
+                    run_id=run.id or 0,
+                    seq=1,
+                    kind=StepKind.APPLY_GUARDRAIL,
+                    name="x",
+                    call_id=f"e{n}",
+                    status=StepStatus.ERROR,
+                    error_class=ErrorClass.INVALID_ARGUMENTS,
+                    attributes=_rule(None, "deny", "arguments"),
+                )
+            )
+    assert [_kpis(engine, flt).as_dict() for flt in filters] == before

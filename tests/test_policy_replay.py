@@ -66,7 +66,9 @@ class Tripwire:
 def _run_of(engine: Engine, order: str) -> int:
     with read_session(engine) as session:
         runs = session.exec(
-            select(Run.id, Task.input).join(Task, col(Task.id) == col(Run.task_id))
+            select(Run.id, Task.input)
+            .join(Task, col(Task.id) == col(Run.task_id))
+            .where(col(Run.eval_run_id).is_(None))
         ).all()
     return next(run for run, task in runs if task.get("order_id") == order)
 
@@ -105,7 +107,7 @@ def history(
 
 def _history(engine: Engine) -> Engine:
     platform = platform_for(engine)
-    seed_demo(platform, with_tasks=True)
+    seed_demo(platform, with_tasks=True, with_evaluations=False)
     drive(engine, max_claims=500)
     with read_session(engine) as session:
         reviews = {

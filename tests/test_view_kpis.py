@@ -11,8 +11,8 @@ from sqlmodel import col, func, select
 
 from agent.versions import activate_version
 from storage.engine import read_session, write_session
-from storage.enums import StepKind, StepStatus
-from storage.models import Agent, AgentVersion, Review, Run, Step, ToolCall
+from storage.enums import EvalRunStatus, StepKind, StepStatus
+from storage.models import Agent, AgentVersion, EvalRun, EvalSuite, Review, Run, Step, ToolCall
 from storage.queries.kpis import ERROR_STEP_KINDS, FINISHED
 from tests.support.console import engine_for
 from tests.support.pages import open_page
@@ -178,6 +178,42 @@ def test_model_usage_appears_only_when_a_model_was_asked(
     st.cache_data.clear()  # the view caches its figures for a minute
     at = open_page(monkeypatch, demo_url, "kpis.py", user="mona")
     assert "Language models" in [s.value for s in at.subheader]
-    usage = _frame(at, "agent")
+    usage = next(df.value for df in at.dataframe if "model_calls" in df.value.columns)
     assert usage["model_calls"].sum() == 1
     assert usage["tokens_in"].sum() == 900
+
+
+def test_a_failing_scheduled_evaluation_is_an_alert_above_the_kpis(
+    demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = open_page(monkeypatch, demo_url, "kpis.py", user="mona")
+    assert not at.error
+    # Coherence per version is on the page, with how it is measured.
+    assert "Coherence by version" in [s.value for s in at.subheader]
+    coherence = next(df.value for df in at.dataframe if "path_efficiency" in df.value.columns)
+    assert set(coherence["agent"]) == {"support", "it-access"}
+    assert "Path efficiency" in _metrics(at)
+
+    engine = engine_for(demo_url)
+    with write_session(engine) as session:
+        agent = session.exec(select(Agent).where(col(Agent.name) == "support")).one()
+        suite = EvalSuite(agent_id=agent.id or 0, name="nightly", created_by="erin")
+        session.add(suite)
+        session.flush()
+        failed = EvalRun(
+            suite_id=suite.id or 0,
+            version_id=agent.active_version_id or 0,
+            status=EvalRunStatus.FAILED,
+            trigger="schedule",
+            summary={"failed_cases": ["small-refund", "chair-approved"]},
+            created_by="system",
+        )
+        session.add(failed)
+        session.flush()
+        failed_id = failed.id
+    engine.dispose()
+    at = open_page(monkeypatch, demo_url, "kpis.py", user="mona")
+    (alert,) = at.error
+    assert "scheduled evaluation of an active version is failing" in alert.value
+    assert f"suite nightly: scheduled evaluation {failed_id}" in alert.value
+    assert "failed: small-refund, chair-approved" in alert.value

@@ -2,7 +2,8 @@
 
 A review stays bound to the version that raised it when an engineer activates another one, and
 its run resumes on that version once someone decides. Before rolling a version back or
-retiring it, an engineer wants to see which of those are still waiting.
+retiring it, an engineer wants to see which of those are still waiting. An evaluation's reviews
+are its scripted reviewer's to answer, so they are never listed here.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from agent.versions.rows import agent_row, version_numbers
 from storage.engine import read_session
 from storage.enums import ReviewStatus
 from storage.models import Review
+from storage.queries.production import of_production_run
 
 
 def pinned_reviews(
@@ -49,6 +51,7 @@ def pinned_reviews(
         conditions = [
             col(Review.agent_id) == agent.id,
             col(Review.status).in_(ReviewStatus.open_statuses()),
+            of_production_run(Review.run_id),
         ]
         if agent.active_version_id is not None:
             conditions.append(col(Review.version_id) != agent.active_version_id)

@@ -61,11 +61,18 @@ def register(commands: Any) -> None:
 
     runs = commands.add_parser("runs", help="runs and their traces")
     run_actions = runs.add_subparsers(dest="action", required=True, metavar="ACTION")
-    listing = run_actions.add_parser("list", help="newest runs first")
+    listing = run_actions.add_parser(
+        "list", help="newest production runs first (or one evaluation's, with --evaluation)"
+    )
     listing.add_argument("--agent")
     listing.add_argument("--version", type=argtypes.record_id("a version number"))
     listing.add_argument("--status", choices=[s.value for s in RunStatus])
     listing.add_argument("--error-class", choices=[e.value for e in ErrorClass])
+    listing.add_argument(
+        "--evaluation",
+        type=argtypes.record_id("an evaluation id"),
+        help="list this evaluation's runs instead of production's",
+    )
     add_actor_argument(listing)
     add_paging(listing, "runs")
     listing.set_defaults(handler=_runs_list)
@@ -152,6 +159,7 @@ def _runs_list(args: argparse.Namespace) -> int:
         version=args.version,
         status=RunStatus(args.status) if args.status else None,
         error_class=ErrorClass(args.error_class) if args.error_class else None,
+        evaluation=args.evaluation,
     )
     page = find_runs(
         platform, acting_user(args, platform), flt, offset=args.offset, limit=args.limit
@@ -178,6 +186,8 @@ def _runs_show(args: argparse.Namespace) -> int:
         f"run {run.id} of {run.agent} v{run.version}: "
         f"{run.status.value} {run.error_class.value if run.error_class else ''}".rstrip()
     )
+    if run.eval_run_id is not None:
+        print(f"evaluation {run.eval_run_id}: this run is an evaluation's, not production work.")
     if run.error_message:
         print(f"error: {run.error_message}")
     print(f"task {run.task_id}: {json.dumps(trace.task_input, ensure_ascii=False)}")
@@ -363,6 +373,15 @@ def _kpis(args: argparse.Namespace) -> int:
     if not report.policy.empty:
         print("policy decisions by rule:")
         print(report.policy.to_string(index=False))
+    coherence = report.proposals
+    print(
+        f"coherence: valid, in-scope proposals {_percent(coherence.get('valid_rate'))} "
+        f"of {coherence.get('checked', 0)}; path efficiency "
+        f"{_percent(coherence.get('path_efficiency'))} over "
+        f"{coherence.get('path_runs', 0)} succeeded runs"
+    )
+    if not report.coherence.empty:
+        print(report.coherence.to_string(index=False))
     return EXIT_OK
 
 

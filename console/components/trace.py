@@ -120,6 +120,13 @@ def render_trace(trace: RunTrace, *, now: datetime, usage: RunUsage | None = Non
     calls, decisions, output, version."""
     run = trace.run
     st.subheader(f"Run {run.id}: {run.agent} v{run.version}")
+    if run.eval_run_id is not None:
+        st.info(
+            f"This run belongs to evaluation {run.eval_run_id}: it ran in the evaluation's "
+            "sandbox, its reviews were answered by the suite's scripted reviewer, and it counts "
+            "in no production KPI. Its results are on the Evaluations page.",
+            icon=":material/fact_check:",
+        )
     status, agent_time, steps, claims = st.columns(4)
     status.metric("Status", run.status.value)
     agent_time.metric("Agent time", f"{run.agent_time_ms:,.0f} ms")

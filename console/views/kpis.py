@@ -1,4 +1,6 @@
-"""KPIs for managers: one agent, version and time range, with trends, tools, errors and policy."""
+"""KPIs for managers: one agent, version and time range, with trends, tools, errors, policy and
+coherence; production work only (evaluations never count), under an alert when a scheduled
+evaluation of an active version is failing."""
 
 from __future__ import annotations
 
@@ -19,8 +21,9 @@ from console.components.data import database
 from console.resources import platform
 from console.session import require_user
 from console.widgets.choice import remembered_choice
+from console.widgets.eval_alert import scheduled_evaluation_alert
 from console.widgets.feedback import attempt
-from console.widgets.kpi_panels import details, export, headline, trend
+from console.widgets.kpi_panels import coherence, details, export, headline, trend
 from console.widgets.timerange import time_range_picker
 
 ALL_AGENTS = "All agents"
@@ -81,6 +84,7 @@ def comparison(
 
 st.title("KPIs")
 actor = require_user()
+scheduled_evaluation_alert(actor)
 catalogue = attempt(lambda: agent_versions(actor))
 if catalogue is None:
     st.stop()
@@ -114,10 +118,14 @@ if report is None:
 scope = "every agent" if flt.agent is None else flt.agent
 if flt.version is not None:
     scope += f" version {flt.version}"
-st.caption(f"{picked.label} (UTC), {scope}: runs started and reviews raised in that time.")
+st.caption(
+    f"{picked.label} (UTC), {scope}: production runs started and reviews raised in that time "
+    "(evaluation runs never count)."
+)
 headline(report)
 trend(report)
 details(report)
+coherence(report)
 usage = attempt(lambda: load_model_usage(database(), actor, flt))
 if usage is not None:
     st.subheader("Language models")

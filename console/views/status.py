@@ -59,8 +59,15 @@ else:
     st.info("No worker has reported a heartbeat.")
 
 st.subheader("Tables")
+st.caption("Production rows; the rows of evaluation runs are counted apart.")
 st.dataframe(
-    pd.DataFrame(sorted(status.row_counts.items()), columns=["table", "rows"]),
+    pd.DataFrame(
+        [
+            (table, rows, status.evaluation_rows.get(table, 0))
+            for table, rows in sorted(status.row_counts.items())
+        ],
+        columns=["table", "rows", "evaluation rows"],
+    ),
     hide_index=True,
     key="status.tables",
 )

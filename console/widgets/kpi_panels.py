@@ -1,4 +1,5 @@
-"""The KPI view's panels: headline figures, trend charts, detail tables and the CSV export."""
+"""The KPI view's panels: headline figures, trend charts, detail tables, the coherence proxies
+and the CSV export."""
 
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ def latency_table(report: KpiReport) -> pd.DataFrame:
 
 
 def details(report: KpiReport) -> None:
-    """Tool health, latency, errors, policy decisions and review decisions."""
+    """Tool health, latency, errors, policy decisions and review decisions (proposal validity
+    is with the other coherence figures, in ``coherence``)."""
     left, right = st.columns(2)
     with left:
         st.subheader("Tool health")
@@ -83,12 +85,37 @@ def details(report: KpiReport) -> None:
         ],
         columns=["decision", "count", "share"],
     )
-    cols = st.columns([2, 1, 1, 1])
+    cols = st.columns([2, 1, 1])
     cols[0].dataframe(decisions, hide_index=True, key="kpis.decisions")
     cols[1].metric("Reviews raised", f"{reviews.get('total', 0):,}")
     cols[2].metric("Still open", f"{reviews.get('open', 0):,}")
-    valid = report.proposals.get("valid_rate")
-    cols[3].metric("Valid, in-scope proposals", percent(valid))
+
+
+COHERENCE_CAPTION = (
+    "Production runs only. **Proposal validity**: the share of proposed tool calls the gate "
+    "found valid and in scope (not refused at its scope or arguments stage; the re-check of an "
+    "approved call is not a new proposal). **Path efficiency**: for each succeeded run with an "
+    "intent, the shortest known path for that intent divided by the tool calls the run "
+    "proposed, averaged per version (1.0: every run took the shortest known path). The shortest "
+    "known path is the fewest tool calls that completed that intent, declared by an evaluation "
+    "case or observed in a succeeded production run of the agent in this time range, over all "
+    "its versions. The median tool calls of those runs is shown beside it."
+)
+
+
+def coherence(report: KpiReport) -> None:
+    """Proposal validity and path efficiency per version, with how they are defined."""
+    st.subheader("Coherence by version")
+    st.caption(COHERENCE_CAPTION)
+    overall = report.proposals
+    cols = st.columns(3)
+    cols[0].metric("Proposal validity", percent(overall.get("valid_rate")))
+    cols[1].metric("Path efficiency", percent(overall.get("path_efficiency")))
+    cols[2].metric("Median tool calls per succeeded run", number(overall.get("median_tool_calls")))
+    if report.coherence.empty:
+        st.info("No proposed tool call in this range.")
+        return
+    st.dataframe(report.coherence, hide_index=True, key="kpis.coherence")
 
 
 def export(report: KpiReport, compared: pd.DataFrame | None, flt: KpiFilter, label: str) -> None:

@@ -2,7 +2,9 @@
 
 ``storage.queries.kpis`` assembles them into a report. Every function here returns figures the
 database computed: counts and sums by ``GROUP BY``, percentiles from value histograms (see
-``storage.queries.stats``), never rows fetched to be summarized in Python.
+``storage.queries.stats``), never rows fetched to be summarized in Python. Tool health is in
+``storage.queries.kpi_tools`` and the coherence proxies in ``storage.queries.coherence``; the
+scope here is production's, so no section counts an evaluation.
 """
 
 from __future__ import annotations
@@ -18,25 +20,25 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
-from storage.enums import ErrorClass, ReviewStatus, RunStatus, StepKind, ToolCallStatus
+from storage.enums import ErrorClass, ReviewStatus, RunStatus, StepKind
 from storage.models import (
     Agent,
     AgentVersion,
-    CircuitBreaker,
     Review,
     ReviewDecision,
     Run,
     Step,
-    ToolCall,
+)
+from storage.queries.production import (
+    is_production_run,
+    of_production_run,
 )
 from storage.queries.stats import (
     Grain,
     count_where,
     dialect_of,
-    histograms,
     parse_bucket,
     percentiles,
-    read_percentiles,
     seconds_between,
     time_bucket,
 )
@@ -56,18 +58,6 @@ ERROR_STEP_KINDS = (
     StepKind.FINAL_OUTPUT,
     StepKind.HUMAN_APPROVAL,
 )
-# A proposal refused by these gate stages was malformed or out of scope: the coherence proxy.
-INCOHERENT_STAGES = ("scope", "arguments")
-TOOL_COLUMNS = [
-    "tool",
-    "calls",
-    "success_rate",
-    "first_attempt_success_rate",
-    "retried",
-    "p50_ms",
-    "p95_ms",
-    "circuit_openings",
-]
 TREND_COLUMNS = [
     "period",
     "runs",
@@ -83,10 +73,18 @@ TREND_COLUMNS = [
 
 @dataclass(frozen=True)
 class Scope:
-    """A KPI filter as conditions on ``runs`` and on ``reviews``, names resolved to ids."""
+    """A KPI filter as conditions on ``runs`` and on ``reviews``, names resolved to ids.
+
+    Production work only: the conditions always leave evaluation runs, and their reviews,
+    steps and ledger rows, out (``storage.queries.production``).
+    """
 
     runs: tuple[ColumnElement[bool], ...]
     reviews: tuple[ColumnElement[bool], ...]
+    # Whether ``runs`` narrows beyond "production": an agent, version or time range.
+    narrowed: bool = True
+    # The versions the filter names (None: every version).
+    version_ids: frozenset[int] | None = None
 
     @classmethod
     def of(
@@ -98,13 +96,15 @@ class Scope:
         agent: str | None,
         version: int | None,
     ) -> Scope | None:
-        """The scope of runs and reviews created in ``[since, until)`` of an agent and version.
+        """The scope of production runs and reviews created in ``[since, until)`` of an agent
+        and version.
 
         Returns:
             None when the agent or version does not exist (nothing can match).
         """
         runs: list[ColumnElement[bool]] = []
         reviews: list[ColumnElement[bool]] = []
+        version_ids: frozenset[int] | None = None
         if agent:
             agent_id = session.exec(select(Agent.id).where(col(Agent.name) == agent)).first()
             if agent_id is None:
@@ -118,6 +118,7 @@ class Scope:
             ids = list(session.exec(versions).all())
             if not ids:
                 return None
+            version_ids = frozenset(int(i) for i in ids if i is not None)
             runs.append(col(Run.version_id).in_(ids))
             reviews.append(col(Review.version_id).in_(ids))
         if since is not None:
@@ -126,12 +127,17 @@ class Scope:
         if until is not None:
             runs.append(col(Run.created_at) < until)
             reviews.append(col(Review.created_at) < until)
-        return cls(tuple(runs), tuple(reviews))
+        narrowed = bool(runs)
+        runs.append(is_production_run())
+        reviews.append(of_production_run(Review.run_id))
+        return cls(tuple(runs), tuple(reviews), narrowed, version_ids)
 
     def run_ids(self, column: Any) -> tuple[ColumnElement[bool], ...]:
-        """A condition restricting ``column`` (a run id) to the runs in scope, if any."""
-        if not self.runs:
-            return ()
+        """A condition restricting ``column`` (a run id) to the runs in scope."""
+        if not self.narrowed:
+            # Every production run: excluding the evaluations' few ids is cheaper than
+            # listing every other run's.
+            return (of_production_run(column),)
         return (col(column).in_(sa.select(col(Run.id)).where(*self.runs)),)
 
 
@@ -283,57 +289,6 @@ def review_kpis(scope: Scope, *, session: Session, now: datetime) -> dict[str, A
     }
 
 
-def tool_kpis(scope: Scope, *, session: Session) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Per tool: calls, success before and after retries, latency, circuit openings; and the
-    p50/p95/p99 of every call. Circuit openings count since the breaker was created."""
-    in_scope = scope.run_ids(ToolCall.run_id)
-    succeeded = col(ToolCall.status) == ToolCallStatus.SUCCEEDED
-    rows = session.execute(
-        sa.select(
-            col(ToolCall.tool),
-            sa.func.count(),
-            count_where(succeeded),
-            count_where(sa.and_(succeeded, col(ToolCall.attempts) <= 1)),
-            count_where(col(ToolCall.attempts) > 1),
-        )
-        .where(*in_scope)
-        .group_by(col(ToolCall.tool))
-        .order_by(col(ToolCall.tool))
-    ).all()
-    if not rows:
-        return pd.DataFrame(columns=TOOL_COLUMNS), {"p50": None, "p95": None, "p99": None}
-    durations = histograms(
-        sa.select(col(ToolCall.tool).label("grp"), col(ToolCall.duration_ms).label("value")).where(
-            *in_scope
-        ),
-        session=session,
-    )
-    per_tool = {tool: read_percentiles(h, (0.5, 0.95)) for tool, h in durations.items()}
-    overall = read_percentiles(
-        sorted(entry for h in durations.values() for entry in h), (0.5, 0.95, 0.99)
-    )
-    breakers = dict(
-        session.execute(sa.select(col(CircuitBreaker.tool), col(CircuitBreaker.opened_count))).all()
-    )
-    table = pd.DataFrame(
-        [
-            {
-                "tool": tool,
-                "calls": int(calls),
-                "success_rate": rate(int(ok), int(calls)),
-                "first_attempt_success_rate": rate(int(first_ok), int(calls)),
-                "retried": int(retried),
-                "p50_ms": round_or_none(per_tool.get(tool, {}).get(0.5)),
-                "p95_ms": round_or_none(per_tool.get(tool, {}).get(0.95)),
-                "circuit_openings": int(breakers.get(tool, 0)),
-            }
-            for tool, calls, ok, first_ok, retried in rows
-        ],
-        columns=TOOL_COLUMNS,
-    )
-    return table, {f"p{round(q * 100)}": round_or_none(overall.get(q)) for q in (0.5, 0.95, 0.99)}
-
-
 def error_kpis(scope: Scope, *, session: Session) -> dict[str, int]:
     """Trace steps by error class, most frequent first (tool attempts are counted once, by
     the observation that reports their outcome)."""
@@ -354,46 +309,56 @@ def error_kpis(scope: Scope, *, session: Session) -> dict[str, int]:
     }
 
 
-def policy_kpis(scope: Scope, *, session: Session) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Gate decisions per rule and effect, and the share of proposals that were valid and in
-    scope (the coherence proxy)."""
-    # A guardrail step's attributes are exactly its rule, effect and stage, so grouping by the
-    # stored text yields a handful of groups; parsing them here is much cheaper than extracting
-    # JSON fields from every row in SQL. (PostgreSQL's json type has no equality: cast.)
+@dataclass(frozen=True)
+class GateCount:
+    """How many ``apply_guardrail`` steps of one version's runs decided alike."""
+
+    version_id: int
+    rule_id: str
+    effect: str
+    stage: str
+    # The re-check of a call a person approved (not a new proposal).
+    authorized: bool
+    count: int
+
+
+def gate_decisions(scope: Scope, *, session: Session) -> list[GateCount]:
+    """The gate's decisions in scope, counted by version, rule, effect, stage and whether they
+    re-checked an approved call."""
+    # A guardrail step's attributes are exactly its rule, effect, stage and authorization, so
+    # grouping by the stored text yields a handful of groups; parsing them here is much cheaper
+    # than extracting JSON fields from every row in SQL. (PostgreSQL's json type has no
+    # equality: cast.)
     attributes = sa.cast(col(Step.attributes), sa.Text)
     rows = session.execute(
-        sa.select(attributes, sa.func.count())
-        .where(col(Step.kind) == StepKind.APPLY_GUARDRAIL, *scope.run_ids(Step.run_id))
-        .group_by(attributes)
+        sa.select(col(Run.version_id), attributes, sa.func.count())
+        .join(Run, col(Run.id) == col(Step.run_id))
+        .where(col(Step.kind) == StepKind.APPLY_GUARDRAIL, *scope.runs)
+        .group_by(col(Run.version_id), attributes)
     ).all()
-    counts: dict[tuple[str, str, str], int] = {}
-    for text, n in rows:
+    counts: dict[tuple[int, str, str, str, bool], int] = {}
+    for version_id, text, n in rows:
         decoded = json.loads(text) if text else {}
         values = decoded if isinstance(decoded, dict) else {}
         rule, effect, stage = (str(values.get(k) or "-") for k in ("rule_id", "effect", "stage"))
-        counts[rule, effect, stage] = counts.get((rule, effect, stage), 0) + int(n)
-    checked = sum(counts.values())
-    incoherent = sum(
-        n
-        for (_rule, effect, stage), n in counts.items()
-        if effect == "deny" and stage in INCOHERENT_STAGES
-    )
+        key = (int(version_id), rule, effect, stage, bool(values.get("authorized")))
+        counts[key] = counts.get(key, 0) + int(n)
+    return [GateCount(*key, n) for key, n in sorted(counts.items())]
+
+
+def policy_kpis(decisions: Sequence[GateCount]) -> pd.DataFrame:
+    """Gate decisions per rule and effect, most frequent first."""
     by_rule: dict[tuple[str, str], int] = {}
-    for (rule, effect, _stage), n in counts.items():
-        by_rule[rule, effect] = by_rule.get((rule, effect), 0) + n
+    for d in decisions:
+        by_rule[d.rule_id, d.effect] = by_rule.get((d.rule_id, d.effect), 0) + d.count
     # Most frequent first, then by rule id, so the table reads the same on every database.
-    policy = pd.DataFrame(
+    return pd.DataFrame(
         [
             (rule, effect, n)
             for (rule, effect), n in sorted(by_rule.items(), key=lambda i: (-i[1], i[0]))
         ],
         columns=["rule_id", "effect", "count"],
     )
-    return policy, {
-        "checked": checked,
-        "invalid_or_out_of_scope": incoherent,
-        "valid_rate": rate(checked - incoherent, checked),
-    }
 
 
 def trend(scope: Scope, *, session: Session, grain: Grain, now: datetime) -> pd.DataFrame:

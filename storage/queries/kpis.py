@@ -17,21 +17,22 @@ from typing import Any
 import pandas as pd
 from sqlmodel import Session
 
+from storage.queries.coherence import COHERENCE_COLUMNS, coherence_kpis
 from storage.queries.kpi_sections import (
     ERROR_STEP_KINDS,
     FINISHED,
-    TOOL_COLUMNS,
     TREND_COLUMNS,
     Scope,
     error_kpis,
+    gate_decisions,
     policy_kpis,
     review_kpis,
     run_kpis,
     run_latency,
     run_summary,
-    tool_kpis,
     trend,
 )
+from storage.queries.kpi_tools import TOOL_COLUMNS, tool_kpis
 from storage.queries.stats import Grain
 from storage.types import utcnow
 
@@ -59,6 +60,8 @@ COMPARED: tuple[tuple[str, str, str, str | None], ...] = (
     ("time to decision p95 (s)", "reviews", "time_to_decision_s", "p95"),
     ("SLA compliance", "reviews", "sla_compliance", None),
     ("valid, in-scope proposals", "proposals", "valid_rate", None),
+    ("path efficiency", "proposals", "path_efficiency", None),
+    ("median tool calls per succeeded run", "proposals", "median_tool_calls", None),
     ("tokens per run", "runs", "tokens_per_run", None),
     ("cost per run (USD)", "runs", "cost_per_run_usd", None),
 )
@@ -69,6 +72,7 @@ class KpiFilter:
     """Which work the KPIs describe: created in ``[since, until)``, of an agent and version.
 
     ``version`` is a version number; without ``agent`` it matches that number of every agent.
+    Production work only: an evaluation's runs never count.
     """
 
     since: datetime | None = None
@@ -90,6 +94,7 @@ class KpiReport:
     )
     latency: dict[str, Any] = field(default_factory=dict)
     proposals: dict[str, Any] = field(default_factory=dict)
+    coherence: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=COHERENCE_COLUMNS))
     trend: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TREND_COLUMNS))
 
     def as_dict(self) -> dict[str, Any]:
@@ -105,6 +110,7 @@ class KpiReport:
             "proposals": self.proposals,
             "tools": self.tools.to_dict(orient="records"),
             "policy": self.policy.to_dict(orient="records"),
+            "coherence": self.coherence.to_dict(orient="records"),
             "trend": trend.to_dict(orient="records"),
         }
 
@@ -126,6 +132,13 @@ class KpiReport:
         for record in self.policy.to_dict(orient="records"):
             item = f"{record['rule_id']} ({record['effect']})"
             rows.append(("policy", item, "count", record["count"]))
+        for record in self.coherence.to_dict(orient="records"):
+            item = f"{record['agent']} v{record['version']}"
+            rows.extend(
+                ("coherence", item, str(k), v)
+                for k, v in record.items()
+                if k not in {"agent", "version"}
+            )
         for record in self.trend.to_dict(orient="records"):
             period = record["period"].isoformat()
             rows.extend(("trend", period, str(k), v) for k, v in record.items() if k != "period")
@@ -146,9 +159,7 @@ def compute_kpis(
     Returns:
         The report; an unknown agent or version gives an empty one.
     """
-    scope = Scope.of(
-        session=session, since=flt.since, until=flt.until, agent=flt.agent, version=flt.version
-    )
+    scope = _scope(flt, session=session)
     report = KpiReport()
     if scope is None:
         report.runs = run_summary([], [], [])
@@ -160,7 +171,11 @@ def compute_kpis(
     report.reviews = review_kpis(scope, session=session, now=moment)
     report.tools, report.latency["tool_ms"] = tool_kpis(scope, session=session)
     report.errors = error_kpis(scope, session=session)
-    report.policy, report.proposals = policy_kpis(scope, session=session)
+    decisions = gate_decisions(scope, session=session)
+    report.policy = policy_kpis(decisions)
+    report.coherence, report.proposals = coherence_kpis(
+        decisions, scope, _baseline(flt, session=session), session=session
+    )
     report.trend = trend(scope, session=session, grain=grain, now=moment)
     return report
 
@@ -195,19 +210,38 @@ def compare_versions(
 
 def _headline(flt: KpiFilter, *, session: Session, now: datetime) -> dict[str, dict[str, Any]]:
     """The sections a comparison reads (no trend, errors or policy table: it is not shown)."""
-    scope = Scope.of(
-        session=session, since=flt.since, until=flt.until, agent=flt.agent, version=flt.version
-    )
+    scope = _scope(flt, session=session)
     if scope is None:
         return {"runs": run_summary([], [], []), "reviews": {}, "latency": {}, "proposals": {}}
     _tools, tool_ms = tool_kpis(scope, session=session)
-    _policy, proposals = policy_kpis(scope, session=session)
+    _coherence, proposals = coherence_kpis(
+        gate_decisions(scope, session=session),
+        scope,
+        _baseline(flt, session=session),
+        session=session,
+    )
     return {
         "runs": run_kpis(scope, session=session),
         "reviews": review_kpis(scope, session=session, now=now),
         "latency": {"run_ms": run_latency(scope, session=session), "tool_ms": tool_ms},
         "proposals": proposals,
     }
+
+
+def _scope(flt: KpiFilter, *, session: Session) -> Scope | None:
+    return Scope.of(
+        session=session, since=flt.since, until=flt.until, agent=flt.agent, version=flt.version
+    )
+
+
+def _baseline(flt: KpiFilter, *, session: Session) -> Scope | None:
+    """Where the shortest known paths come from: the filter's runs of every version (so
+    versions are measured against the same paths); None when that is the filter itself."""
+    if flt.version is None:
+        return None
+    return Scope.of(
+        session=session, since=flt.since, until=flt.until, agent=flt.agent, version=None
+    )
 
 
 def _flat(values: dict[str, Any]) -> list[tuple[str, str, Any]]:

@@ -2,7 +2,9 @@
 review with everything an operator needs to decide it.
 
 The queue is served by the ``(status, sla_due_at)`` index; filters on names become conditions on
-the review's own indexed ids, and every list stops at a LIMIT.
+the review's own indexed ids, and every list stops at a LIMIT. It is production's queue: the
+reviews of an evaluation's runs are answered by its scripted reviewer and never listed, counted or
+offered as a filter choice here (one review still opens by id, as its run does).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from storage.enums import ReviewKind, ReviewStatus
 from storage.models import Agent, AgentVersion, Review, Run, Task
+from storage.queries.production import of_production_run
 from storage.queries.records import (
     DecisionRecord,
     ReviewRecord,
@@ -63,8 +66,8 @@ class QueueFilter:
     tool: str | None = None
 
     def conditions(self) -> list[ColumnElement[bool]]:
-        """The WHERE conditions on open reviews this filter stands for."""
-        conditions: list[ColumnElement[bool]] = []
+        """The WHERE conditions on open reviews this filter stands for (production's only)."""
+        conditions: list[ColumnElement[bool]] = [of_production_run(Review.run_id)]
         if self.agent:
             conditions.append(col(Review.agent_id) == agent_id_of(self.agent))
         if self.version is not None:
@@ -152,7 +155,8 @@ class QueueFacets:
 
 
 def queue_facets(*, session: Session) -> QueueFacets:
-    """Distinct agents, versions, kinds, rules and tools among open reviews (one grouped scan)."""
+    """Distinct agents, versions, kinds, rules and tools among production's open reviews (one
+    grouped scan)."""
     rows = session.execute(
         sa.select(
             col(Review.agent_id),
@@ -162,6 +166,7 @@ def queue_facets(*, session: Session) -> QueueFacets:
             col(Review.tool),
         )
         .where(col(Review.status).in_(ReviewStatus.open_statuses()))
+        .where(of_production_run(Review.run_id))
         .group_by(
             col(Review.agent_id),
             col(Review.version_id),

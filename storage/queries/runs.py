@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 
 from storage.enums import ErrorClass, RunStatus, SideEffect, ToolCallStatus
 from storage.models import Agent, AgentVersion, Review, Run, Task, ToolCall
+from storage.queries.production import is_production_run
 from storage.queries.records import (
     DecisionRecord,
     ReviewRecord,
@@ -74,6 +75,8 @@ class RunFilter:
         error_class: only runs that ended with this error class.
         since: only runs created at or after this moment.
         until: only runs created before this moment.
+        evaluation: only the runs of this evaluation; None: production runs only (an
+            evaluation's runs are never listed with production's).
     """
 
     agent: str | None = None
@@ -82,10 +85,15 @@ class RunFilter:
     error_class: ErrorClass | None = None
     since: datetime | None = None
     until: datetime | None = None
+    evaluation: int | None = None
 
     def conditions(self) -> list[ColumnElement[bool]]:
         """The WHERE conditions on runs this filter stands for."""
-        conditions: list[ColumnElement[bool]] = []
+        conditions: list[ColumnElement[bool]] = [
+            is_production_run()
+            if self.evaluation is None
+            else col(Run.eval_run_id) == self.evaluation
+        ]
         if self.agent:
             conditions.append(col(Run.agent_id) == agent_id_of(self.agent))
         if self.version is not None:
@@ -166,8 +174,11 @@ def agent_versions(*, session: Session) -> list[tuple[str, int]]:
 
 
 def count_by_status(*, session: Session) -> dict[str, int]:
+    """How many production runs are in each status."""
     rows = session.execute(
-        sa.select(col(Run.status), sa.func.count()).group_by(col(Run.status))
+        sa.select(col(Run.status), sa.func.count())
+        .where(is_production_run())
+        .group_by(col(Run.status))
     ).all()
     return {status.value if hasattr(status, "value") else str(status): n for status, n in rows}
 
@@ -199,6 +210,8 @@ class RunRecord:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    # The evaluation the run belongs to; None: production work.
+    eval_run_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -306,6 +319,7 @@ def run_trace(run_id: int, *, session: Session, step_limit: int = 1000) -> RunTr
             created_at=run.created_at,
             started_at=run.started_at,
             finished_at=run.finished_at,
+            eval_run_id=run.eval_run_id,
         ),
         task_input=dict(task.input) if task else {},
         version=PinnedVersion(

@@ -1,17 +1,33 @@
-"""What the status view shows: where the data lives, its schema revision, sizes, workers."""
+"""What the status view shows: where the data lives, its schema revision, sizes, workers.
+
+Row counts are production's: the rows of evaluation runs (their tasks, runs, steps, ledger rows,
+limit reservations, reviews and decisions) are counted apart, in ``evaluation_rows``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from storage import migrate
 from storage.engine import mask_url
-from storage.models import Worker, metadata
+from storage.models import (
+    LimitReservation,
+    Review,
+    ReviewDecision,
+    Run,
+    Step,
+    Task,
+    ToolCall,
+    Worker,
+    metadata,
+)
+from storage.queries.production import evaluation_run_ids, is_production_task
 
 
 @dataclass(frozen=True)
@@ -31,11 +47,14 @@ class SystemStatus:
     dialect: str
     revision: str | None
     head: str
+    # Production's rows per table (an evaluation's are in ``evaluation_rows``).
     row_counts: dict[str, int]
     workers: list[WorkerHeartbeat]
     # How far a commit is durable: SQLite's ``synchronous`` level or PostgreSQL's
     # ``synchronous_commit``, as the database reports it for this connection.
     durability: str = ""
+    # Rows that belong to evaluation runs, per table that holds any.
+    evaluation_rows: dict[str, int] = field(default_factory=dict)
 
     @property
     def up_to_date(self) -> bool:
@@ -47,12 +66,27 @@ def system_status(*, session: Session) -> SystemStatus:
     bind = session.get_bind()
     connection = session.connection()
     existing = set(sa.inspect(connection).get_table_names())
+    # A database not yet upgraded to evaluations has no runs of theirs to set apart.
+    evaluated = Run.__tablename__ in existing and "eval_run_id" in {
+        column["name"] for column in sa.inspect(connection).get_columns(Run.__tablename__)
+    }
     counts: dict[str, int] = {}
+    evaluations: dict[str, int] = {}
     for table in metadata.sorted_tables:
-        if table.name in existing:
-            counts[table.name] = session.execute(
-                sa.select(sa.func.count()).select_from(table)
+        if table.name not in existing:
+            continue
+        total = session.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+        condition = _of_evaluations(table.name)
+        of_evaluations = (
+            session.execute(
+                sa.select(sa.func.count()).select_from(table).where(condition)
             ).scalar_one()
+            if condition is not None and evaluated
+            else 0
+        )
+        counts[table.name] = total - of_evaluations
+        if of_evaluations:
+            evaluations[table.name] = of_evaluations
     workers: list[WorkerHeartbeat] = []
     if Worker.__tablename__ in existing:
         workers = live_workers(session=session)
@@ -65,7 +99,27 @@ def system_status(*, session: Session) -> SystemStatus:
         head=migrate.head_revision(),
         row_counts=counts,
         workers=workers,
+        evaluation_rows=evaluations,
     )
+
+
+def _of_evaluations(table: str) -> ColumnElement[bool] | None:
+    """The condition selecting the rows of ``table`` that belong to evaluation runs, for the
+    tables that hold production work beside evaluations'."""
+    runs = evaluation_run_ids()
+    conditions: dict[str, ColumnElement[bool]] = {
+        Run.__tablename__: col(Run.eval_run_id).is_not(None),
+        Task.__tablename__: sa.not_(is_production_task()),
+        Step.__tablename__: col(Step.run_id).in_(runs),
+        ToolCall.__tablename__: col(ToolCall.run_id).in_(runs),
+        # Namespaced apart from production's counters, but stored in the same table.
+        LimitReservation.__tablename__: col(LimitReservation.run_id).in_(runs),
+        Review.__tablename__: col(Review.run_id).in_(runs),
+        ReviewDecision.__tablename__: col(ReviewDecision.review_id).in_(
+            sa.select(col(Review.id)).where(col(Review.run_id).in_(runs))
+        ),
+    }
+    return conditions.get(table)
 
 
 _SQLITE_SYNCHRONOUS = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}

@@ -4,7 +4,8 @@ Each proposal step of a chat planner records the model that answered, its token 
 cost (priced when the step was recorded) and the model's latency and attempts in
 ``Step.attributes``; a run carries the totals in ``tokens_in``, ``tokens_out`` and
 ``cost_usd``. A *model call* here is one planner turn that asked a model (a proposal step with
-``model_attempts``), however many HTTP attempts it took.
+``model_attempts``), however many HTTP attempts it took. Usage per agent and version counts
+production runs only; one run's usage is read for any run, an evaluation's included.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from storage.enums import StepKind
 from storage.models import Agent, AgentVersion, Run, Step
+from storage.queries.production import is_production_run
 
 if TYPE_CHECKING:  # pandas takes most of a second to import; only KPI reads need it
     import pandas as pd
@@ -130,6 +132,7 @@ def _runs(flt: KpiFilter) -> Any:
         )
         .join(Agent, col(Agent.id) == col(Run.agent_id))
         .join(AgentVersion, col(AgentVersion.id) == col(Run.version_id))
+        .where(is_production_run())
     )
     if flt.agent:
         query = query.where(col(Agent.name) == flt.agent)

@@ -1,5 +1,6 @@
 """Work in flight: queued, running and parked tasks with their latest run, and the workers'
-heartbeats, for the tasks view."""
+heartbeats, for the tasks view. Production's work only: an evaluation's tasks run inside the
+evaluation and are neither listed nor counted here."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from storage.enums import RunStatus, TaskStatus
 from storage.models import Agent, Run, Task
+from storage.queries.production import is_production_task
 
 IN_FLIGHT_TASK = (TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.WAITING_REVIEW)
 
@@ -59,7 +61,7 @@ def work_in_flight(*, session: Session, limit: int = 100, offset: int = 0) -> li
         )
         .join(Agent, col(Agent.id) == col(Task.agent_id))
         .outerjoin(Run, col(Run.id) == latest_run)
-        .where(col(Task.status).in_(IN_FLIGHT_TASK))
+        .where(col(Task.status).in_(IN_FLIGHT_TASK), is_production_task())
         .order_by(col(Task.created_at).desc(), col(Task.id).desc())
         .limit(limit)
         .offset(offset)
@@ -84,9 +86,11 @@ def work_in_flight(*, session: Session, limit: int = 100, offset: int = 0) -> li
 
 
 def tasks_by_status(*, session: Session) -> dict[TaskStatus, int]:
-    """How many tasks are in each status."""
+    """How many production tasks are in each status."""
     rows = session.execute(
-        sa.select(col(Task.status), sa.func.count()).group_by(col(Task.status))
+        sa.select(col(Task.status), sa.func.count())
+        .where(is_production_task())
+        .group_by(col(Task.status))
     ).all()
     return {TaskStatus(status): int(n) for status, n in rows}
 
