@@ -38,12 +38,9 @@ PAGES = (
         frozenset({Role.OPERATOR, Role.MANAGER, Role.ENGINEER}),
     ),
     PageEntry("kpis.py", "KPIs", ":material/monitoring:", frozenset({Role.MANAGER})),
-    PageEntry(
-        "versions.py",
-        "Versions",
-        ":material/deployed_code:",
-        frozenset({Role.ENGINEER, Role.MANAGER}),
-    ),
+    # Everyone sees which version is live and whether an agent is paused; operators also roll
+    # back and pull the brake there.
+    PageEntry("versions.py", "Versions", ":material/deployed_code:", EVERYONE),
     PageEntry(
         "evaluations.py",
         "Evaluations",

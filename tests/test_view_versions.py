@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from agent.actors import Actor
 from agent.evals.service import run_evaluation
 from agent.evals.suites import create_suite
-from agent.versions import create_version, diff_versions, set_release_settings
+from agent.versions import activate_version, create_version, diff_versions, set_release_settings
 from storage.engine import read_session
 from storage.enums import DeploymentAction, ReviewStatus
 from storage.models import Agent, AgentVersion, AuditEvent, Deployment, Review
@@ -191,8 +191,62 @@ def test_cancel_changes_nothing_and_managers_only_read(
     at = _open(demo_url, monkeypatch, user="mona")
     keys = {b.key for b in at.button}
     assert not keys & {"versions.activate", "versions.rollback", "versions.create"}
-    assert "Read-only" in " ".join(c.value for c in at.caption)
+    assert "Engineers create and activate versions" in " ".join(c.value for c in at.caption)
     assert next(df.value for df in at.dataframe if df.value.columns[0] == "version") is not None
+
+
+def test_an_operator_pulls_the_brake_and_rolls_back_from_the_versions_page(
+    demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = engine_for(demo_url)
+    platform = platform_for(engine)
+    activate_version(platform, ENGINEER, AGENT, 2, reason="try v2")
+    engine.dispose()
+    at = _open(demo_url, monkeypatch, user="olga")
+    keys = {b.key for b in at.button}
+    assert "versions.rollback" in keys
+    assert not keys & {"versions.activate", "versions.create"}
+    assert not at.error
+    # The brake: a reason is required, then the agent is paused for everyone to see.
+    at.button(key="FormSubmitter:brake.support-Pause").click().run()
+    assert [e.value for e in at.error] == ["A reason is required to pause an agent."]
+    at.text_input(key="brake.reason.support").input("refunds look wrong")
+    at.button(key="FormSubmitter:brake.support-Pause").click().run()
+    assert not at.exception
+    banner = [e.value for e in at.error]
+    assert len(banner) == 1 and banner[0].startswith("**support is paused** by olga since")
+    assert "refunds look wrong" in banner[0]
+    queue = open_page(monkeypatch, demo_url, "queue.py", user="olga")
+    assert any("**support is paused** by olga" in e.value for e in queue.error)
+    # Managers see it too, but may not resume.
+    mona = _open(demo_url, monkeypatch, user="mona")
+    assert any("**support is paused**" in e.value for e in mona.error)
+    assert not any(b.key == "FormSubmitter:brake.support-Resume" for b in mona.button)
+    # The operator rolls back to the version active before, then resumes.
+    at = _open(demo_url, monkeypatch, user="olga")
+    at.button(key="versions.rollback").click().run()
+    at.text_input(key="versions.reason").input("back to v1 while we look")
+    at.button(key="versions.confirm_yes").click().run()
+    assert not at.exception
+    assert _state(demo_url)[0] == 1
+    at = _open(demo_url, monkeypatch, user="olga")
+    at.text_input(key="brake.reason.support").input("v1 is back")
+    at.button(key="FormSubmitter:brake.support-Resume").click().run()
+    assert not at.exception
+    assert not any("is paused" in e.value for e in at.error)
+    engine = engine_for(demo_url)
+    with read_session(engine) as session:
+        actions = session.exec(
+            select(AuditEvent.action, AuditEvent.actor)
+            .where(col(AuditEvent.actor) == "olga")
+            .order_by(col(AuditEvent.seq))
+        ).all()
+    engine.dispose()
+    assert [tuple(a) for a in actions][-3:] == [
+        ("agent.pause", "olga"),
+        ("version.rollback", "olga"),
+        ("agent.resume", "olga"),
+    ]
 
 
 def _gated(url: str) -> int:

@@ -16,7 +16,7 @@ from agent.platform import Platform
 from agent.reviews.decide import compare_and_set, record
 from storage.engine import write_session
 from storage.enums import DecisionKind, ReviewKind, ReviewStatus
-from storage.models import Review
+from storage.models import Review, Run
 from storage.types import utcnow
 
 DEFAULT_SLA_MINUTES = 60.0
@@ -24,6 +24,8 @@ DEFAULT_SLA_MINUTES = 60.0
 
 def expire_overdue(platform: Platform, *, now: datetime | None = None, limit: int = 200) -> int:
     """Expire open reviews past their SLA: escalate to the next tier or reject, per the rule.
+    An evaluation's reviews are its scripted reviewer's to answer (or let expire), never the
+    production clock's.
 
     Returns:
         How many reviews expired.
@@ -32,6 +34,8 @@ def expire_overdue(platform: Platform, *, now: datetime | None = None, limit: in
     with write_session(platform.engine) as session:
         overdue = session.exec(
             select(Review)
+            .join(Run, col(Run.id) == col(Review.run_id))
+            .where(col(Run.eval_run_id).is_(None))
             .where(col(Review.status).in_(ReviewStatus.open_statuses()))
             .where(col(Review.sla_due_at) < moment)
             .order_by(col(Review.sla_due_at))

@@ -41,6 +41,13 @@ with one_sentence():
 if not agents:
     st.info("No agent exists yet; an engineer creates one on the Versions page.")
     st.stop()
+# A link to one evaluation (``?evaluation=ID``, from the Versions and KPI pages) opens it under
+# its own agent, once; the agent can then be changed as usual.
+link = st.query_params.get(OPEN)
+if link is not None and link.isdigit() and st.session_state.get("evals.followed") != link:
+    st.session_state["evals.followed"] = link
+    with one_sentence():
+        st.session_state["evals.agent"] = evaluation_results(platform(), actor, int(link))[0].agent
 agent = remembered_choice("Agent", agents, key="evals.agent")
 with one_sentence():
     suites = list_suites(platform(), actor, agent)

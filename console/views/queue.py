@@ -20,6 +20,7 @@ from console.components.review import FLASH, render_review
 from console.resources import platform
 from console.session import require_user
 from console.widgets.add_case import add_to_suite
+from console.widgets.brake import paused_banner
 from storage.enums import DecisionKind
 from storage.types import utcnow
 
@@ -29,6 +30,7 @@ SELECTED = "queue.bulk"
 
 st.title("Review queue")
 actor = require_user()
+paused_banner(actor)
 st.session_state.setdefault(OPENED, None)
 st.session_state.setdefault(SELECTED, [])
 who = data.reader(actor)

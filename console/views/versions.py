@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from agent.actors import ROLLBACK_ROLES, VERSION_ROLES, Actor
+from agent.actors import KPI_ROLES, ROLLBACK_ROLES, VERSION_ROLES, Actor
 from agent.errors import GateRefused, VersionSpecError
 from agent.evals.agreement import AgreementScore, agreement_by_version, measure_agreement
 from agent.evals.gate import GateVerdict, gate_verdicts
@@ -40,6 +40,7 @@ from console.resources import platform
 from console.session import require_user
 from console.widgets.brake import brake_panel, paused_banner
 from console.widgets.choice import remembered_choice
+from console.widgets.eval_alert import scheduled_evaluation_alert
 from console.widgets.feedback import REPORTED, attempt, report
 from console.widgets.source import show_line
 from console.widgets.version_diff import render_diff
@@ -268,6 +269,8 @@ active = next((v.number for v in versions if v.is_active), None)
 verdicts = attempt(lambda: gate_verdicts(platform(), actor, agent, numbers)) or {}
 settings = attempt(lambda: release_settings(platform(), actor, agent))
 may_override = settings is not None and settings.allows_override(actor)
+if actor.has_any(KPI_ROLES):
+    scheduled_evaluation_alert(actor)
 agreement = attempt(lambda: agreement_by_version(platform(), actor, agent)) or {}
 paused = any(state.agent == agent for state in paused_banner(actor, only=agent))
 st.dataframe(versions_frame(versions, verdicts, agreement), hide_index=True, key="versions.list")
