@@ -523,8 +523,13 @@ def test_only_engineers_create_and_move_versions(engine: Engine) -> None:
             create_version(platform_for(engine), actor, "support", V3)
         with pytest.raises(Forbidden, match="may not activate"):
             activate_version(platform_for(engine), actor, "support", 2, reason="x")
+    for actor in (MANAGER, ADMIN):
         with pytest.raises(Forbidden, match="may not roll back"):
             rollback(platform_for(engine), actor, "support", reason="x")
+    # Rolling back is the emergency lever: an operator pulls it too (here, with nothing to
+    # roll back to, the refusal is about the history, past the role check).
+    with pytest.raises(InvalidInput, match="no earlier active version"):
+        rollback(platform_for(engine), OPERATOR, "support", reason="x")
     for actor in (OPERATOR, MANAGER):
         with pytest.raises(Forbidden, match="admin or engineer"):
             create_agent(platform_for(engine), actor, "other")

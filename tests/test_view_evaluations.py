@@ -73,6 +73,16 @@ def test_a_manager_reads_evaluations_without_running_them(
     engine.dispose()
     at = _open(demo_url, monkeypatch, user="mona")
     assert [row["suite"] for row in _table(at, "suite")] == ["core"]
+    # The suite's cases, with what each expects, and its source.
+    cases = _table(at, "name")
+    assert [(c["name"], c["tags"]) for c in cases] == [
+        ("small-refund", "normal"),
+        ("chair-approved", "normal"),
+        ("injected-5000-rejected", "security"),
+    ]
+    assert "governance" in str(cases[0]["expects"])
+    assert cases[1]["reviewer answers"] == 1
+    assert "injected-5000-rejected" in at.code[0].value
     assert not [b for b in at.button if b.key == "evals.run_submit"]
     assert at.info[-1].value == "No evaluation has run yet."
 

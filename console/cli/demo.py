@@ -23,6 +23,11 @@ def register(commands: Any) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     seed = actions.add_parser("seed", help="load demo accounts, agents, records and tasks")
     seed.add_argument("--no-tasks", action="store_true", help="do not queue the sample tasks")
+    seed.add_argument(
+        "--no-evaluations",
+        action="store_true",
+        help="store the suites but do not evaluate any version (faster; --no-tasks implies it)",
+    )
     seed.add_argument("--json", action="store_true")
     seed.set_defaults(handler=_seed)
     live = actions.add_parser("stream", help="keep submitting sample tasks")
@@ -37,7 +42,11 @@ def register(commands: Any) -> None:
 def _seed(args: argparse.Namespace) -> int:
     from agent.demo.seed import DEMO_USERS, seed_demo  # the agents' stack: only when seeding
 
-    report = seed_demo(open_platform(), with_tasks=not args.no_tasks)
+    report = seed_demo(
+        open_platform(),
+        with_tasks=not args.no_tasks,
+        with_evaluations=False if args.no_evaluations else None,
+    )
     if args.json:
         print_json(
             {
@@ -45,6 +54,9 @@ def _seed(args: argparse.Namespace) -> int:
                 "agents": report.agents,
                 "records": report.records,
                 "tasks": report.tasks,
+                "versions": report.versions,
+                "suites": report.suites,
+                "evaluations": [str(e) for e in report.evaluations],
             }
         )
         return 0
@@ -55,6 +67,13 @@ def _seed(args: argparse.Namespace) -> int:
             f"seeded {len(report.users)} users, agents {', '.join(report.agents) or 'none'}, "
             f"{report.records} records, {report.tasks} tasks."
         )
+    if report.versions or report.suites:
+        print(
+            f"release demo: versions {', '.join(report.versions) or 'none'}; suites "
+            f"{', '.join(report.suites) or 'none'}."
+        )
+    for evaluation in report.evaluations:
+        print(f"  evaluated {evaluation}")
     print("demo accounts (name / password / role):")
     for name, roles, password in DEMO_USERS:
         print(f"  {name:<6} {password:<20} {', '.join(roles)}")

@@ -8,11 +8,13 @@ seconds (each case runs through the real run loop, in a sandbox of its own).
 
 from __future__ import annotations
 
+import json
 from functools import partial
 
 import pandas as pd
 import streamlit as st
 
+from agent.evals.cases import show_suite
 from agent.evals.compare import compare_evaluations
 from agent.evals.service import (
     EvaluationInfo,
@@ -81,6 +83,29 @@ else:
         hide_index=True,
         key="evals.suites",
     )
+    detail_name = st.selectbox("Show the cases of", [s.name for s in suites], key="evals.cases_of")
+    with one_sentence():
+        detail = show_suite(platform(), actor, agent, detail_name)
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "name": c.name,
+                    "tags": ", ".join(c.tags),
+                    "expects": ", ".join(c.expects),
+                    "reviewer answers": c.reviewer,
+                    "repeat": c.repeat,
+                    "input": json.dumps(c.input, ensure_ascii=False)[:200],
+                }
+                for c in detail.cases
+            ],
+            columns=["name", "tags", "expects", "reviewer answers", "repeat", "input"],
+        ),
+        hide_index=True,
+        key="evals.cases",
+    )
+    with st.expander(f"YAML source of {detail_name}"):
+        st.code(detail.source_yaml, language="yaml")
 
 if suites and versions and actor.has_any(EVAL_ROLES):
     with st.form("evals.run"):
