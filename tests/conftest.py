@@ -16,6 +16,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import URL, Engine, make_url
 
+from storage import migrate
 from storage.engine import create_engine
 from storage.models import metadata
 
@@ -91,6 +92,16 @@ def engine(db_url: URL) -> Iterator[Engine]:
     """An engine on an empty database with the schema created from the models."""
     eng = create_engine(db_url)
     metadata.create_all(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def migrated(db_url: URL) -> Iterator[Engine]:
+    """An engine on a database brought to the schema head by the migrations (what the real
+    ``steward`` command checks for before it does anything)."""
+    eng = create_engine(db_url)
+    migrate.upgrade(eng)
     yield eng
     eng.dispose()
 

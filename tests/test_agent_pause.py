@@ -4,11 +4,11 @@ call; resuming lets its work go on from where it stopped; both are audited."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from agent.actors import Actor
@@ -18,8 +18,7 @@ from agent.release.brake import pause_agent, paused_agents, resume_agent
 from agent.tasks import submit_task
 from agent.tools.base import ToolContext, ToolSpec
 from agent.tools.python import PythonTool
-from storage import migrate
-from storage.engine import create_engine, read_session
+from storage.engine import read_session
 from storage.enums import RunStatus, TaskStatus
 from storage.models import Agent, AuditEvent, Run, Task
 from tests.support.cli import ok, refused, steward
@@ -36,14 +35,6 @@ from tests.support.runtime import (
 OLGA = Actor.of("olga", ["operator"])
 MONA = Actor.of("mona", ["manager"])
 ERIN = Actor.of("erin", ["engineer"])
-
-
-@pytest.fixture
-def migrated(db_url: URL) -> Iterator[Engine]:
-    engine = create_engine(db_url)
-    migrate.upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def _tasks(engine: Engine, agent: str) -> list[tuple[TaskStatus, int]]:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import Engine
 
 from agent.auth import authenticate
 from agent.users import actor_for, add_first_user, add_user
@@ -18,15 +18,6 @@ from storage.engine import create_engine, read_session
 from tests.support.cli import ok, refused, steward
 from tests.support.runtime import platform_for
 from tests.test_versions import CANNOT_RUN, SAMPLE, V2, edited, line_of
-
-
-@pytest.fixture
-def migrated(db_url: URL) -> Iterator[Engine]:
-    """An engine on a database brought to the schema head by the migrations."""
-    engine = create_engine(db_url)
-    migrate.upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def test_bootstrap_then_the_life_of_a_version(migrated: Engine, tmp_path: Path) -> None:

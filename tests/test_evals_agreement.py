@@ -4,12 +4,11 @@ many of them it agrees with when it runs the same inputs in a sandbox."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from textwrap import dedent
 
 import pytest
 import yaml
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from agent.actors import Actor
@@ -27,8 +26,7 @@ from agent.evals.suites import create_suite
 from agent.reviews import decide
 from agent.tasks import submit_task
 from agent.versions import create_version
-from storage import migrate
-from storage.engine import create_engine, read_session
+from storage.engine import read_session
 from storage.enums import DecisionKind, EvalRunStatus, ReviewStatus
 from storage.models import EvalCase, EvalSuite, Review, Run, SupportRefund
 from tests.support.cli import ok, refused, steward
@@ -61,14 +59,6 @@ def _refund(customer: str, order: str, amount: float, ticket: str) -> dict[str, 
         "reason": "damaged",
         "message": f"Please refund ${amount:.0f}.",
     }
-
-
-@pytest.fixture
-def migrated(db_url: URL) -> Iterator[Engine]:
-    engine = create_engine(db_url)
-    migrate.upgrade(engine)  # the CLI checks the schema's revision
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from agent.release.replay import ReplayReport, list_replays, replay_policy
+from agent.release.replay import list_replays, replay_policy
+from agent.release.report import ReplayReport
 from console.cli import args as argtypes
 from console.cli.common import (
     CommandError,
@@ -19,10 +20,10 @@ from console.cli.common import (
     add_actor_argument,
     open_platform,
     print_json,
+    read_source,
 )
 
 EXIT_OK = 0
-MAX_CANDIDATE_BYTES = 1_000_000
 
 
 def register(commands: Any) -> None:
@@ -97,17 +98,11 @@ def _replays(args: argparse.Namespace) -> int:
 
 
 def _read(path_text: str) -> str:
-    path = Path(path_text)
-    try:
-        if path.stat().st_size > MAX_CANDIDATE_BYTES:
-            raise CommandError(f"{path} is over {MAX_CANDIDATE_BYTES} bytes; not a version.")
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not Path(path_text).exists():
         raise CommandError(
             f"--candidate {path_text!r} is neither a version number nor an existing file."
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CommandError(f"cannot read {path}: {exc}") from None
+        )
+    return read_source(path_text)
 
 
 def describe(report: ReplayReport) -> str:

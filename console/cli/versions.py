@@ -8,7 +8,6 @@ import argparse
 import sys
 from dataclasses import asdict
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 from agent.evals.gate import GateVerdict, gate_verdict
@@ -32,13 +31,13 @@ from agent.versions import (
 )
 from console.cli import args as argtypes
 from console.cli.common import (
-    CommandError,
     acting_user,
     add_actor_argument,
     add_paging,
     open_platform,
     print_json,
     print_page,
+    read_source,
 )
 from storage.enums import DeploymentAction
 
@@ -209,7 +208,7 @@ def _release_line(settings: ReleaseSettings) -> str:
 
 
 def _create(args: argparse.Namespace) -> int:
-    text = _read_source(args.file)
+    text = read_source(args.file)
     platform = open_platform()
     version = create_version(
         platform, acting_user(args, platform), args.agent, text, note=args.note
@@ -336,20 +335,6 @@ def _deployed(args: argparse.Namespace, deployment: DeploymentInfo) -> int:
         }.get(deployment.action, "activated")
         print(f"{deployment.agent}: {verb} {before} -> v{deployment.to_number}.")
     return 0
-
-
-def _read_source(file: str) -> str:
-    if file == "-":
-        return sys.stdin.read()
-    path = Path(file)
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CommandError(f"{file}: no such file.") from None
-    except UnicodeDecodeError:
-        raise CommandError(f"{file}: not UTF-8 text.") from None
-    except OSError as exc:
-        raise CommandError(f"{file}: cannot read it ({exc.strerror or exc}).") from None
 
 
 def _version_line(version: VersionInfo) -> str:
