@@ -21,6 +21,7 @@ from agent.platform import Platform
 from agent.plugins import installed_registry
 from agent.release.replay import list_replays, replay_policy
 from agent.reviews import decide
+from agent.tasks import submit_task
 from agent.tools.base import ToolContext
 from agent.tools.python import PythonTool
 from agent.tools.registry import ToolRegistry
@@ -32,6 +33,8 @@ from tests.support.cli import ok, refused, steward
 from tests.support.runtime import drive, platform_for
 
 ERIN = Actor.of("erin", ["engineer"])
+# Partial refunds between $100 and $200 on the chair's and the monitor's orders.
+PARTIALS = (("C-1004", "O-5004", 150.0, "T-9004"), ("C-1006", "O-5006", 180.0, "T-9006"))
 OLGA = Actor.of("olga", ["operator"])
 MONA = Actor.of("mona", ["manager"])
 
@@ -63,14 +66,18 @@ class Tripwire:
         return read
 
 
-def _run_of(engine: Engine, order: str) -> int:
+def _run_of(engine: Engine, order: str, *, amount: float | None = None) -> int:
     with read_session(engine) as session:
         runs = session.exec(
             select(Run.id, Task.input)
             .join(Task, col(Task.id) == col(Run.task_id))
             .where(col(Run.eval_run_id).is_(None))
         ).all()
-    return next(run for run, task in runs if task.get("order_id") == order)
+    return next(
+        run
+        for run, task in runs
+        if task.get("order_id") == order and amount in (None, task.get("amount"))
+    )
 
 
 def _amounts(engine: Engine) -> dict[int, float]:
@@ -118,6 +125,32 @@ def _history(engine: Engine) -> Engine:
         }
     decide(platform, OLGA, reviews["O-5004"].id or 0, DecisionKind.APPROVE)
     decide(platform, OLGA, reviews["O-5005"].id or 0, DecisionKind.REJECT, reason="bent leg only")
+    # Two partial refunds between $100 and $200, which v1 escalates: one approved, one rejected.
+    for customer, order, amount, ticket in PARTIALS:
+        submit_task(
+            platform,
+            OLGA,
+            "support",
+            {
+                "intent": "refund",
+                "customer_id": customer,
+                "order_id": order,
+                "amount": amount,
+                "ticket_id": ticket,
+                "reason": "partial",
+                "message": f"A partial refund of ${amount:.0f} would settle it.",
+            },
+        )
+    drive(engine, max_claims=500)
+    with read_session(engine) as session:
+        partial = {
+            (r.args or {}).get("amount"): r
+            for r in session.exec(
+                select(Review).where(col(Review.status) == ReviewStatus.PENDING)
+            ).all()
+        }
+    decide(platform, OLGA, partial[150.0].id or 0, DecisionKind.APPROVE)
+    decide(platform, OLGA, partial[180.0].id or 0, DecisionKind.REJECT, reason="too much")
     drive(engine, max_claims=500)
     return engine
 
@@ -158,16 +191,50 @@ def test_a_candidate_document_names_the_human_decisions_it_contradicts(
     )
     report = replay_policy(platform, ERIN, "support", candidate_yaml=looser)
     flips = {(f.from_effect, f.to_effect, f.tool): f for f in report.flips}
-    assert flips[("escalate", "allow", "issue_refund")].count == 2
-    (contradiction,) = report.contradictions
-    assert (contradiction.run_id, contradiction.person, contradiction.decided) == (
-        _run_of(history, "O-5005"),
-        "olga",
-        "rejected",
-    )
-    assert contradiction.candidate == "allow"
+    # The chair's $349, the desk's $250 and the two partial refunds.
+    assert flips[("escalate", "allow", "issue_refund")].count == 4
+    assert {(c.run_id, c.person, c.decided, c.candidate) for c in report.contradictions} == {
+        (_run_of(history, "O-5005"), "olga", "rejected", "allow"),
+        (_run_of(history, "O-5006", amount=180.0), "olga", "rejected", "allow"),
+    }
     assert report.candidate_version is None
     assert report.candidate.startswith("document")
+
+
+def test_raising_the_auto_refund_bound_to_200_on_the_demo(history: Engine) -> None:
+    """The issue's example: v1 auto-refunds up to $100; a candidate raises it to $200."""
+    tripwire = Tripwire()
+    platform = Platform(history, tripwire.registry)
+    candidate = (
+        version_yaml("support-v1")
+        .replace("when: args.amount <= 100.0", "when: args.amount <= 200.0")
+        .replace("when: args.amount > 100.0 &&", "when: args.amount > 200.0 &&")
+    )
+    try:
+        report = replay_policy(platform, ERIN, "support", candidate_yaml=candidate)
+    finally:
+        platform.close()
+    assert tripwire.called == []
+    approved, rejected = (_run_of(history, o, amount=a) for _, o, a, _ in PARTIALS)
+    assert [
+        (f.from_effect, f.to_effect, f.rule_id, f.tool, f.version, f.runs) for f in report.flips
+    ] == [
+        (
+            "escalate",
+            "allow",
+            "refund-small",
+            "issue_refund",
+            1,
+            tuple(sorted((approved, rejected))),
+        )
+    ]
+    assert [(c.run_id, c.decided, c.candidate) for c in report.contradictions] == [
+        (rejected, "rejected", "allow")
+    ]
+    assert report.executed_now_denied == ()
+    days = report.queue["window_days"]
+    assert report.queue["reviews_saved_per_day"] == pytest.approx(2 / days, abs=0.01)
+    assert report.undecidable == {}
 
 
 def test_executed_calls_a_candidate_would_deny_and_decisions_it_cannot_replay(

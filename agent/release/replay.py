@@ -317,6 +317,8 @@ def _queue(  # noqa: PLR0917 - internal
         "window_days": round(days, 2),
         "escalations_per_day": round(today, 2),
         "projected_escalations_per_day": round(projected, 2),
+        # Positive: reviews people would no longer see each day; negative: more to see.
+        "reviews_saved_per_day": round(today - projected, 2),
         "decisions_per_day": round(pace, 2),
         "median_minutes_to_decide": round(statistics.median(waits), 1) if waits else None,
         "projected_load": round(projected / pace, 2) if pace else None,

@@ -125,7 +125,8 @@ def describe(report: ReplayReport) -> str:
     queue = report.queue
     lines.append(
         f"  Escalations per day: {queue.get('escalations_per_day')} today, "
-        f"{queue.get('projected_escalations_per_day')} under the candidate; people decided "
+        f"{queue.get('projected_escalations_per_day')} under the candidate (reviews saved a "
+        f"day: {queue.get('reviews_saved_per_day')}); people decided "
         f"{queue.get('decisions_per_day')} a day (median wait "
         f"{queue.get('median_minutes_to_decide')} min)."
     )
