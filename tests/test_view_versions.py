@@ -339,3 +339,34 @@ def test_a_named_role_overrides_the_gate_with_a_reason(
     at.button(key="versions.confirm_yes").click().run()
     assert not at.exception
     assert _state(demo_url)[0] == 1
+
+
+def test_a_policy_replay_runs_next_to_the_diff_with_its_runs_linked(
+    demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _open(demo_url, monkeypatch)
+    assert at.selectbox(key="versions.replay_candidate").value == 2
+    assert "v2 has not been replayed yet." in [c.value for c in at.caption]
+    at.button(key="versions.replay").click().run()
+    assert not at.exception
+    flips = next(df.value for df in at.dataframe if df.value.columns[0] == "from")
+    # v2 lowered the auto-refund bound: refunds v1 allowed would have waited for a person.
+    assert ("allow", "escalate", "refund-needs-approval", "issue_refund") in {
+        tuple(row) for row in flips[["from", "to", "rule", "tool"]].itertuples(index=False)
+    }
+    links = " ".join(m.value for m in at.markdown)
+    assert "allow → escalate (issue_refund): [run " in links
+    assert "(/runs?run=" in links
+    engine = engine_for(demo_url)
+    with read_session(engine) as session:
+        events = session.exec(
+            select(AuditEvent).where(col(AuditEvent.action) == "policy.replay")
+        ).all()
+    engine.dispose()
+    assert [(e.actor, e.payload["candidate"]) for e in events] == [("erin", "version 2")]
+    # An operator reads the saved replay but cannot run one.
+    olga = _open(demo_url, monkeypatch, user="olga")
+    assert not any(b.key == "versions.replay" for b in olga.button)
+    assert any(
+        m.value.startswith(f"**Replay #{events[0].payload['replay_id']}**") for m in olga.markdown
+    )

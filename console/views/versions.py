@@ -42,6 +42,7 @@ from console.widgets.brake import brake_panel, paused_banner
 from console.widgets.choice import remembered_choice
 from console.widgets.eval_alert import scheduled_evaluation_alert
 from console.widgets.feedback import REPORTED, attempt, report
+from console.widgets.replay_panel import replay_panel
 from console.widgets.source import show_line
 from console.widgets.version_diff import render_diff
 
@@ -357,6 +358,8 @@ else:
         diff = attempt(lambda: diff_versions(platform(), actor, agent, a, b))
         if diff is not None:
             render_diff(diff)
+if numbers:
+    replay_panel(actor, agent, numbers, default=int(b) if len(numbers) >= 2 else numbers[0])
 
 if can_change:
     create_panel(actor, agent, numbers)
