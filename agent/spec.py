@@ -122,6 +122,10 @@ VERSION_SCHEMA: dict[str, Any] = {
                                 "items": {"enum": _ROLES},
                                 "uniqueItems": True,
                             },
+                            "shadow": {
+                                "type": "boolean",
+                                "description": "evaluated and recorded, never enforced",
+                            },
                         },
                     },
                 },
@@ -231,6 +235,9 @@ class PolicyRuleSpec:
     on_expiry: str = "reject"
     max_tier: int = 1
     override_roles: tuple[str, ...] = ()
+    # A shadow rule is evaluated on live traffic and recorded next to the live decision, never
+    # enforced; promoting it is a new version without the flag.
+    shadow: bool = False
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,7 @@ class CompiledPolicy:
         self._rules_by_tool: dict[str, tuple[CompiledRule, ...]] = {}
         self._names_by_tool: dict[tuple[str, str], frozenset[str] | None] = {}
         self._variables_by_tool: dict[str, frozenset[str]] = {}
+        self._shadow_by_tool: dict[str, bool] = {}
 
     def facts_needed(self, tool: str) -> frozenset[str] | None:
         """The facts the conditions of ``tool``'s rules read; None when that cannot be told
@@ -138,6 +139,7 @@ class CompiledPolicy:
             values["task"] = {k: task[k] for k in task_fields if k in task}
         context = cel.Context(values)
         matched: list[_Match] = []
+        shadow: list[_Match] = []
         for rule in self.rules_for(tool):
             try:
                 outcome = rule.program.execute(context)
@@ -150,21 +152,40 @@ class CompiledPolicy:
             effect = rule.spec.effect
             if error and effect is Effect.ALLOW:
                 effect = Effect.ESCALATE
-            matched.append(_Match(rule.spec, effect, error))
+            (shadow if rule.spec.shadow else matched).append(_Match(rule.spec, effect, error))
+        would_match = matched + shadow
         if not matched:
             matched.append(_Match(_default_rule(self.spec.default), self.spec.default, ""))
         decision = self._decide(matched, authorization)
         # What the decision read, which rules matched and what it decided, so it can be
         # understood and replayed later from the trace alone. (``details`` is the decision's
         # own dict, made with it.)
-        decision.details["policy"] = {
+        record: dict[str, Any] = {
             "policy_hash": self.hash,
             "effect": decision.effect.value,
             "rule_id": decision.rule_id,
             "read": values,
             "matched": [m.as_dict() for m in matched],
         }
+        decision.details["policy"] = record
+        if self._has_shadow(tool):
+            # Shadow rules are evaluated on live traffic and recorded, never enforced: what the
+            # policy would have decided with them.
+            if not would_match:
+                would_match = [_Match(_default_rule(self.spec.default), self.spec.default, "")]
+            would = self._decide(would_match, authorization)
+            record["shadow"] = {
+                "effect": would.effect.value,
+                "rule_id": would.rule_id,
+                "matched": [m.as_dict() for m in shadow],
+            }
         return decision
+
+    def _has_shadow(self, tool: str) -> bool:
+        found = self._shadow_by_tool.get(tool)
+        if found is None:
+            found = self._shadow_by_tool[tool] = any(r.spec.shadow for r in self.rules_for(tool))
+        return found
 
     @staticmethod
     def _decide(matched: list[_Match], authorization: Authorization) -> Decision:

@@ -28,7 +28,7 @@ from agent.errors import InvalidInput, NotFound
 from agent.mediation.policy import CompiledPolicy
 from agent.platform import Platform
 from agent.release.history import History, decide, recorded_decisions
-from agent.release.report import Contradiction, Flip, ReplayReport
+from agent.release.report import EXAMPLES, Contradiction, Flip, ReplayReport
 from agent.versions.document import parse_version
 from storage.audit import append_event
 from storage.engine import read_session, write_session
@@ -46,7 +46,6 @@ from storage.types import utcnow
 REPLAY_ROLES = frozenset({Role.ENGINEER, Role.MANAGER})
 """Who runs a replay (it reads every decision of an agent, and saves a report)."""
 MAX_WINDOW = timedelta(days=365)
-EXAMPLES = 5
 _APPROVED = (ReviewStatus.APPROVED, ReviewStatus.EDITED, ReviewStatus.OVERRIDDEN)
 
 

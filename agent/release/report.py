@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+EXAMPLES = 5
+"""Runs shown as examples of each flip."""
+
 
 @dataclass(frozen=True)
 class Flip:

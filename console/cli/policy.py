@@ -13,6 +13,7 @@ from typing import Any
 
 from agent.release.replay import list_replays, replay_policy
 from agent.release.report import ReplayReport
+from agent.release.shadow import shadow_report
 from console.cli import args as argtypes
 from console.cli.common import (
     CommandError,
@@ -50,6 +51,23 @@ def register(commands: Any) -> None:
     replay.add_argument("--json", action="store_true", help="print the report as JSON")
     replay.set_defaults(handler=_replay)
 
+    shadow = actions.add_parser(
+        "shadow", help="what the agent's shadow rules would have changed on live traffic"
+    )
+    shadow.add_argument("agent", metavar="AGENT")
+    shadow.add_argument(
+        "--version", type=argtypes.record_id("a version number"), help="only this version's"
+    )
+    shadow.add_argument(
+        "--since",
+        type=argtypes.span,
+        default=argtypes.span("7d"),
+        help="how far back: 7d (default), 12h, 2w ...",
+    )
+    add_actor_argument(shadow)
+    shadow.add_argument("--json", action="store_true", help="print the report as JSON")
+    shadow.set_defaults(handler=_shadow)
+
     saved = actions.add_parser("replays", help="saved replays of an agent, newest first")
     saved.add_argument("agent", metavar="AGENT")
     saved.add_argument(
@@ -76,6 +94,30 @@ def _replay(args: argparse.Namespace) -> int:
         print_json(report.as_dict())
     else:
         print(describe(report))
+    return EXIT_OK
+
+
+def _shadow(args: argparse.Namespace) -> int:
+    platform = open_platform()
+    report = shadow_report(
+        platform, acting_user(args, platform), args.agent, version=args.version, since=args.since
+    )
+    if args.json:
+        print_json(report.as_dict())
+        return EXIT_OK
+    scope = f"v{report.version}" if report.version is not None else "every version"
+    print(
+        f"Shadow rules of {report.agent} ({scope}), {report.since:%Y-%m-%d %H:%M} to "
+        f"{report.until:%Y-%m-%d %H:%M} UTC: {report.decisions} decisions with shadow rules, "
+        f"{report.unchanged} unchanged, {report.flipped} would change."
+    )
+    for f in report.flips:
+        print(
+            f"  {f.from_effect} -> {f.to_effect}  {f.rule_id or '-'}  {f.tool}  v{f.version}: "
+            f"{f.count}  runs {', '.join(map(str, f.runs))}"
+        )
+    for rule, count in sorted(report.rule_matches.items()):
+        print(f"  shadow rule {rule} matched {count} time(s)")
     return EXIT_OK
 
 
