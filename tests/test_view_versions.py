@@ -10,15 +10,17 @@ import pytest
 from sqlmodel import col, select
 
 from agent.actors import Actor
+from agent.demo import version_yaml
 from agent.evals.service import run_evaluation
 from agent.evals.suites import create_suite
+from agent.tasks import submit_task
 from agent.versions import activate_version, create_version, diff_versions, set_release_settings
 from storage.engine import read_session
 from storage.enums import DeploymentAction, ReviewStatus
-from storage.models import Agent, AgentVersion, AuditEvent, Deployment, Review
+from storage.models import Agent, AgentVersion, AuditEvent, Deployment, Review, SupportRefund
 from tests.support.console import engine_for
 from tests.support.pages import open_page
-from tests.support.runtime import ENGINEER, platform_for
+from tests.support.runtime import ENGINEER, OPERATOR, drive, platform_for
 from tests.test_evals_gate import LEAKY, SUITE
 
 AGENT = "support"
@@ -370,3 +372,48 @@ def test_a_policy_replay_runs_next_to_the_diff_with_its_runs_linked(
     assert any(
         m.value.startswith(f"**Replay #{events[0].payload['replay_id']}**") for m in olga.markdown
     )
+
+
+def test_the_active_versions_shadow_rules_show_what_they_would_change(
+    demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = engine_for(demo_url)
+    platform = platform_for(engine)
+    shadowed = version_yaml("support-v1").replace(
+        "    - id: refund-small\n",
+        "    - id: refund-cap-40\n"
+        "      tool: issue_refund\n"
+        "      when: args.amount > 40.0\n"
+        "      effect: deny\n"
+        "      reason: Trying a stricter cap.\n"
+        "      shadow: true\n"
+        "    - id: refund-small\n",
+    )
+    number = create_version(platform, ENGINEER, AGENT, shadowed, note="shadow cap").number
+    activate_version(platform, ENGINEER, AGENT, number, reason="try the shadow cap")
+    submit_task(
+        platform,
+        OPERATOR,
+        AGENT,
+        {
+            "intent": "refund",
+            "customer_id": "C-1001",
+            "order_id": "O-5001",
+            "amount": 45.0,
+            "ticket_id": "T-9001",
+            "reason": "damaged",
+            "message": "Please refund $45.",
+        },
+    )
+    drive(engine)
+    with read_session(engine) as session:
+        refunded = session.exec(
+            select(SupportRefund).where(SupportRefund.order_id == "O-5001")
+        ).all()
+    engine.dispose()
+    assert len(refunded) >= 1  # the shadow deny was not enforced
+    at = _open(demo_url, monkeypatch, user="mona")
+    assert not at.exception
+    assert f"Shadow rules of v{number}" in [h.value for h in at.subheader]
+    flips = " ".join(m.value for m in at.markdown)
+    assert "allow → deny by `refund-cap-40` on issue_refund: 1 ([run " in flips

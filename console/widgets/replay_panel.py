@@ -12,11 +12,13 @@ import streamlit as st
 from agent.actors import Actor
 from agent.release.replay import REPLAY_ROLES, list_replays, replay_policy
 from agent.release.report import ReplayReport
+from agent.release.shadow import shadow_report
 from console.components.formatting import option_label
 from console.resources import platform
 from console.widgets.feedback import attempt
 
 SHOWN = "versions.replay_shown"
+SHADOW_DAYS = 7
 
 
 def replay_panel(actor: Actor, agent: str, numbers: list[int], default: int) -> None:
@@ -136,3 +138,34 @@ def render_report(report: ReplayReport) -> None:
         )
     for reason, count in sorted(report.undecidable.items()):
         st.caption(f"Not replayed ({count}): {reason}.")
+
+
+def shadow_panel(actor: Actor, agent: str, version: int | None) -> None:
+    """What the active version's shadow rules would have changed in the last week."""
+    if version is None:
+        return
+    report = attempt(
+        lambda: shadow_report(
+            platform(), actor, agent, version=version, since=timedelta(days=SHADOW_DAYS)
+        )
+    )
+    if report is None or not report.decisions:
+        return  # the version has no shadow rule, or none has met a call yet
+    st.subheader(f"Shadow rules of v{version}")
+    st.caption(
+        f"Evaluated on live traffic over the last {SHADOW_DAYS} days and recorded, never "
+        f"enforced: {report.decisions:,} decisions, {report.flipped:,} of which they would "
+        "change. Promoting them is a new version without `shadow: true`."
+    )
+    if report.flips:
+        st.markdown(
+            "\n".join(
+                f"- {f.from_effect} → {f.to_effect} by `{f.rule_id}` on {f.tool}: {f.count} "
+                f"({_runs(f.runs)})"
+                for f in report.flips
+            )
+        )
+    st.caption(
+        "Matches: "
+        + ", ".join(f"`{rule}` {count}" for rule, count in sorted(report.rule_matches.items()))
+    )
