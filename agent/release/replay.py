@@ -95,7 +95,7 @@ def replay_policy(
             policy = CompiledPolicy(parsed.spec.policy)
             label = f"document (policy {policy.hash[:12]})"
             version_id = None
-        report = _replay(session, agent, policy, label, candidate_version, start, until)
+        report = replay_on(session, agent, policy, label, candidate_version, start, until)
     with write_session(platform.engine) as session:
         row = PolicyReplay(
             agent_id=agent.id,
@@ -166,7 +166,7 @@ def list_replays(
     )
 
 
-def _replay(  # noqa: PLR0917 - internal, the replay's parts in order
+def replay_on(  # noqa: PLR0917 - the replay's parts in order
     session: Session,
     agent: Agent,
     policy: CompiledPolicy,
@@ -175,6 +175,8 @@ def _replay(  # noqa: PLR0917 - internal, the replay's parts in order
     start: datetime,
     until: datetime,
 ) -> ReplayReport:
+    """The report of ``policy`` replayed on ``agent``'s decisions between ``start`` and
+    ``until``, on the caller's session, saving nothing (the caller checked who asks)."""
     decisions, before_policy = recorded_decisions(session, agent, start, until)
     history = History(session, agent)
     reviews = _people(session, {d.run_id for d in decisions})

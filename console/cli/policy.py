@@ -14,6 +14,7 @@ from typing import Any
 from agent.release.replay import list_replays, replay_policy
 from agent.release.report import ReplayReport
 from agent.release.shadow import shadow_report
+from agent.release.suggest import DEFAULT_MIN_DECISIONS, DEFAULT_MIN_SHARE, policy_suggestions
 from console.cli import args as argtypes
 from console.cli.common import (
     CommandError,
@@ -68,6 +69,31 @@ def register(commands: Any) -> None:
     shadow.add_argument("--json", action="store_true", help="print the report as JSON")
     shadow.set_defaults(handler=_shadow)
 
+    suggest = actions.add_parser(
+        "suggest",
+        help="escalation rules people nearly always approve, with a bound checked by replay",
+    )
+    suggest.add_argument("agent", metavar="AGENT")
+    suggest.add_argument(
+        "--since", type=argtypes.span, default=argtypes.span("30d"), help="30d (default) ..."
+    )
+    suggest.add_argument(
+        "--min-decisions",
+        type=argtypes.whole_number(1, 100_000, "decisions"),
+        default=DEFAULT_MIN_DECISIONS,
+        help=f"at least this many decided reviews of the rule (default {DEFAULT_MIN_DECISIONS})",
+    )
+    suggest.add_argument(
+        "--min-share",
+        type=argtypes.positive_number(0.5, 1.0, "a share of approvals"),
+        default=DEFAULT_MIN_SHARE,
+        help=f"approved at least this share of the time (default {DEFAULT_MIN_SHARE})",
+    )
+    suggest.add_argument("--out", help="write the first proposal's version YAML to this file")
+    add_actor_argument(suggest)
+    suggest.add_argument("--json", action="store_true", help="print as JSON")
+    suggest.set_defaults(handler=_suggest)
+
     saved = actions.add_parser("replays", help="saved replays of an agent, newest first")
     saved.add_argument("agent", metavar="AGENT")
     saved.add_argument(
@@ -118,6 +144,46 @@ def _shadow(args: argparse.Namespace) -> int:
         )
     for rule, count in sorted(report.rule_matches.items()):
         print(f"  shadow rule {rule} matched {count} time(s)")
+    return EXIT_OK
+
+
+def _suggest(args: argparse.Namespace) -> int:
+    platform = open_platform()
+    suggestions = policy_suggestions(
+        platform,
+        acting_user(args, platform),
+        args.agent,
+        since=args.since,
+        min_decisions=args.min_decisions,
+        min_share=args.min_share,
+    )
+    proposed = next((s for s in suggestions if s.candidate_yaml), None)
+    if args.out and proposed is not None and proposed.candidate_yaml is not None:
+        try:
+            Path(args.out).write_text(proposed.candidate_yaml, encoding="utf-8")
+        except OSError as exc:
+            raise CommandError(f"cannot write {args.out}: {exc.strerror}") from exc
+    if args.json:
+        print_json([s.as_dict() for s in suggestions])
+        return EXIT_OK
+    if not suggestions:
+        print(f"no escalation rule of {args.agent} is approved that often; nothing to suggest.")
+    for s in suggestions:
+        print(
+            f"{s.rule_id} ({s.tool}): approved {s.approved} of {s.decisions} "
+            f"({s.approval_share:.0%})."
+        )
+        if s.proposal:
+            print(
+                f"  suggest: {s.proposal}; saves {s.reviews_saved} reviews "
+                f"({s.reviews_saved_per_day} a day), allows no rejected call."
+            )
+        elif s.rejections_allowed:
+            print(f"  a higher bound would have allowed {s.rejections_allowed} rejected call(s).")
+        else:
+            print("  no numeric bound to move: a change here is for a person to write.")
+    if args.out and proposed is not None:
+        print(f"wrote the proposal as a version to {args.out}: review it, then versions create.")
     return EXIT_OK
 
 
