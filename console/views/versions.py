@@ -42,7 +42,7 @@ from console.widgets.brake import brake_panel, paused_banner
 from console.widgets.choice import remembered_choice
 from console.widgets.eval_alert import scheduled_evaluation_alert
 from console.widgets.feedback import REPORTED, attempt, report
-from console.widgets.replay_panel import replay_panel, shadow_panel
+from console.widgets.replay_panel import replay_panel, shadow_panel, suggestions_panel
 from console.widgets.source import show_line
 from console.widgets.version_diff import render_diff
 
@@ -360,6 +360,7 @@ else:
             render_diff(diff)
 if numbers:
     shadow_panel(actor, agent, active)
+    suggestions_panel(actor, agent)
     replay_panel(actor, agent, numbers, default=int(b) if len(numbers) >= 2 else numbers[0])
 
 if can_change:

@@ -13,6 +13,7 @@ from agent.actors import Actor
 from agent.release.replay import REPLAY_ROLES, list_replays, replay_policy
 from agent.release.report import ReplayReport
 from agent.release.shadow import shadow_report
+from agent.release.suggest import DEFAULT_MIN_DECISIONS, DEFAULT_MIN_SHARE, policy_suggestions
 from console.components.formatting import option_label
 from console.resources import platform
 from console.widgets.feedback import attempt
@@ -169,3 +170,30 @@ def shadow_panel(actor: Actor, agent: str, version: int | None) -> None:
         "Matches: "
         + ", ".join(f"`{rule}` {count}" for rule, count in sorted(report.rule_matches.items()))
     )
+
+
+def suggestions_panel(actor: Actor, agent: str) -> None:
+    """Escalation rules people nearly always approve, with a bound checked by replay (shown to
+    engineers and managers; a proposal only: nothing changes without a new version)."""
+    if not actor.has_any(REPLAY_ROLES):
+        return
+    suggestions = attempt(lambda: policy_suggestions(platform(), actor, agent))
+    if not suggestions:
+        return
+    st.subheader("Policy suggestions")
+    st.caption(
+        f"Escalation rules people approved at least {DEFAULT_MIN_SHARE:.0%} of the time over at "
+        f"least {DEFAULT_MIN_DECISIONS} decisions in the last 30 days; a bound is proposed only "
+        "if replaying it allows no call a person rejected."
+    )
+    for s in suggestions:
+        head = f"**{s.rule_id}** ({s.tool}): approved {s.approved} of {s.decisions}."
+        if s.proposal and s.candidate_yaml:
+            st.markdown(
+                f"{head} Suggest: {s.proposal}; it saves {s.reviews_saved} reviews "
+                f"({s.reviews_saved_per_day} a day)."
+            )
+            with st.expander(f"The proposal as a version ({s.rule_id})"):
+                st.code(s.candidate_yaml, language="yaml")
+        else:
+            st.markdown(f"{head} No bound to move without allowing a rejected call.")
