@@ -8,8 +8,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from console.resources import embedded_worker, startup_problem
+from agent.reads.queue import waiting_count
+from console.resources import embedded_worker, platform, startup_problem
 from console.session import current_user, oidc_signed_in, sign_out
+from console.widgets.feedback import attempt
 from storage.enums import Role
 
 VIEWS = Path(__file__).parent / "views"
@@ -86,10 +88,14 @@ if actor is None:
     st.navigation([signin, *others], position="hidden").run()
 else:
     visible = [entry for entry in PAGES if actor.has_any(entry.roles)]
+    signed_in = actor
+    waiting = attempt(lambda: waiting_count(platform(), signed_in))
     pages = [
         st.Page(
             VIEWS / entry.file,
-            title=entry.title,
+            title=f"{entry.title} ({waiting:,})"
+            if entry.file == "queue.py" and waiting
+            else entry.title,
             icon=entry.icon,
             url_path=entry.file.removesuffix(".py"),
             default=index == 0,

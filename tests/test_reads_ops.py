@@ -19,7 +19,13 @@ from agent import reviews
 from agent.actors import Actor
 from agent.errors import Forbidden, InvalidInput, NotFound
 from agent.plugins import installed_registry
-from agent.reads.queue import open_reviews, preview_edit, queue_choices, review_context
+from agent.reads.queue import (
+    open_reviews,
+    preview_edit,
+    queue_choices,
+    review_context,
+    waiting_count,
+)
 from agent.reads.runs import find_runs, run_choices, run_details
 from agent.reads.tasks import STALE_AFTER_S, submission_agents, work_overview
 from agent.tasks import submit_task
@@ -123,6 +129,9 @@ def test_only_operators_and_managers_read_the_queue(demo: Engine, actor: Actor) 
     with pytest.raises(Forbidden):
         review_context(platform_for(demo), actor, 1)
     assert open_reviews(platform_for(demo), MONA).open_count == len(open_ids(demo))
+    # The navigation's count beside the queue: for those who work it, and no one else.
+    assert waiting_count(platform_for(demo), actor) is None
+    assert waiting_count(platform_for(demo), OLGA) == len(open_ids(demo)) >= 10
 
 
 def test_review_context_has_the_call_rule_trace_and_schema(demo: Engine) -> None:

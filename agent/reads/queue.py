@@ -118,6 +118,15 @@ def open_reviews(
     return QueueSnapshot(Page(tuple(items), open_count, offset, limit), overdue_count, moment)
 
 
+def waiting_count(platform: Platform, actor: Actor) -> int | None:
+    """How many reviews wait for a person (what the navigation shows beside the queue); None
+    for those who do not work the queue."""
+    if not actor.has_any(QUEUE_ROLES):
+        return None
+    with read_session(platform.engine) as session:
+        return queue_counts(QueueFilter(), session=session, now=utcnow())[0]
+
+
 def queue_choices(platform: Platform, actor: Actor) -> QueueFacets:
     """The agents, versions, kinds, rules and tools that open reviews have, to filter by.
 
