@@ -134,6 +134,28 @@ def test_filters_narrow_the_list(
     assert "Nothing is waiting for a decision." in texts(at.info)
 
 
+def test_filters_live_in_the_address_so_a_view_can_be_shared(
+    demo_url: str, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = open_console(
+        monkeypatch,
+        demo_url,
+        user="olga",
+        query={"kind": "block", "rule": "refund-over-limit", "tool": "no-such-tool"},
+    )
+    assert shared.selectbox(key="queue.filter.kind").value == "block"
+    assert shared.selectbox(key="queue.filter.rule").value == "refund-over-limit"
+    assert shared.selectbox(key="queue.filter.tool").value is None  # unknown: ignored
+    assert sorted(frame(shared, "review")["review"]) == open_ids(db, "refund-over-limit")
+    assert "tool" not in shared.query_params
+    # Changing a filter changes the address; clearing one removes it.
+    shared.selectbox(key="queue.filter.agent").set_value("support").run()
+    assert shared.query_params["agent"] == "support"
+    shared.selectbox(key="queue.filter.rule").set_value(None).run()
+    assert "rule" not in shared.query_params
+    assert shared.query_params["kind"] == "block"
+
+
 def test_operator_approves_the_oldest_refund_and_its_run_completes(
     demo_url: str, db: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:

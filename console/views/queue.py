@@ -39,6 +39,22 @@ bulk.show_outcomes()
 
 with one_sentence():
     choices = data.queue_filters(data.database(), who)
+# The filters live in the address too (?agent=support&kind=escalation...), so a view can be
+# shared: a link opened afresh starts from them; a value no open review has is ignored.
+URL_FILTERS = {
+    "agent": ("queue.filter.agent", choices.agents),
+    "version": ("queue.filter.version", choices.versions),
+    "kind": ("queue.filter.kind", choices.kinds),
+    "rule": ("queue.filter.rule", choices.rules),
+    "tool": ("queue.filter.tool", choices.tools),
+}
+if not st.session_state.get("queue.filters_from_url"):
+    st.session_state["queue.filters_from_url"] = True
+    for param, (key, options) in URL_FILTERS.items():
+        wanted = st.query_params.get(param)
+        chosen = next((o for o in options if str(o) == wanted), None)
+        if chosen is not None:
+            st.session_state[key] = chosen
 columns = st.columns(5)
 flt = QueueFilter(
     agent=columns[0].selectbox(
@@ -57,6 +73,12 @@ flt = QueueFilter(
         "Tool", choices.tools, index=None, placeholder="Any tool", key="queue.filter.tool"
     ),
 )
+for param, (key, _options) in URL_FILTERS.items():
+    value = st.session_state.get(key)
+    if value is None:
+        st.query_params.pop(param, None)
+    else:
+        st.query_params[param] = str(value)
 
 
 def _labels(snapshot: QueueSnapshot, opened: int | None) -> dict[int, str]:
