@@ -32,9 +32,9 @@ import yaml
 from sqlmodel import Session, col, select
 
 from agent.actors import READ_ROLES, Actor, require
-from agent.errors import InvalidInput, NotFound
+from agent.errors import InvalidInput
 from agent.evals.service import EvaluationInfo, run_evaluation
-from agent.evals.suites import EVAL_ROLES, SuiteInfo, create_suite
+from agent.evals.suites import EVAL_ROLES, SuiteInfo, agent_named, create_suite
 from agent.platform import Platform
 from storage.engine import read_session
 from storage.enums import DecisionKind, EvalRunStatus, ReviewKind, ReviewStatus
@@ -208,7 +208,7 @@ def refresh_agreement_suite(
     if not 1 <= last <= MAX_LAST:
         raise InvalidInput(f"last is 1 to {MAX_LAST} reviewed runs, not {last}.")
     with read_session(platform.engine) as session:
-        agent = _agent(session, agent_name)
+        agent = agent_named(session, agent_name)
         sandbox = _sandbox_of(session, agent)
         decided = past_decisions(session, agent, last=last)
         if not decided:
@@ -274,7 +274,7 @@ def agreement_by_version(
     """Each version's latest finished agreement measurement, by version number."""
     require(actor, READ_ROLES, f"read the reviewer agreement of {agent_name!r}")
     with read_session(platform.engine) as session:
-        agent = _agent(session, agent_name)
+        agent = agent_named(session, agent_name)
         rows = session.exec(
             select(EvalRun, AgentVersion.number)
             .join(EvalSuite, col(EvalSuite.id) == col(EvalRun.suite_id))
@@ -311,13 +311,6 @@ def _matchers(args: Mapping[str, Any]) -> dict[str, Any]:
         else:
             matchers[name] = {"equals": value}
     return matchers
-
-
-def _agent(session: Session, name: str) -> Agent:
-    agent = session.exec(select(Agent).where(col(Agent.name) == name)).first()
-    if agent is None:
-        raise NotFound(f"there is no agent named {name!r}.")
-    return agent
 
 
 def _sandbox_of(session: Session, agent: Agent) -> dict[str, Any]:

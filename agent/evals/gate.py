@@ -25,6 +25,7 @@ from sqlmodel import Session, col, select
 
 from agent.actors import READ_ROLES, Actor, require
 from agent.errors import NotFound
+from agent.evals.suites import agent_named
 from agent.platform import Platform
 from storage.engine import read_session
 from storage.enums import EvalRunStatus
@@ -152,9 +153,7 @@ def gate_verdicts(
     """
     require(actor, READ_ROLES, f"read the activation gate of {agent_name!r}")
     with read_session(platform.engine) as session:
-        agent = session.exec(select(Agent).where(col(Agent.name) == agent_name)).first()
-        if agent is None:
-            raise NotFound(f"there is no agent named {agent_name!r}.")
+        agent = agent_named(session, agent_name)
         verdicts = {}
         for number in numbers:
             version = session.exec(

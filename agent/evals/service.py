@@ -15,7 +15,7 @@ from agent.actors import READ_ROLES, Actor, require
 from agent.errors import InvalidInput, NotFound
 from agent.evals.runner import Evaluation, finish_evaluation
 from agent.evals.spec import SuiteSpec
-from agent.evals.suites import EVAL_ROLES, live_cases, suite_row
+from agent.evals.suites import EVAL_ROLES, agent_named, live_cases, suite_row
 from agent.platform import Platform
 from agent.reads.paging import DEFAULT_LIMIT, Page, check_window
 from storage.audit import append_event
@@ -252,9 +252,7 @@ def list_evaluations(
     """
     require(actor, READ_ROLES, f"read the evaluations of {agent_name!r}")
     with read_session(platform.engine) as session:
-        agent = session.exec(select(Agent).where(col(Agent.name) == agent_name)).first()
-        if agent is None:
-            raise NotFound(f"there is no agent named {agent_name!r}.")
+        agent = agent_named(session, agent_name)
         query = (
             select(EvalRun)
             .join(EvalSuite, col(EvalSuite.id) == col(EvalRun.suite_id))
@@ -284,9 +282,7 @@ def evaluation_page(
     require(actor, READ_ROLES, f"read the evaluations of {agent_name!r}")
     check_window(offset, limit, "evaluations")
     with read_session(platform.engine) as session:
-        agent = session.exec(select(Agent).where(col(Agent.name) == agent_name)).first()
-        if agent is None:
-            raise NotFound(f"there is no agent named {agent_name!r}.")
+        agent = agent_named(session, agent_name)
         suite_ids = select(EvalSuite.id).where(col(EvalSuite.agent_id) == agent.id)
         if suite is not None:
             suite_ids = suite_ids.where(
@@ -306,9 +302,7 @@ def evaluation_page(
 
 
 def _version(session: Session, agent_name: str, number: int | None) -> tuple[Agent, AgentVersion]:
-    agent = session.exec(select(Agent).where(col(Agent.name) == agent_name)).first()
-    if agent is None:
-        raise NotFound(f"there is no agent named {agent_name!r}.")
+    agent = agent_named(session, agent_name)
     if number is None:
         if agent.active_version_id is None:
             raise InvalidInput(

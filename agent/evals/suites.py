@@ -84,7 +84,7 @@ def create_suite(
         )
     parsed = parse_suite(yaml_text, registry=platform.registry)
     with write_session(platform.engine) as session:
-        agent = _agent(session, agent_name)
+        agent = agent_named(session, agent_name)
         query = select(EvalSuite).where(
             col(EvalSuite.agent_id) == agent.id, col(EvalSuite.name) == name
         )
@@ -131,7 +131,7 @@ def list_suites(platform: Platform, actor: Actor, agent_name: str) -> tuple[Suit
     """
     require(actor, READ_ROLES, f"read the evaluation suites of {agent_name!r}")
     with read_session(platform.engine) as session:
-        agent = _agent(session, agent_name)
+        agent = agent_named(session, agent_name)
         suites = session.exec(
             select(EvalSuite)
             .where(col(EvalSuite.agent_id) == agent.id)
@@ -146,7 +146,7 @@ def suite_row(session: Session, agent_name: str, name: str) -> tuple[Agent, Eval
     Raises:
         NotFound: no such agent or suite.
     """
-    agent = _agent(session, agent_name)
+    agent = agent_named(session, agent_name)
     suite = session.exec(
         select(EvalSuite).where(col(EvalSuite.agent_id) == agent.id, col(EvalSuite.name) == name)
     ).first()
@@ -189,7 +189,8 @@ def _store_cases(
         session.add(retired)
 
 
-def _agent(session: Session, name: str) -> Agent:
+def agent_named(session: Session, name: str) -> Agent:
+    """The agent called ``name``, or ``NotFound`` (the evaluation services' one look-up)."""
     agent = session.exec(select(Agent).where(col(Agent.name) == name)).first()
     if agent is None:
         raise NotFound(f"there is no agent named {name!r}.")

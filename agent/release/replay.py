@@ -28,8 +28,9 @@ from agent.errors import InvalidInput, NotFound
 from agent.mediation.policy import CompiledPolicy
 from agent.platform import Platform
 from agent.release.history import History, decide, recorded_decisions
-from agent.release.report import EXAMPLES, Contradiction, Flip, ReplayReport
+from agent.release.report import Contradiction, FlipKey, ReplayReport, grouped_flips
 from agent.versions.document import parse_version
+from agent.versions.rows import agent_row
 from storage.audit import append_event
 from storage.engine import read_session, write_session
 from storage.enums import ReviewStatus, Role, ToolCallStatus
@@ -77,7 +78,7 @@ def replay_policy(
     until = now or utcnow()
     start = until - since
     with read_session(platform.engine) as session:
-        agent = _agent(session, agent_name)
+        agent = agent_row(session, agent_name)
         assert agent.id is not None
         if candidate_version is not None:
             version_row = session.exec(
@@ -141,7 +142,7 @@ def list_replays(
     """Saved replays of an agent (of one candidate version, if given), newest first."""
     require(actor, READ_ROLES, f"read the policy replays of {agent_name!r}")
     with read_session(platform.engine) as session:
-        agent = _agent(session, agent_name)
+        agent = agent_row(session, agent_name)
         query = select(PolicyReplay).where(col(PolicyReplay.agent_id) == agent.id)
         if version is not None:
             version_id = session.exec(
@@ -182,7 +183,7 @@ def replay_on(  # noqa: PLR0917 - the replay's parts in order
     reviews = _people(session, {d.run_id for d in decisions})
     executed = _executed(session, {d.run_id for d in decisions})
     undecidable: Counter[str] = Counter()
-    flips: dict[tuple[str, str, str | None, str, int], list[int]] = defaultdict(list)
+    flips: dict[FlipKey, list[int]] = defaultdict(list)
     by_effect: dict[str, Counter[str]] = {"recorded": Counter(), "candidate": Counter()}
     contradictions: list[Contradiction] = []
     now_denied: list[dict[str, Any]] = []
@@ -237,23 +238,7 @@ def replay_on(  # noqa: PLR0917 - the replay's parts in order
         decisions=len(decisions),
         replayed=len(decisions) - sum(undecidable.values()),
         unchanged=unchanged,
-        flips=tuple(
-            sorted(
-                (
-                    Flip(
-                        from_effect=key[0],
-                        to_effect=key[1],
-                        rule_id=key[2],
-                        tool=key[3],
-                        version=key[4],
-                        count=len(runs),
-                        runs=tuple(sorted(set(runs)))[:EXAMPLES],
-                    )
-                    for key, runs in flips.items()
-                ),
-                key=lambda f: (-f.count, f.tool, f.from_effect, f.to_effect),
-            )
-        ),
+        flips=grouped_flips(flips),
         undecidable=dict(undecidable),
         contradictions=tuple(contradictions),
         executed_now_denied=tuple(now_denied),
@@ -324,10 +309,3 @@ def _queue(  # noqa: PLR0917 - internal
         "median_minutes_to_decide": round(statistics.median(waits), 1) if waits else None,
         "projected_load": round(projected / pace, 2) if pace else None,
     }
-
-
-def _agent(session: Session, name: str) -> Agent:
-    agent = session.exec(select(Agent).where(col(Agent.name) == name)).first()
-    if agent is None:
-        raise NotFound(f"there is no agent named {name!r}.")
-    return agent

@@ -28,6 +28,31 @@ class Flip:
         return {**self.__dict__, "runs": list(self.runs)}
 
 
+FlipKey = tuple[str, str, str | None, str, int]
+"""(from effect, to effect, rule, tool, version number) of a group of flips."""
+
+
+def grouped_flips(groups: Mapping[FlipKey, list[int]]) -> tuple[Flip, ...]:
+    """Flips from the runs of each group, largest first, each with a few runs as examples."""
+    return tuple(
+        sorted(
+            (
+                Flip(
+                    from_effect=key[0],
+                    to_effect=key[1],
+                    rule_id=key[2],
+                    tool=key[3],
+                    version=key[4],
+                    count=len(runs),
+                    runs=tuple(sorted(set(runs)))[:EXAMPLES],
+                )
+                for key, runs in groups.items()
+            ),
+            key=lambda f: (-f.count, f.tool, f.from_effect, f.to_effect),
+        )
+    )
+
+
 @dataclass(frozen=True)
 class Contradiction:
     """A person's decision the candidate would go against."""

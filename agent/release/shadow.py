@@ -16,15 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
-
 from agent.actors import READ_ROLES, Actor, require
-from agent.errors import InvalidInput, NotFound
+from agent.errors import InvalidInput
 from agent.platform import Platform
-from agent.release.report import EXAMPLES, Flip
+from agent.release.history import recorded_decisions
+from agent.release.report import Flip, FlipKey, grouped_flips
+from agent.versions.rows import agent_row, version_row
 from storage.engine import read_session
-from storage.enums import StepKind
-from storage.tables import AGENT_VERSIONS, AGENTS, RUNS, STEPS
 from storage.types import utcnow
 
 MAX_WINDOW = timedelta(days=365)
@@ -75,6 +73,9 @@ def shadow_report(
 
     Raises:
         NotFound: no such agent or version.
+
+    The decisions are read as a replay reads them (``agent.release.history``): the first on
+    each proposed call, from its record.
         InvalidInput: a window that is not positive or is longer than a year.
     """
     require(actor, READ_ROLES, f"read the shadow rules of {agent_name!r}")
@@ -82,85 +83,34 @@ def shadow_report(
         raise InvalidInput("the window is more than nothing and at most 365 days.")
     until = now or utcnow()
     start = until - since
-    record = STEPS.c.output["policy"]
-    query = (
-        sa.select(
-            STEPS.c.run_id,
-            STEPS.c.call_id,
-            STEPS.c.name,
-            record["effect"].as_string(),
-            record["shadow"],
-            AGENT_VERSIONS.c.number,
-        )
-        .join(RUNS, RUNS.c.id == STEPS.c.run_id)
-        .join(AGENT_VERSIONS, AGENT_VERSIONS.c.id == RUNS.c.version_id)
-        .join(AGENTS, AGENTS.c.id == RUNS.c.agent_id)
-        .where(AGENTS.c.name == agent_name)
-        .where(RUNS.c.eval_run_id.is_(None))
-        .where(STEPS.c.kind == StepKind.APPLY_GUARDRAIL)
-        .where(STEPS.c.started_at >= start)
-        .where(STEPS.c.started_at <= until)
-        .order_by(STEPS.c.run_id, STEPS.c.seq)
-    )
-    if version is not None:
-        query = query.where(AGENT_VERSIONS.c.number == version)
     with read_session(platform.engine) as session:
-        connection = session.connection()
-        known = connection.execute(
-            sa.select(AGENTS.c.id).where(AGENTS.c.name == agent_name)
-        ).first()
-        if known is None:
-            raise NotFound(f"there is no agent named {agent_name!r}.")
-        if (
-            version is not None
-            and not connection.execute(
-                sa.select(AGENT_VERSIONS.c.id)
-                .where(AGENT_VERSIONS.c.agent_id == known[0])
-                .where(AGENT_VERSIONS.c.number == version)
-            ).first()
-        ):
-            raise NotFound(f"agent {agent_name!r} has no version {version}.")
-        rows = connection.execute(query).all()
-    seen: set[tuple[int, str]] = set()
-    flips: dict[tuple[str, str, str | None, str, int], list[int]] = defaultdict(list)
+        agent = agent_row(session, agent_name)
+        if version is not None:
+            version_row(session, agent, version)  # NotFound for a version it does not have
+        decisions, _ = recorded_decisions(session, agent, start, until)
+    flips: dict[FlipKey, list[int]] = defaultdict(list)
     matches: Counter[str] = Counter()
-    decisions = unchanged = 0
-    for run_id, call_id, tool, effect, shadow, number in rows:
-        key = (run_id, str(call_id))
-        if key in seen or not isinstance(shadow, Mapping) or effect is None:
-            continue  # the first decision on a call is the one on its proposal
-        seen.add(key)
-        decisions += 1
+    counted = unchanged = 0
+    for decision in decisions:
+        shadow = (decision.record or {}).get("shadow")
+        if not isinstance(shadow, Mapping) or version not in (None, decision.version):
+            continue
+        counted += 1
         for match in shadow.get("matched", ()):
             matches[str(match.get("rule_id"))] += 1
         would = str(shadow.get("effect"))
-        if would == effect:
+        if would == decision.recorded:
             unchanged += 1
         else:
-            flips[(effect, would, shadow.get("rule_id"), tool, number)].append(run_id)
+            key = (decision.recorded, would, shadow.get("rule_id"), decision.tool, decision.version)
+            flips[key].append(decision.run_id)
     return ShadowReport(
         agent=agent_name,
         version=version,
         since=start,
         until=until,
-        decisions=decisions,
+        decisions=counted,
         unchanged=unchanged,
-        flips=tuple(
-            sorted(
-                (
-                    Flip(
-                        from_effect=k[0],
-                        to_effect=k[1],
-                        rule_id=k[2],
-                        tool=k[3],
-                        version=k[4],
-                        count=len(runs),
-                        runs=tuple(sorted(set(runs)))[:EXAMPLES],
-                    )
-                    for k, runs in flips.items()
-                ),
-                key=lambda f: (-f.count, f.tool),
-            )
-        ),
+        flips=grouped_flips(flips),
         rule_matches=dict(matches),
     )

@@ -32,9 +32,10 @@ from agent.mediation.policy import CompiledPolicy
 from agent.platform import Platform
 from agent.release.replay import REPLAY_ROLES, replay_on
 from agent.spec import VersionSpec
+from agent.versions.rows import agent_row
 from storage.engine import read_session
 from storage.enums import ReviewKind, ReviewStatus
-from storage.models import Agent, AgentVersion, Review, Run
+from storage.models import AgentVersion, Review, Run
 from storage.types import utcnow
 
 DEFAULT_MIN_DECISIONS = 20
@@ -93,9 +94,7 @@ def policy_suggestions(
     until = now or utcnow()
     start = until - since
     with read_session(platform.engine) as session:
-        agent = session.exec(select(Agent).where(col(Agent.name) == agent_name)).first()
-        if agent is None:
-            raise NotFound(f"there is no agent named {agent_name!r}.")
+        agent = agent_row(session, agent_name)
         active = session.get(AgentVersion, agent.active_version_id or 0)
         if active is None:
             raise NotFound(f"agent {agent_name!r} has no active version.")

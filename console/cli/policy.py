@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.release.replay import list_replays, replay_policy
-from agent.release.report import ReplayReport
+from agent.release.report import Flip, ReplayReport
 from agent.release.shadow import shadow_report
 from agent.release.suggest import DEFAULT_MIN_DECISIONS, DEFAULT_MIN_SHARE, policy_suggestions
 from console.cli import args as argtypes
@@ -138,10 +138,7 @@ def _shadow(args: argparse.Namespace) -> int:
         f"{report.unchanged} unchanged, {report.flipped} would change."
     )
     for f in report.flips:
-        print(
-            f"  {f.from_effect} -> {f.to_effect}  {f.rule_id or '-'}  {f.tool}  v{f.version}: "
-            f"{f.count}  runs {', '.join(map(str, f.runs))}"
-        )
+        print(f"  {flip_line(f)}")
     for rule, count in sorted(report.rule_matches.items()):
         print(f"  shadow rule {rule} matched {count} time(s)")
     return EXIT_OK
@@ -213,6 +210,14 @@ def _read(path_text: str) -> str:
     return read_source(path_text)
 
 
+def flip_line(f: Flip) -> str:
+    """One group of flips: from -> to, rule, tool, version: count and example runs."""
+    return (
+        f"{f.from_effect} -> {f.to_effect}  {f.rule_id or '-'}  {f.tool}  v{f.version}: "
+        f"{f.count}  runs {', '.join(map(str, f.runs))}"
+    )
+
+
 def describe(report: ReplayReport) -> str:
     """The report in words, as the CLI prints it."""
     lines = [
@@ -223,11 +228,7 @@ def describe(report: ReplayReport) -> str:
     ]
     if report.flips:
         lines.append("  Flips (from -> to, candidate's rule, tool, version: count, example runs):")
-        lines += [
-            f"    {f.from_effect} -> {f.to_effect}  {f.rule_id or '-'}  {f.tool}  v{f.version}: "
-            f"{f.count}  runs {', '.join(map(str, f.runs))}"
-            for f in report.flips
-        ]
+        lines += [f"    {flip_line(f)}" for f in report.flips]
     for reason, count in sorted(report.undecidable.items()):
         lines.append(f"  Not replayed ({count}): {reason}.")
     queue = report.queue
