@@ -2,8 +2,9 @@
 
 Jobs: ``dispatch`` (claim ready runs and queued tasks up to the concurrency), ``heartbeat``
 (extend the leases of runs in progress, report liveness), ``expire`` (reviews past their SLA),
-``release`` (runs whose worker stopped heart-beating become claimable) and ``evaluations``
-(suites whose schedule is due run on their agent's active version). The same class runs
+``release`` (runs whose worker stopped heart-beating become claimable), ``evaluations``
+(suites whose schedule is due run on their agent's active version) and ``canaries`` (each
+running canary's guard; a significant breach rolls it back). The same class runs
 as ``steward worker`` or embedded in the console process.
 """
 
@@ -36,6 +37,11 @@ from storage.models import Worker as WorkerRow
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
+
+# How often a worker looks for running canaries and checks their guards. While one runs, the
+# guard is also checked as each run finishes its turn, so a breach is acted on at the
+# observation that makes it significant, not up to a period later.
+CANARY_CHECK_S = 1.0
 
 
 class Worker:
@@ -72,6 +78,8 @@ class Worker:
         self._pool: ThreadPoolExecutor | None = None
         self._scheduler: BackgroundScheduler | None = None
         self.processed = 0
+        self._canaries_running = False
+        self._canary_check = threading.Lock()
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -117,6 +125,13 @@ class Worker:
         )
         scheduler.add_job(
             self._guarded(self.scheduled_evaluations), "interval", seconds=60, id="evaluations"
+        )
+        scheduler.add_job(
+            self._guarded(self.guard_canaries),
+            "interval",
+            seconds=CANARY_CHECK_S,
+            id="canaries",
+            next_run_time=utcnow(),
         )
         scheduler.start()
         self._scheduler = scheduler
@@ -193,6 +208,8 @@ class Worker:
             with self._lock:
                 self._active.pop(claim.run_id, None)
                 self.processed += 1
+        if self._canaries_running:
+            self._guarded(self.guard_canaries)()  # type: ignore[operator]
 
     def heartbeat(self) -> None:
         with self._lock:
@@ -210,6 +227,19 @@ class Worker:
         from agent.evals.schedule import run_scheduled  # evaluations load only when they run
 
         run_scheduled(self.platform)
+
+    def guard_canaries(self) -> None:
+        """Check every running canary's guard; roll back those significantly worse. One check
+        at a time per worker: a run finishing while another thread checks does not queue a
+        second one."""
+        from agent.release.canary import check_canaries  # loads scipy only when it runs
+
+        if not self._canary_check.acquire(blocking=False):
+            return
+        try:
+            self._canaries_running = check_canaries(self.platform).running > 0
+        finally:
+            self._canary_check.release()
 
     def _guarded(self, job: object) -> object:
         def run() -> None:

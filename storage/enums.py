@@ -160,6 +160,16 @@ class DeploymentAction(StrEnum):
     OVERRIDE_ACTIVATE = "override_activate"
 
 
+class CanaryStatus(StrEnum):
+    """Life of a canary release: it runs until promoted, aborted by a person, or rolled back
+    by its guard (a significant breach of the agent's release settings)."""
+
+    RUNNING = "running"
+    PROMOTED = "promoted"
+    ABORTED = "aborted"
+    ROLLED_BACK = "rolled_back"
+
+
 class CircuitState(StrEnum):
     CLOSED = "closed"
     OPEN = "open"

@@ -12,7 +12,17 @@ import sqlalchemy as sa
 from sqlmodel import SQLModel
 
 from storage.enums import TaskStatus
-from storage.models import Agent, AgentVersion, AuditEvent, Review, Run, Step, Task, ToolCall
+from storage.models import (
+    Agent,
+    AgentVersion,
+    AuditEvent,
+    Canary,
+    Review,
+    Run,
+    Step,
+    Task,
+    ToolCall,
+)
 from storage.types import utcnow
 
 
@@ -29,6 +39,7 @@ STEPS = table(Step)
 TOOL_CALLS = table(ToolCall)
 REVIEWS = table(Review)
 AUDIT_EVENTS = table(AuditEvent)
+CANARIES = table(Canary)
 
 TASK_UPDATE = sa.update(TASKS).where(TASKS.c.id == sa.bindparam("task_id"))
 """An update of one task (``task_id``), its SET columns taken from the parameters."""

@@ -14,11 +14,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
+from agent.runtime.routing import routes_to_candidate
 from agent.runtime.state import Claim
 from storage.engine import read_session, write_connection, write_session
 from storage.enums import RunStatus, TaskStatus
 from storage.models import Run, Task, Worker
-from storage.tables import AGENTS, RUNS, TASK_UPDATE, TASKS, set_task_status
+from storage.tables import AGENTS, CANARIES, RUNS, TASK_UPDATE, TASKS, set_task_status
 from storage.types import UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
@@ -52,9 +53,20 @@ _CLAIMABLE_EVAL_RUN = (
     .where(RUNS.c.eval_run_id.is_not(None))
     .with_for_update(skip_locked=True)
 )
+# A running canary of the agent routes a share of its new tasks to the candidate
+# (``agent.runtime.routing``); the agent's pointer to it is cleared the moment it ends.
 _QUEUED_TASK = (
-    sa.select(TASKS.c.id, TASKS.c.agent_id, TASKS.c.input, AGENTS.c.active_version_id)
+    sa.select(
+        TASKS.c.id,
+        TASKS.c.agent_id,
+        TASKS.c.input,
+        AGENTS.c.active_version_id,
+        AGENTS.c.canary_id,
+        CANARIES.c.candidate_version_id,
+        CANARIES.c.share,
+    )
     .join(AGENTS, AGENTS.c.id == TASKS.c.agent_id)
+    .outerjoin(CANARIES, CANARIES.c.id == AGENTS.c.canary_id)
     .where(TASKS.c.status == TaskStatus.QUEUED)
     .where(AGENTS.c.paused_at.is_(None))
     .order_by(TASKS.c.priority.desc(), TASKS.c.id)
@@ -75,7 +87,8 @@ def claim_next(engine: Engine, owner: str, *, lease_s: float = 30.0) -> Claim | 
     """Claim one unit of work for ``owner``, or None when nothing is ready.
 
     A run that is ready (people decided its reviews) or whose worker died comes first; else
-    the next queued task becomes a new run pinned to its agent's active version.
+    the next queued task becomes a new run pinned to its agent's active version (or, for the
+    share of tasks a running canary routes to it, to the canary's candidate).
     """
     now = utcnow()
     lease = {
@@ -100,12 +113,16 @@ def claim_next(engine: Engine, owner: str, *, lease_s: float = 30.0) -> Claim | 
             if task.active_version_id is not None:
                 break
             log.warning("task %s: agent %s has no active version", task.id, task.agent_id)
+        version_id = task.active_version_id
+        if task.canary_id is not None and routes_to_candidate(task.canary_id, task.id, task.share):
+            version_id = task.candidate_version_id
         run_id = connection.execute(
             _NEW_RUN,
             {
                 "task_id": task.id,
                 "agent_id": task.agent_id,
-                "version_id": task.active_version_id,
+                "version_id": version_id,
+                "canary_id": task.canary_id,
                 "claims": 1,
                 "created_at": now,
                 **lease,
@@ -118,7 +135,7 @@ def claim_next(engine: Engine, owner: str, *, lease_s: float = 30.0) -> Claim | 
         fresh=True,
         task_id=task.id,
         agent_id=task.agent_id,
-        version_id=task.active_version_id,
+        version_id=version_id,
         task_input=dict(task.input),
     )
 

@@ -22,6 +22,7 @@ from agent.reads.paging import DEFAULT_LIMIT, Page, check_window
 from agent.spec import VersionSpec
 from agent.tools.registry import ToolRegistry
 from agent.versions.cache import load_spec
+from agent.versions.canaries import end_canary, running_canary
 from agent.versions.document import parse_version
 from agent.versions.models import DeploymentInfo, VersionDetail, VersionInfo
 from agent.versions.rows import (
@@ -35,7 +36,7 @@ from agent.versions.rows import (
 )
 from storage.audit import append_event
 from storage.engine import read_session, write_session
-from storage.enums import DeploymentAction
+from storage.enums import CanaryStatus, DeploymentAction
 from storage.models import Agent, AgentVersion, Deployment
 
 MAX_NOTE = 500
@@ -206,7 +207,8 @@ def activate_version(
         Forbidden: the actor is not an engineer, or overrides without a role the agent's
             release settings name.
         NotFound: no such agent or version.
-        InvalidInput: the reason is empty, or the version is already active.
+        InvalidInput: the reason is empty, the version is already active, or a canary is
+            running (promote or abort it first).
         GateRefused: the gate refuses the version and there is no override (the message
             names the failing suites and cases).
     """
@@ -216,20 +218,21 @@ def activate_version(
     with write_session(platform.engine) as session:
         agent = agent_row(session, agent_name, lock=True)
         if override:
-            _require_override_role(actor, agent, number)
+            require_override_role(actor, agent, number)
         version = version_row(session, agent, number)
         if agent.active_version_id == version.id:
             raise InvalidInput(f"{agent_name} version {number} is already active.")
+        _refuse_during_canary(session, agent)
         verdict = verdict_for(session, agent, version)
         if verdict.allowed:
-            return _move_pointer(
+            return move_pointer(
                 session,
                 actor,
                 agent=agent,
                 version=version,
                 action=DeploymentAction.ACTIVATE,
                 reason=reason,
-                audit={"gate": _gate_record(verdict)},
+                audit={"gate": gate_record(verdict)},
             )
         if not override:
             raise GateRefused(
@@ -239,7 +242,7 @@ def activate_version(
                 evaluation_ids=verdict.evaluation_ids,
                 verdict=verdict.as_dict(),
             )
-        return _move_pointer(
+        return move_pointer(
             session,
             actor,
             agent=agent,
@@ -255,14 +258,26 @@ def activate_version(
         )
 
 
-def _gate_record(verdict: GateVerdict) -> dict[str, Any]:
+def _refuse_during_canary(session: Session, agent: Agent) -> None:
+    canary = running_canary(session, agent)
+    if canary is None:
+        return
+    numbers = version_numbers(session, agent)
+    raise InvalidInput(
+        f"a canary of {agent.name} v{numbers.get(canary.candidate_version_id)} is running "
+        f"({canary.share}% of new tasks); promote or abort it before activating another "
+        f"version (steward versions promote|abort {agent.name})."
+    )
+
+
+def gate_record(verdict: GateVerdict) -> dict[str, Any]:
     """What the audit event of an activation the gate let through says of the gate."""
     if verdict.previously_active:
         return {"gated": False, "why": "it was active before"}
     return {"gated": True, "evaluations": list(verdict.evaluation_ids)}
 
 
-def _require_override_role(actor: Actor, agent: Agent, number: int) -> None:
+def require_override_role(actor: Actor, agent: Agent, number: int) -> None:
     settings = release_settings_of(agent)
     if settings.allows_override(actor):
         return
@@ -282,7 +297,8 @@ def _require_override_role(actor: Actor, agent: Agent, number: int) -> None:
 def rollback(platform: Platform, actor: Actor, agent_name: str, *, reason: str) -> DeploymentInfo:
     """Undo the last activation: return to the version that was active before the current one.
 
-    Never gated: a rollback is the emergency lever, and its target was active before.
+    Never gated: a rollback is the emergency lever, and its target was active before. A canary
+    in progress ends with it (aborted, audited).
 
     The deployment history is replayed as a stack (an activation pushes, a rollback pops), so
     rolling back twice after activating 1, 2 and 3 returns to 1, not back to 3.
@@ -305,7 +321,19 @@ def rollback(platform: Platform, actor: Actor, agent_name: str, *, reason: str) 
         target = session.get(AgentVersion, stack[-2])
         if target is None:  # pragma: no cover - deployments reference versions by foreign key
             raise NotFound(f"version id {stack[-2]} of {agent_name} no longer exists.")
-        return _move_pointer(
+        canary = running_canary(session, agent)
+        if canary is not None:
+            # The emergency lever ends a canary too: from the rollback on, every new task
+            # runs on the version rolled back to.
+            end_canary(
+                session,
+                agent,
+                canary,
+                status=CanaryStatus.ABORTED,
+                actor=actor.name,
+                reason=f"ended by a rollback: {reason}",
+            )
+        return move_pointer(
             session,
             actor,
             agent=agent,
@@ -402,7 +430,7 @@ def active_version(agent_name: str, *, session: Session) -> tuple[VersionInfo, V
     return version_info(agent, version), spec
 
 
-def _move_pointer(
+def move_pointer(
     session: Session,
     actor: Actor,
     *,

@@ -1,6 +1,6 @@
 """``steward agents create | list | release`` and ``steward versions create | list | show | diff
-| gate | activate | rollback | history``: agents and their versions as code, and the
-activation gate."""
+| gate | activate | rollback | history`` (and the canary actions of ``console.cli.canary``):
+agents and their versions as code, and the activation gate."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from agent.versions import (
     show_version,
 )
 from console.cli import args as argtypes
+from console.cli import canary
 from console.cli.common import (
     acting_user,
     add_actor_argument,
@@ -74,6 +75,7 @@ def _register_agents(commands: Any) -> None:
         help="comma-separated roles that may activate a version the gate refuses, with a "
         "reason; '' names none (leave it out to show the settings)",
     )
+    canary.add_guard_argument(release)
     _common(release)
     release.set_defaults(handler=_agents_release)
 
@@ -141,6 +143,8 @@ def _register_versions(commands: Any) -> None:
     _listing(history, "deployments")
     history.set_defaults(handler=_history)
 
+    canary.register_actions(actions)
+
 
 def _listing(parser: argparse.ArgumentParser, noun: str) -> None:
     add_actor_argument(parser)
@@ -193,10 +197,12 @@ def _agents_release(args: argparse.Namespace) -> int:
         settings = set_release_settings(
             platform, actor, args.agent, override_roles=args.override_roles.split(",")
         )
+    guard = canary.guard_for(platform, actor, args)
     if args.json:
-        print_json(settings.as_dict())
+        print_json({**settings.as_dict(), "canary_guard": guard.as_dict()})
     else:
         print(_release_line(settings))
+        sys.stdout.write(canary.render_guard(args.agent, guard))
     return 0
 
 

@@ -34,7 +34,7 @@ from storage.models.evals import EvalCase, EvalResult, EvalRun, EvalSuite  # noq
 from storage.models.limits import LimitReservation  # noqa: E402
 from storage.models.operations import CircuitBreaker, RateLimitEntry, Worker  # noqa: E402
 from storage.models.people import User  # noqa: E402
-from storage.models.release import PolicyReplay  # noqa: E402
+from storage.models.release import Canary, PolicyReplay  # noqa: E402
 from storage.models.reviews import Review, ReviewDecision  # noqa: E402
 from storage.models.work import Run, Step, Task, ToolCall  # noqa: E402
 
@@ -44,6 +44,7 @@ __all__ = [
     "Agent",
     "AgentVersion",
     "AuditEvent",
+    "Canary",
     "CircuitBreaker",
     "Deployment",
     "EvalCase",

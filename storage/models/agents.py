@@ -33,6 +33,12 @@ class Agent(AgentBase, table=True):
     paused_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     paused_by: str | None = Field(default=None, max_length=64)
     pause_reason: str = Field(default="", max_length=2000)
+    # The canary release in progress (a share of new tasks goes to its candidate), if any.
+    # Not a foreign key for the same reason as ``active_version_id``.
+    canary_id: int | None = Field(default=None)
+    # The guard a canary is held to: per-metric thresholds, minimum samples, significance level
+    # (``agent.release.guard.CanaryGuard`` reads it; empty means its defaults).
+    canary_guard: dict[str, Any] = Field(default_factory=dict, sa_type=JSONDoc)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

@@ -1,4 +1,5 @@
-"""What a release is checked with before and while it goes live: saved policy replays."""
+"""What a release is checked with before and while it goes live: saved policy replays and
+canary releases."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from storage.types import JSONDoc, UTCDateTime, utcnow
+from storage.enums import CanaryStatus
+from storage.types import JSONDoc, UTCDateTime, enum_type, utcnow
 
 
 class PolicyReplay(SQLModel, table=True):
@@ -29,3 +31,30 @@ class PolicyReplay(SQLModel, table=True):
     report: dict[str, Any] = Field(default_factory=dict, sa_type=JSONDoc)
     created_by: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Canary(SQLModel, table=True):
+    """A canary release: ``share`` percent of the agent's new tasks run on the candidate while
+    the rest stay on the baseline (the version active when it started), until a person
+    promotes or aborts it or its guard rolls it back. ``verdict`` keeps the comparison it ended
+    on; ``guard`` the thresholds it was held to."""
+
+    __tablename__ = "canaries"
+    __table_args__ = (sa.Index("ix_canaries_agent_started", "agent_id", "started_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    agent_id: int = Field(foreign_key="agents.id")
+    candidate_version_id: int = Field(foreign_key="agent_versions.id")
+    baseline_version_id: int = Field(foreign_key="agent_versions.id")
+    share: int
+    status: CanaryStatus = Field(default=CanaryStatus.RUNNING, sa_type=enum_type(CanaryStatus))
+    reason: str = Field(max_length=2000)
+    started_by: str = Field(max_length=64)
+    started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    guard: dict[str, Any] = Field(default_factory=dict, sa_type=JSONDoc)
+    gate: dict[str, Any] = Field(default_factory=dict, sa_type=JSONDoc)
+    checked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    ended_by: str | None = Field(default=None, max_length=64)
+    end_reason: str = Field(default="", max_length=2000)
+    verdict: dict[str, Any] = Field(default_factory=dict, sa_type=JSONDoc)

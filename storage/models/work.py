@@ -66,6 +66,9 @@ class Run(SQLModel, table=True):
     # The evaluation this run belongs to (None: production work). Evaluation runs are claimed
     # only by their evaluation, and count in no production KPI or queue.
     eval_run_id: int | None = Field(default=None, foreign_key="eval_runs.id", index=True)
+    # The canary release whose population this run belongs to (either arm: its version says
+    # which), so the comparison reads exactly the runs the canary routed.
+    canary_id: int | None = Field(default=None, foreign_key="canaries.id", index=True)
     claims: int = Field(default=0)
     # Claims whose processing raised: a run failing on every claim ends ``failed`` after a few
     # instead of being claimed again each lease for ever.
