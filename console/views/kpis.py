@@ -1,6 +1,7 @@
 """KPIs for managers: one agent, version and time range, with trends, tools, errors, policy and
-coherence; production work only (evaluations never count), under an alert when a scheduled
-evaluation of an active version is failing."""
+coherence and canary releases (automatic rollbacks called out); production work only
+(evaluations never count), under an alert when a scheduled evaluation of an active version is
+failing."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from agent.reads.runs import run_choices
 from console.components.data import database
 from console.resources import platform
 from console.session import require_user
+from console.widgets.canary_panel import canaries_section
 from console.widgets.choice import remembered_choice
 from console.widgets.eval_alert import scheduled_evaluation_alert
 from console.widgets.feedback import attempt
@@ -132,5 +134,6 @@ if usage is not None:
     st.caption("Runs planned by a chat model: tokens, cost, model calls and their latency.")
     st.dataframe(usage, hide_index=True, key="kpis.model_usage")
 compared = comparison(actor, flt, agent, numbers)
+canaries_section(actor)
 st.divider()
 export(report, compared, flt, picked.label)

@@ -39,6 +39,7 @@ from agent.versions import (
 from console.resources import platform
 from console.session import require_user
 from console.widgets.brake import brake_panel, paused_banner
+from console.widgets.canary_panel import canary_panel
 from console.widgets.choice import remembered_choice
 from console.widgets.eval_alert import scheduled_evaluation_alert
 from console.widgets.feedback import REPORTED, attempt, report
@@ -341,6 +342,9 @@ if (can_change or may_override or can_roll_back) and numbers:
     pending = st.session_state.get(CONFIRM)
     if isinstance(pending, dict) and pending.get("agent") == agent:
         confirm_change(actor, pending)
+
+if numbers:
+    canary_panel(actor, agent, numbers, active, verdicts, may_override=may_override)
 
 st.subheader("Compare two versions")
 if len(numbers) < 2:
