@@ -70,9 +70,9 @@ def test_the_gate_refuses_and_an_allowed_role_overrides(gated: tuple[Engine, int
     refused(steward(engine, *activate, "--as", "erin", "--override"), "name no role")
 
     release = ("agents", "release", "support")
-    assert ok(steward(engine, *release, "--as", "olga")) == (
-        "support: no one may override the activation gate.\n"
-    )
+    shown = ok(steward(engine, *release, "--as", "olga"))
+    assert shown.startswith("support: no one may override the activation gate.\n")
+    assert "at least 30 observations per arm" in shown  # the canary guard's defaults
     refused(
         steward(engine, *release, "--override-roles", "engineer,admin", "--as", "erin"),
         "needs the role admin",
@@ -84,7 +84,8 @@ def test_the_gate_refuses_and_an_allowed_role_overrides(gated: tuple[Engine, int
     settings = json.loads(
         ok(steward(engine, *release, "--override-roles", "engineer,admin", "--as", "ada", "--json"))
     )
-    assert settings == {"agent": "support", "override_roles": ["engineer", "admin"]}
+    assert (settings["agent"], settings["override_roles"]) == ("support", ["engineer", "admin"])
+    assert settings["canary_guard"]["min_samples"] == 30
     refused(steward(engine, *activate, "--as", "mona", "--override"), "name only engineer or admin")
 
     deployed = json.loads(ok(steward(engine, *activate, "--as", "erin", "--override", "--json")))
