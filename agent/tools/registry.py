@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,6 +124,27 @@ class ToolRegistry:
         self._tools: dict[str, Tool] = {}
         self._facts: dict[str, FactProvider] = {}
         self._fixtures: dict[str, Fixture] = {}
+        self._origins: dict[tuple[str, str], str] = {}
+        self._origin = "registered in code"
+
+    @contextmanager
+    def registering(self, origin: str) -> Iterator[None]:
+        """Record ``origin`` (a plugin) as the source of what is registered in the block; if
+        the block raises, take back everything it registered, so a failing plugin leaves
+        nothing half-registered."""
+        before = (dict(self._tools), dict(self._facts), dict(self._fixtures), dict(self._origins))
+        previous, self._origin = self._origin, origin
+        try:
+            yield
+        except BaseException:
+            self._tools, self._facts, self._fixtures, self._origins = before
+            raise
+        finally:
+            self._origin = previous
+
+    def origin(self, kind: str, name: str) -> str:
+        """Where the ``kind`` (``tool``, ``fact`` or ``fixture``) called ``name`` came from."""
+        return self._origins.get((kind, name), "registered in code")
 
     def register_tool(self, tool: Tool) -> None:
         """Add a tool under its spec's name.
@@ -132,8 +154,11 @@ class ToolRegistry:
         """
         name = tool.spec.name
         if name in self._tools:
-            raise ValueError(f"a tool named {name!r} is already registered")
+            raise ValueError(
+                f"a tool named {name!r} is already registered ({self.origin('tool', name)})"
+            )
         self._tools[name] = tool
+        self._origins[("tool", name)] = self._origin
 
     def register_fact(self, name: str, fn: FactFunction, *, inputs: Sequence[str]) -> None:
         """Add a fact provider that policies can name in ``policy.facts``.
@@ -148,13 +173,16 @@ class ToolRegistry:
                 ``task.<field>`` or ``args.<field>``.
         """
         if name in self._facts:
-            raise ValueError(f"a fact named {name!r} is already registered")
+            raise ValueError(
+                f"a fact named {name!r} is already registered ({self.origin('fact', name)})"
+            )
         for item in inputs:
             if _INPUT.match(item) is None:
                 raise ValueError(
                     f"fact {name!r}: input {item!r} is not task.<field> or args.<field>"
                 )
         self._facts[name] = FactProvider(fn, tuple(inputs))
+        self._origins[("fact", name)] = self._origin
 
     def fact_inputs(self, name: str) -> tuple[str, ...]:
         """The inputs the fact ``name`` declared it reads.
@@ -176,6 +204,7 @@ class ToolRegistry:
         if name in self._fixtures:
             raise ValueError(f"a fixture named {name!r} is already registered")
         self._fixtures[name] = fixture
+        self._origins[("fixture", name)] = self._origin
 
     def fixture(self, name: str) -> Fixture:
         """The sandbox fixture called ``name``.
