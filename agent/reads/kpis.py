@@ -10,15 +10,24 @@ from agent.actors import KPI_ROLES, Actor, require
 from agent.errors import InvalidInput
 from agent.platform import Platform
 from storage.engine import read_session
+from storage.queries.autonomy import (
+    AUTO_ALLOW_MIN_DECISIONS,
+    AUTO_ALLOW_MIN_SHARE,
+    AutonomyReport,
+    autonomy_kpis,
+)
+from storage.queries.kpi_sections import Scope
 from storage.queries.kpis import KpiFilter, KpiReport, compare_versions, compute_kpis
 from storage.queries.stats import GRAINS, Grain
 from storage.queries.usage import any_model_usage, usage_by_version
 
 __all__ = [
     "GRAINS",
+    "AutonomyReport",
     "Grain",
     "KpiFilter",
     "KpiReport",
+    "autonomy_report",
     "kpi_comparison",
     "kpi_report",
     "model_usage_by_version",
@@ -69,6 +78,44 @@ def kpi_comparison(
         raise InvalidInput(f"pick two different versions of {agent} to compare.")
     with read_session(platform.engine) as session:
         return compare_versions(flt, agent, a, b, session=session, now=now)
+
+
+def autonomy_report(
+    platform: Platform,
+    actor: Actor,
+    flt: KpiFilter,
+    *,
+    min_decisions: int = AUTO_ALLOW_MIN_DECISIONS,
+    min_share: float = AUTO_ALLOW_MIN_SHARE,
+) -> AutonomyReport:
+    """Where autonomy can grow and where reviews matter (``storage.queries.autonomy``): per
+    rule, per reviewer, the rubber stamps and what reviews held back, over the reviews raised in
+    ``flt``. A rule is an auto-allow candidate with at least ``min_decisions`` decisions, at
+    least ``min_share`` of them approvals (the thresholds of ``steward policy suggest``).
+
+    Raises:
+        Forbidden: the actor is neither manager nor engineer.
+        InvalidInput: the range ends before it starts, or a threshold is out of range.
+    """
+    require(actor, KPI_ROLES, "read KPIs")
+    _check(flt, "day")
+    if min_decisions < 1:
+        raise InvalidInput(f"a rule needs at least 1 decision to be judged, not {min_decisions}.")
+    if not 0 < min_share <= 1:
+        raise InvalidInput(f"the approval share is above 0 and at most 1, not {min_share}.")
+    with read_session(platform.engine) as session:
+        scope = Scope.of(
+            session=session,
+            since=flt.since,
+            until=flt.until,
+            agent=flt.agent,
+            version=flt.version,
+        )
+        if scope is None:
+            return AutonomyReport()
+        return autonomy_kpis(
+            scope, session=session, min_decisions=min_decisions, min_share=min_share
+        )
 
 
 def _check(flt: KpiFilter, grain: str) -> None:

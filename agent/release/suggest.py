@@ -36,10 +36,12 @@ from agent.versions.rows import agent_row
 from storage.engine import read_session
 from storage.enums import ReviewKind, ReviewStatus
 from storage.models import AgentVersion, Review, Run
+from storage.queries.autonomy import AUTO_ALLOW_MIN_DECISIONS, AUTO_ALLOW_MIN_SHARE
 from storage.types import utcnow
 
-DEFAULT_MIN_DECISIONS = 20
-DEFAULT_MIN_SHARE = 0.95
+# One definition of "people nearly always approve it", shared with the KPI page's candidates.
+DEFAULT_MIN_DECISIONS = AUTO_ALLOW_MIN_DECISIONS
+DEFAULT_MIN_SHARE = AUTO_ALLOW_MIN_SHARE
 _APPROVED = (ReviewStatus.APPROVED, ReviewStatus.EDITED)
 
 

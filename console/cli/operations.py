@@ -329,6 +329,11 @@ def register_kpis(commands: Any) -> None:
     kpis.add_argument("--version", type=argtypes.record_id("a version number"))
     kpis.add_argument("--since", type=argtypes.moment, help="ISO date or datetime (UTC)")
     kpis.add_argument("--until", type=argtypes.moment, help="ISO date or datetime (UTC)")
+    kpis.add_argument(
+        "--autonomy",
+        action="store_true",
+        help="how reviews end per rule and reviewer, rubber stamps, what reviews held back",
+    )
     add_actor_argument(kpis)
     kpis.add_argument("--json", action="store_true")
     kpis.set_defaults(handler=_kpis)
@@ -345,6 +350,11 @@ def _kpis(args: argparse.Namespace) -> int:
         agent=args.agent,
         version=args.version,
     )
+    if args.autonomy:
+        from console.cli.autonomy import print_autonomy
+
+        print_autonomy(args, platform, actor, flt)
+        return EXIT_OK
     report = kpi_report(platform, actor, flt)
     if args.json:
         print_json(report.as_dict())

@@ -21,6 +21,7 @@ from agent.reads.runs import run_choices
 from console.components.data import database
 from console.resources import platform
 from console.session import require_user
+from console.widgets.autonomy_panel import autonomy_section
 from console.widgets.canary_panel import canaries_section
 from console.widgets.choice import remembered_choice
 from console.widgets.eval_alert import scheduled_evaluation_alert
@@ -134,6 +135,7 @@ if usage is not None:
     st.caption("Runs planned by a chat model: tokens, cost, model calls and their latency.")
     st.dataframe(usage, hide_index=True, key="kpis.model_usage")
 compared = comparison(actor, flt, agent, numbers)
+autonomy_section(actor, flt)
 canaries_section(actor)
 st.divider()
 export(report, compared, flt, picked.label)
