@@ -53,6 +53,7 @@ DEMO_USERS: tuple[tuple[str, tuple[str, ...], str], ...] = (
 class SeedReport:
     users: list[str] = field(default_factory=list)
     agents: list[str] = field(default_factory=list)
+    history: int = 0  # runs of backdated traffic
     records: int = 0
     tasks: int = 0
     versions: list[str] = field(default_factory=list)
@@ -61,7 +62,11 @@ class SeedReport:
 
 
 def seed_demo(
-    platform: Platform, *, with_tasks: bool = True, with_evaluations: bool | None = None
+    platform: Platform,
+    *,
+    with_tasks: bool = True,
+    with_evaluations: bool | None = None,
+    with_history: bool = False,
 ) -> SeedReport:
     """Load the demo; what already exists is left alone.
 
@@ -75,6 +80,8 @@ def seed_demo(
         with_evaluations: add the release demo (``agent.demo.release``): the suites, support
             versions 3 and 4, and the first evaluations; by default it comes with the tasks,
             as ``steward demo seed`` loads the whole demo and ``--no-tasks`` a bare one.
+        with_history: add thirty days of backdated traffic (``agent.demo.history``) for the
+            agents seeded now, before the suites gate their activations.
     """
     report = SeedReport()
     with read_session(platform.engine) as session:
@@ -106,6 +113,10 @@ def seed_demo(
             create_version(platform, engineer, name, yaml_text, note=f"demo version {number}")
         activate_version(platform, engineer, name, 1, reason="demo seed: start on version 1")
         report.agents.append(name)
+    if with_history and set(report.agents) == set(DEMO_AGENTS):
+        from agent.demo.history import seed_history
+
+        report.history = seed_history(platform).runs
     release = with_tasks if with_evaluations is None else with_evaluations
     if release:
         # After activation: once the suites are stored, activation is gated on them.

@@ -28,6 +28,11 @@ def register(commands: Any) -> None:
         action="store_true",
         help="store the suites but do not evaluate any version (faster; --no-tasks implies it)",
     )
+    seed.add_argument(
+        "--no-history",
+        action="store_true",
+        help="leave out the thirty days of backdated traffic (--no-tasks implies it)",
+    )
     seed.add_argument("--json", action="store_true")
     seed.set_defaults(handler=_seed)
     live = actions.add_parser("stream", help="keep submitting sample tasks")
@@ -46,6 +51,7 @@ def _seed(args: argparse.Namespace) -> int:
         open_platform(),
         with_tasks=not args.no_tasks,
         with_evaluations=False if args.no_evaluations else None,
+        with_history=not (args.no_history or args.no_tasks),
     )
     if args.json:
         print_json(
@@ -54,6 +60,7 @@ def _seed(args: argparse.Namespace) -> int:
                 "agents": report.agents,
                 "records": report.records,
                 "tasks": report.tasks,
+                "history_runs": report.history,
                 "versions": report.versions,
                 "suites": report.suites,
                 "evaluations": [str(e) for e in report.evaluations],
@@ -66,6 +73,11 @@ def _seed(args: argparse.Namespace) -> int:
         print(
             f"seeded {len(report.users)} users, agents {', '.join(report.agents) or 'none'}, "
             f"{report.records} records, {report.tasks} tasks."
+        )
+    if report.history:
+        print(
+            f"history: {report.history} runs over the last 30 days "
+            "(steward demo seed --no-history leaves it out)."
         )
     if report.versions or report.suites:
         print(
