@@ -23,6 +23,7 @@ from console.cli import (
     db,
     demo,
     evals,
+    mcp,
     operations,
     policy,
     replay,
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     evals.register(commands)
     policy.register(commands)
     brake.register(commands)
+    mcp.register(commands)
     return parser
 
 
