@@ -334,6 +334,8 @@ class McpConnections:
             logger.warning("MCP servers did not stop within 15s; leaving them to exit")
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=5)
+        if not thread.is_alive():
+            loop.close()
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
