@@ -149,15 +149,18 @@ def redact(value: Any, secrets: list[str]) -> Any:
     return value
 
 
-def client_for(server: McpServerDef, secrets: list[str]) -> Client:
-    """An (unentered) SDK client for ``server``, its secrets resolved into ``secrets``."""
+def client_for(
+    server: McpServerDef, secrets: list[str]
+) -> tuple[Client, httpx2.AsyncClient | None]:
+    """An (unentered) SDK client for ``server``, its secrets resolved into ``secrets``, and the
+    HTTP client it uses (the caller closes it) for an HTTP server."""
     if server.url is not None:
         headers = {
             key: resolve_env(template, secrets, where=f"the {key!r} header of {server.name}")
             for key, template in server.headers.items()
         }
         http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0, read=300.0))
-        return Client(streamable_http_client(server.url, http_client=http), cache=None)
+        return Client(streamable_http_client(server.url, http_client=http), cache=None), http
     env = {
         key: resolve_env(template, secrets, where=f"the {key} variable of {server.name}")
         for key, template in server.env.items()
@@ -165,7 +168,7 @@ def client_for(server: McpServerDef, secrets: list[str]) -> Client:
     params = StdioServerParameters(
         command=server.command[0], args=list(server.command[1:]), env=env or None, cwd=server.cwd
     )
-    return Client(params, cache=None)
+    return Client(params, cache=None), None
 
 
 async def list_tools(client: Client) -> list[ListedTool]:
@@ -240,7 +243,9 @@ class _Connection:
     async def _hold(self) -> None:
         try:
             async with AsyncExitStack() as stack:
-                client = client_for(self.server, self.secrets)
+                client, http = client_for(self.server, self.secrets)
+                if http is not None:
+                    await stack.enter_async_context(http)
                 await stack.enter_async_context(client)
                 self.listed = await list_tools(client)
                 self.client = client
