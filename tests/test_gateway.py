@@ -30,6 +30,7 @@ from agent.errors import Forbidden, InvalidInput
 from agent.gateway.server import gateway_app
 from agent.gateway.tokens import create_token, revoke_token
 from agent.platform import Platform
+from agent.runtime.claims import claim_next
 from storage.engine import read_session, write_session
 from storage.enums import ReviewStatus, RunStatus, StepKind
 from storage.models import GatewayToken, Review, Run, Step, Task, User
@@ -219,8 +220,6 @@ def test_only_admins_create_tokens_and_only_for_users_who_may_submit(gateway: Ga
 
 
 def test_gateway_runs_are_never_claimed_by_workers(gateway: Gateway) -> None:
-    from agent.runtime.claims import claim_next  # noqa: PLC0415 - only this test claims
-
     token = create_token(gateway.platform, ADMIN, "shop", "bot")
     _run(gateway.url, token, [("lookup", {"order_id": "O3"})])
     with read_session(gateway.platform.engine) as session:

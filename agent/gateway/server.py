@@ -22,6 +22,7 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from starlette.applications import Starlette
 
+from agent.actors import Actor, require
 from agent.errors import ServiceError
 from agent.gateway.sessions import (
     REVIEW_STATUS_SCHEMA,
@@ -33,6 +34,7 @@ from agent.gateway.sessions import (
 from agent.gateway.tokens import GatewayIdentity, identify
 from agent.platform import Platform
 from agent.tools.base import ToolSpec
+from storage.enums import Role
 
 log = logging.getLogger(__name__)
 
@@ -160,10 +162,20 @@ def _result(answer: GatewayAnswer) -> types.CallToolResult:
     )
 
 
-def serve(platform: Platform, agent_name: str, *, host: str, port: int) -> None:
-    """Serve the gateway until interrupted; the clients' open runs end when it stops."""
+SERVE_ROLES = frozenset({Role.ENGINEER, Role.ADMIN})
 
+
+def serve(platform: Platform, actor: Actor, agent_name: str, *, host: str, port: int) -> None:
+    """Serve the gateway until interrupted; the clients' open runs end when it stops.
+
+    Raises:
+        Forbidden: the actor is neither an engineer nor an admin.
+        InvalidInput: the agent has no active version.
+        NotFound: no such agent.
+    """
+    require(actor, SERVE_ROLES, f"serve {agent_name} through the gateway")
     app, sessions = gateway_app(platform, agent_name, host=host, port=port)
+    sessions.tools()  # refuse an agent with no active version before listening
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:

@@ -23,6 +23,7 @@ from console.cli import (
     db,
     demo,
     evals,
+    gateway,
     mcp,
     operations,
     policy,
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     policy.register(commands)
     brake.register(commands)
     mcp.register(commands)
+    gateway.register(commands)
     return parser
 
 
