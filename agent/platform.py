@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 
 from agent.compiled import VersionCatalog
 from agent.mediation.ratelimit import rate_limit_storage
+from agent.tools.mcp.connections import McpConnections
 from agent.tools.registry import ToolRegistry
 from storage.tables import AGENTS
 
@@ -104,6 +105,7 @@ class Platform:
     pauses: PauseBoard = field(init=False)
     _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
     _rate_limit_store: Storage | None = field(default=None, init=False, repr=False)
+    _mcp: McpConnections | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -117,6 +119,15 @@ class Platform:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(TOOL_POOL_SIZE, thread_name_prefix="steward-tool")
             return self._pool
+
+    @property
+    def mcp(self) -> McpConnections:
+        """The connections to the MCP servers of this process's versions (servers start on
+        the first call that needs them)."""
+        with self._lock:
+            if self._mcp is None:
+                self._mcp = McpConnections()
+            return self._mcp
 
     @property
     def records_engine(self) -> Engine:
@@ -150,11 +161,14 @@ class Platform:
             return self._rate_limit_store
 
     def close(self) -> None:
-        """Release the HTTP connections and the tool threads (a hung tool call is not waited
-        for)."""
+        """Release the HTTP connections, stop the MCP servers this process started, and the
+        tool threads (a hung tool call is not waited for)."""
         if self.sandbox is None:  # a sandboxed platform borrows its parent's client
             self.http.close()
         with self._lock:
             pool, self._pool = self._pool, None
+            mcp, self._mcp = self._mcp, None
+        if mcp is not None:
+            mcp.close()
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)

@@ -75,6 +75,45 @@ VERSION_SCHEMA: dict[str, Any] = {
                 },
             },
         },
+        "mcp_servers": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name"],
+                "properties": {
+                    "name": _NAME,
+                    "command": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                    "env": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "cwd": {"type": "string", "minLength": 1},
+                    "url": {"type": "string", "pattern": "^https?://"},
+                    "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "timeout_s": {"type": "number", "exclusiveMinimum": 0},
+                    "tools": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": ["name", "args_schema", "schema_hash"],
+                            "properties": {
+                                "name": _NAME,
+                                "server_tool": {"type": "string", "minLength": 1},
+                                "description": {"type": "string"},
+                                "args_schema": {"type": "object"},
+                                "schema_hash": {
+                                    "type": "string",
+                                    "pattern": "^sha256:[0-9a-f]{64}$",
+                                },
+                                "side_effect": {"enum": [s.value for s in SideEffect]},
+                                "idempotent": {"type": "boolean"},
+                                "data_sources": {"type": "array", "items": {"type": "string"}},
+                                "compensating_tool": {"type": "string"},
+                            },
+                        },
+                    },
+                },
+            },
+        },
         "data_sources": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
         "policy": {
             "type": "object",
@@ -342,6 +381,62 @@ class HttpToolDef:
 
 
 @dataclass(frozen=True)
+class McpToolPin:
+    """One tool of an MCP server as the version pinned it: the schema it was created with (its
+    hash is checked against what the server lists at run time) and how Steward governs it.
+
+    Attributes:
+        name: the tool's name in Steward (what policies, rate limits and planners use).
+        server_tool: its name on the server, when it differs from ``name``.
+        schema_hash: ``sha256:<hex>`` of the canonical JSON of the server's name and input
+            schema (``agent.tools.mcp.pins.schema_hash``).
+        side_effect: unless the version says otherwise, derived from the tool's MCP
+            annotations when it was inspected; ``irreversible`` for a tool that declares none.
+    """
+
+    name: str
+    args_schema: Mapping[str, Any]
+    schema_hash: str
+    server_tool: str | None = None
+    description: str = ""
+    side_effect: SideEffect = SideEffect.IRREVERSIBLE
+    idempotent: bool = False
+    data_sources: tuple[str, ...] = ()
+    compensating_tool: str | None = None
+
+    @property
+    def remote_name(self) -> str:
+        """The tool's name on its server."""
+        return self.server_tool or self.name
+
+
+@dataclass(frozen=True)
+class McpServerDef:
+    """An MCP server a version uses: a ``command`` started over stdio (``env`` values may hold
+    ``${env:NAME}``) or a streamable HTTP ``url`` (``headers`` may hold ``${env:NAME}``), and the
+    tools of it the version pinned. Only pinned tools are ever offered to a run."""
+
+    name: str
+    tools: tuple[McpToolPin, ...] = ()
+    command: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    url: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    timeout_s: float | None = None
+
+    @property
+    def transport(self) -> str:
+        return "stdio" if self.command else "http"
+
+    def describe(self) -> str:
+        """Where the server is, for messages (a URL without its query, or the program)."""
+        if self.url is not None:
+            return self.url.split("?", 1)[0]
+        return self.command[0]
+
+
+@dataclass(frozen=True)
 class VersionSpec:
     """A validated version document. Build it with ``VersionSpec.from_document``."""
 
@@ -350,6 +445,7 @@ class VersionSpec:
     policy: PolicySpec
     description: str = ""
     http_tools: tuple[HttpToolDef, ...] = ()
+    mcp_servers: tuple[McpServerDef, ...] = ()
     data_sources: tuple[str, ...] = ()
     rate_limits: tuple[RateLimitSpec, ...] = ()
     budgets: BudgetSpec = field(default_factory=BudgetSpec)
@@ -359,8 +455,15 @@ class VersionSpec:
 
     @property
     def tool_names(self) -> tuple[str, ...]:
-        """Every tool in scope: registered ones and this version's own HTTP tools."""
-        return self.tools + tuple(t.name for t in self.http_tools if t.name not in self.tools)
+        """Every tool in scope: registered ones, this version's own HTTP tools and the tools
+        it pinned of its MCP servers."""
+        own = [t.name for t in self.http_tools] + [pin.name for _, pin in self.mcp_tools]
+        return self.tools + tuple(name for name in own if name not in self.tools)
+
+    @property
+    def mcp_tools(self) -> tuple[tuple[McpServerDef, McpToolPin], ...]:
+        """Every pinned MCP tool with its server."""
+        return tuple((server, pin) for server in self.mcp_servers for pin in server.tools)
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> VersionSpec:
@@ -386,6 +489,7 @@ class VersionSpec:
                 )
                 for t in doc.get("http_tools", ())
             ),
+            mcp_servers=tuple(_mcp_server(m) for m in doc.get("mcp_servers", ())),
             data_sources=tuple(doc.get("data_sources", ())),
             policy=PolicySpec(
                 default=Effect(policy["default"]),
@@ -411,3 +515,22 @@ class VersionSpec:
                 checks=tuple(OutputCheck(**c) for c in output.get("checks", ())),
             ),
         )
+
+
+def _mcp_server(raw: Mapping[str, Any]) -> McpServerDef:
+    return McpServerDef(
+        **{
+            **raw,
+            "command": tuple(raw.get("command", ())),
+            "tools": tuple(
+                McpToolPin(
+                    **{
+                        **pin,
+                        "side_effect": SideEffect(pin.get("side_effect", "irreversible")),
+                        "data_sources": tuple(pin.get("data_sources", ())),
+                    }
+                )
+                for pin in raw.get("tools", ())
+            ),
+        }
+    )

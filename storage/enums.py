@@ -88,6 +88,11 @@ class ErrorClass(StrEnum):
     HUMAN_REJECTED = "human_rejected"
     REVIEW_EXPIRED = "review_expired"
     INTERNAL_ERROR = "internal_error"
+    # MCP servers (agent.tools.mcp): could not be started or reached; lost during a call; a
+    # pinned tool is missing or its schema changed since the version was created.
+    MCP_UNAVAILABLE = "mcp_unavailable"
+    MCP_SERVER_CRASHED = "mcp_server_crashed"
+    MCP_TOOLS_CHANGED = "mcp_tools_changed"
 
 
 class SideEffect(StrEnum):

@@ -141,16 +141,18 @@ class HistoryReport:
 def seed_history(
     platform: Platform,
     *,
+    operators: Sequence[str],
     days: int = HISTORY_DAYS,
     now: datetime | None = None,
     seed: int = 11,
 ) -> HistoryReport:
     """Add ``days`` of backdated traffic for the demo agents (both must be on version 1, with
-    no suite required yet: version 2 goes live through the activation gate)."""
+    no suite required yet: version 2 goes live through the activation gate); ``operators``
+    (user names) decide the reviews."""
     now = now or utcnow()
     start = (now - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
     engineer = actor_for(platform, "erin")
-    deciders = _operators(platform)
+    deciders = [actor_for(platform, name) for name in operators]
     report = HistoryReport(days=days)
 
     v1 = _run_templates(platform, deciders, TEMPLATES)
@@ -220,12 +222,6 @@ def _lay_out(  # noqa: PLR0917 - one private step of seed_history, called once
     for run_ids, day in ((v1, 0), (v2, V2_FROM_DAY)):
         for run_id in run_ids.values():
             copier.move(run_id, _working_hours(start + timedelta(days=day), rng))
-
-
-def _operators(platform: Platform) -> list[Actor]:
-    from agent.demo.seed import DEMO_USERS  # the seed imports this module
-
-    return [actor_for(platform, name) for name, roles, _ in DEMO_USERS if "operator" in roles]
 
 
 def _samples() -> dict[tuple[str, str], SampleTask]:

@@ -116,7 +116,8 @@ def seed_demo(
     if with_history and set(report.agents) == set(DEMO_AGENTS):
         from agent.demo.history import seed_history
 
-        report.history = seed_history(platform).runs
+        operators = [name for name, roles, _ in DEMO_USERS if "operator" in roles]
+        report.history = seed_history(platform, operators=operators).runs
     release = with_tasks if with_evaluations is None else with_evaluations
     if release:
         # After activation: once the suites are stored, activation is gated on them.

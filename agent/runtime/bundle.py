@@ -37,7 +37,10 @@ def build_bundle(platform: Platform, version: CompiledVersion) -> VersionBundle:
     spec = version.spec
     sandbox = platform.sandbox
     tools = platform.registry.resolve(
-        spec, platform.http, sandbox=sandbox.http if sandbox is not None else None
+        spec,
+        platform.http,
+        sandbox=sandbox.http if sandbox is not None else None,
+        mcp=platform.mcp if sandbox is None else None,
     )
     # An evaluation trips breakers in its sandbox, never the ones production calls go through.
     breakers = CircuitBreakers(platform.records_engine, spec.circuit_breaker)

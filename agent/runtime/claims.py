@@ -36,11 +36,16 @@ _CLAIMABLE = sa.or_(
 _CLAIM_COLUMNS = (RUNS.c.id, RUNS.c.task_id, RUNS.c.status, RUNS.c.lease_owner, RUNS.c.claims)
 # A paused agent's work waits where it is: no run of it is claimed, no task of it started.
 _PAUSED_AGENTS = sa.select(AGENTS.c.id).where(AGENTS.c.paused_at.is_not(None))
+EXTERNAL_SOURCE = "gateway"
+"""The source of tasks whose calls an agent outside Steward proposes (``steward gateway``): no
+worker ever claims their runs (there is no planner to ask), the gateway does, call by call."""
+_EXTERNAL_TASKS = sa.select(TASKS.c.id).where(TASKS.c.source == EXTERNAL_SOURCE)
 # Production workers never take an evaluation's runs: its sandbox lives with its evaluation.
 _CLAIMABLE_RUN = (
     sa.select(*_CLAIM_COLUMNS)
     .where(_CLAIMABLE)
     .where(RUNS.c.eval_run_id.is_(None))
+    .where(RUNS.c.task_id.not_in(_EXTERNAL_TASKS))
     .where(RUNS.c.agent_id.not_in(_PAUSED_AGENTS))
     .order_by(RUNS.c.id)
     .limit(1)
@@ -157,6 +162,39 @@ def claim_evaluation_run(
         return None if run is None else _take(connection, run, owner, lease, now)
 
 
+_CLAIMABLE_EXTERNAL_RUN = (
+    sa.select(*_CLAIM_COLUMNS)
+    .where(RUNS.c.id == sa.bindparam("run_id"))
+    .where(
+        sa.or_(
+            RUNS.c.status.in_([RunStatus.READY, RunStatus.WAITING_REVIEW]),
+            sa.and_(
+                RUNS.c.status == RunStatus.RUNNING,
+                RUNS.c.lease_expires_at < sa.bindparam("now", type_=UTCDateTime),
+            ),
+        )
+    )
+    .with_for_update(skip_locked=True)
+)
+
+
+def claim_external_run(
+    engine: Engine, owner: str, run_id: int, *, lease_s: float = 30.0
+) -> Claim | None:
+    """Claim run ``run_id`` of an external agent for one of its calls (or to apply decisions
+    people took on its reviews), or None when another call holds it now."""
+    now = utcnow()
+    lease = {
+        "status": RunStatus.RUNNING,
+        "lease_owner": owner,
+        "lease_expires_at": now + timedelta(seconds=lease_s),
+        "heartbeat_at": now,
+    }
+    with write_connection(engine) as connection:
+        run = connection.execute(_CLAIMABLE_EXTERNAL_RUN, {"now": now, "run_id": run_id}).first()
+        return None if run is None else _take(connection, run, owner, lease, now)
+
+
 def _take(
     connection: sa.Connection, run: Any, owner: str, lease: dict[str, Any], now: datetime
 ) -> Claim:
@@ -183,6 +221,7 @@ def has_open_work(engine: Engine, owner: str) -> bool:
         open_run = session.exec(
             select(Run.id)
             .where(col(Run.eval_run_id).is_(None))
+            .where(col(Run.task_id).not_in(_EXTERNAL_TASKS))
             .where(col(Run.agent_id).not_in(_PAUSED_AGENTS))
             .where(
                 sa.or_(

@@ -65,8 +65,8 @@ class RunLoop:
         self.calls = CallHandler(run, self.gate, self.ledger, self.escalation)
         self.resume = Resume(run, self.calls, self.ledger, self._over_budget)
 
-    def drive(self) -> RunStatus:
-        """Advance the run until it finishes or waits; returns the status it was left in."""
+    def begin(self) -> None:
+        """Queue the run's root step if it has none yet (the first claim of a run)."""
         if self.state.root_step_id is None:
             self.run.start(
                 self.version.agent_name,
@@ -77,6 +77,26 @@ class RunLoop:
                     "version_id": self.version.version_id,
                 },
             )
+
+    def external_turn(self, call: ProposedCall, *, proposer: str) -> ProposedCall:
+        """Record a call proposed outside Steward (an agent behind the MCP gateway) as this
+        run's next turn, exactly as a planner's proposal is recorded, and return it with a
+        call id unique in the run. The caller then takes it through ``self.calls``."""
+        proposal = self._with_unique_call_ids(Proposal.tool_calls(f"proposed by {proposer}", call))
+        self.state.planner_turns += 1
+        self.run.step(
+            StepKind.PROPOSAL,
+            proposer,
+            StepStatus.OK,
+            input={"turn": self.state.planner_turns},
+            output=proposal_to_json(proposal),
+        )
+        self.state.history.append(Turn(proposal))
+        return proposal.calls[0]
+
+    def drive(self) -> RunStatus:
+        """Advance the run until it finishes or waits; returns the status it was left in."""
+        self.begin()
         if not self.state.claim.fresh:
             if self.ledger.recover():
                 return park(self.run)
@@ -116,6 +136,10 @@ class RunLoop:
 
     def _paused(self) -> bool:
         return self.platform.paused(self.version.agent_id)
+
+    def over_budget(self) -> str | None:
+        """The budget the run has used up, if any (checked before every call it makes)."""
+        return self._over_budget()
 
     def _over_budget(self) -> str | None:
         """The budget the run has used up, checked before every call it would make."""

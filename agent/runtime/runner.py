@@ -132,6 +132,14 @@ class RunProcessor:
             ).first()
         return _state(claim, row, {}, root_step_id=root)
 
+    def load(self, claim: Claim) -> RunState:
+        """The claimed run's state, rebuilt from the database (its trace is its event log).
+
+        Raises:
+            LeaseLost: the claim is no longer the run's current one.
+        """
+        return self._load(claim)
+
     def _load(self, claim: Claim) -> RunState:
         if claim.fresh and claim.task_input is not None:
             return RunState(

@@ -67,14 +67,17 @@ class UnboundTool:
     """An HTTP tool in an evaluation whose suite binds it to no sandbox service: every call is
     refused, so an evaluation never reaches the production service the version names."""
 
-    def __init__(self, spec: ToolSpec) -> None:
+    def __init__(self, spec: ToolSpec, *, reason: str | None = None) -> None:
         self._spec = spec
+        self._reason = reason
 
     @property
     def spec(self) -> ToolSpec:
         return self._spec
 
     def call(self, args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
+        if self._reason is not None:
+            raise ToolError(self._reason)
         raise ToolError(
             f"{self._spec.name} has no sandbox binding in this evaluation; add "
             f"sandbox.http.{self._spec.name}: <base URL of a test service> to the suite"

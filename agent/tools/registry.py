@@ -1,7 +1,8 @@
 """The catalogue of Python tools and fact providers, and how a version's tool scope is resolved.
 
 Tools and facts are registered in code once per process; a version names which of them it uses
-(``tools``, ``policy.facts``) and may define its own declarative HTTP tools. ``resolve`` turns a
+(``tools``, ``policy.facts``) and may define its own declarative HTTP tools and pin tools of MCP
+servers. ``resolve`` turns a
 version into the exact set of tools its runs may call, and ``facts_for`` computes the values its
 policy conditions read as ``facts.<name>``.
 """
@@ -23,6 +24,8 @@ from agent.errors import NotFound, VersionSpecError
 from agent.spec import VersionSpec
 from agent.tools.base import Tool, ToolSpec
 from agent.tools.http import HttpTool, UnboundTool, http_tool_spec, sandboxed_definition
+from agent.tools.mcp.connections import McpConnections
+from agent.tools.mcp.tool import McpTool, mcp_tool_spec
 
 logger = logging.getLogger(__name__)
 
@@ -251,6 +254,7 @@ class ToolRegistry:
         client: httpx.Client,
         *,
         sandbox: Mapping[str, str] | None = None,
+        mcp: McpConnections | None = None,
     ) -> dict[str, Tool]:
         """The tools a version's runs may call, by name.
 
@@ -262,18 +266,32 @@ class ToolRegistry:
             client: the HTTP client its HTTP tools share.
             sandbox: for an evaluation, the base URL each HTTP tool is bound to instead of its
                 own; an HTTP tool with no binding refuses every call (it would reach
-                production).
+                production), and so does every MCP tool (its server is production's).
+            mcp: the process's MCP connections, which the version's MCP tools call through
+                (required when the version pins MCP tools, outside an evaluation).
 
         Raises:
             VersionSpecError: a name in ``tools`` is neither registered nor an HTTP tool of the
                 version.
         """
         http = {defn.name: defn for defn in spec.http_tools}
-        self._check_tools(spec, http)
+        pinned = {pin.name: (server, pin) for server, pin in spec.mcp_tools}
+        self._check_tools(spec, {**http, **pinned})
         resolved: dict[str, Tool] = {}
         for name in spec.tool_names:
             defn = http.get(name)
-            if defn is None:
+            if name in pinned:
+                server, pin = pinned[name]
+                if sandbox is not None or mcp is None:
+                    resolved[name] = UnboundTool(
+                        mcp_tool_spec(server, pin),
+                        reason=f"{name} is a tool of the MCP server {server.name}, which an "
+                        "evaluation does not call (it would reach production); test it with a "
+                        "Python or HTTP tool bound to a sandbox",
+                    )
+                else:
+                    resolved[name] = McpTool(server, pin, mcp)
+            elif defn is None:
                 resolved[name] = self._tools[name]
             elif sandbox is None:
                 resolved[name] = HttpTool(defn, client)
@@ -291,11 +309,17 @@ class ToolRegistry:
             VersionSpecError: as ``resolve``.
         """
         http = {defn.name: defn for defn in spec.http_tools}
-        self._check_tools(spec, http)
-        return {
-            name: http_tool_spec(http[name]) if name in http else self._tools[name].spec
-            for name in spec.tool_names
-        }
+        pinned = {pin.name: (server, pin) for server, pin in spec.mcp_tools}
+        self._check_tools(spec, {**http, **pinned})
+        specs: dict[str, ToolSpec] = {}
+        for name in spec.tool_names:
+            if name in pinned:
+                specs[name] = mcp_tool_spec(*pinned[name])
+            elif name in http:
+                specs[name] = http_tool_spec(http[name])
+            else:
+                specs[name] = self._tools[name].spec
+        return specs
 
     def _check_tools(self, spec: VersionSpec, http: Mapping[str, object]) -> None:
         unknown = [n for n in spec.tools if n not in http and n not in self._tools]

@@ -10,6 +10,7 @@ compile; and, given the tool registry, a tool or a fact that nothing provides.
 from __future__ import annotations
 
 import fnmatch
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +29,8 @@ from agent.mediation.policy import (
     compile_expression,
     referenced_names,
 )
-from agent.spec import VERSION_SCHEMA, VersionSpec
+from agent.spec import VERSION_SCHEMA, McpServerDef, VersionSpec
+from agent.tools.mcp.pins import schema_hash
 from agent.tools.registry import ToolRegistry
 from agent.tools.validation import compiled_validator, describe_schema_error
 from agent.yamlsource import PathItem, YamlSource, parse_yaml
@@ -129,6 +131,8 @@ def _check_references(source: YamlSource, document: dict[str, Any], spec: Versio
             )
         seen_http.add(tool.name)
 
+    _check_mcp_servers(source, spec, seen_http)
+
     in_scope = spec.tool_names
     for index, tool in enumerate(spec.http_tools):
         if tool.compensating_tool is not None and tool.compensating_tool not in in_scope:
@@ -137,6 +141,17 @@ def _check_references(source: YamlSource, document: dict[str, Any], spec: Versio
                 f"in this version's tools ({', '.join(in_scope) or 'none'}).",
                 line=source.line_of(["http_tools", index, "compensating_tool"]),
             )
+    for index, server in enumerate(spec.mcp_servers):
+        for number, pin in enumerate(server.tools):
+            if pin.compensating_tool is not None and pin.compensating_tool not in in_scope:
+                raise VersionSpecError(
+                    f"mcp_servers[{index}] ({server.name}): the compensating tool "
+                    f"{pin.compensating_tool!r} of {pin.name!r} is not in this version's tools "
+                    f"({', '.join(in_scope)}).",
+                    line=source.line_of(
+                        ["mcp_servers", index, "tools", number, "compensating_tool"]
+                    ),
+                )
 
     # A rule or a rate limit naming a tool the version does not have would never apply: a
     # misspelt tool name in a deny rule must not pass silently.
@@ -156,6 +171,69 @@ def _check_references(source: YamlSource, document: dict[str, Any], spec: Versio
                 f"({', '.join(in_scope) or 'none'}).",
                 line=source.line_of(["rate_limits", index, "tool"]),
             )
+
+
+def _check_mcp_servers(source: YamlSource, spec: VersionSpec, http_names: set[str]) -> None:
+    """Each MCP server is started or reached one way, and pins tools whose hashes match their
+    schemas and whose names mean one tool of the version."""
+    seen_servers: set[str] = set()
+    seen_tools: set[str] = set()
+    for index, server in enumerate(spec.mcp_servers):
+        where = f"mcp_servers[{index}] ({server.name})"
+        line = source.line_of(["mcp_servers", index, "name"])
+        if server.name in seen_servers:
+            raise VersionSpecError(f"{where}: the MCP server is defined twice.", line=line)
+        seen_servers.add(server.name)
+        if bool(server.command) == (server.url is not None):
+            raise VersionSpecError(
+                f"{where}: give either command (a server Steward starts over stdio) or url (a "
+                "streamable HTTP server), not both and not neither.",
+                line=line,
+            )
+        if server.url is not None and (server.env or server.cwd):
+            raise VersionSpecError(
+                f"{where}: env and cwd apply to a command; an HTTP server takes headers.",
+                line=source.line_of(["mcp_servers", index, "env" if server.env else "cwd"]),
+            )
+        if server.command and server.headers:
+            raise VersionSpecError(
+                f"{where}: headers apply to a url; a command takes env.",
+                line=source.line_of(["mcp_servers", index, "headers"]),
+            )
+        if not server.tools:
+            raise VersionSpecError(
+                f"{where}: the server pins no tools, so none of its tools could be called; run "
+                f"`{inspect_command(server)}` and paste the tools it prints.",
+                line=line,
+            )
+        for number, pin in enumerate(server.tools):
+            pin_line = source.line_of(["mcp_servers", index, "tools", number, "name"])
+            if pin.name in spec.tools or pin.name in http_names or pin.name in seen_tools:
+                raise VersionSpecError(
+                    f"{where}: the tool name {pin.name!r} is already used by another tool of "
+                    "this version; give the pin another name and set server_tool to its name on "
+                    "the server.",
+                    line=pin_line,
+                )
+            seen_tools.add(pin.name)
+            expected = schema_hash(pin.remote_name, pin.args_schema)
+            if pin.schema_hash != expected:
+                raise VersionSpecError(
+                    f"{where}: the schema_hash of {pin.name!r} does not match its args_schema "
+                    f"(which hashes to {expected}); pins are copied from the server, not edited: "
+                    f"run `{inspect_command(server)}` again.",
+                    line=source.line_of(["mcp_servers", index, "tools", number, "schema_hash"]),
+                )
+
+
+def inspect_command(server: McpServerDef) -> str:
+    """The ``steward mcp inspect`` command that prints ``server``'s entry with its pins."""
+    if server.url is not None:
+        headers = "".join(f" --header {shlex.quote(f'{k}={v}')}" for k, v in server.headers.items())
+        target = f"--url {shlex.quote(server.url)}{headers}"
+    else:
+        target = f"--command {shlex.quote(shlex.join(server.command))}"
+    return f"steward mcp inspect {target} --name {server.name} --yaml"
 
 
 def _matches_any(pattern: str, names: Sequence[str]) -> bool:
@@ -201,6 +279,11 @@ def _check_json_schemas(source: YamlSource, spec: VersionSpec) -> None:
     schemas: list[tuple[list[PathItem], Mapping[str, Any]]] = [
         (["output", "schema"], spec.output.schema)
     ]
+    for index, server in enumerate(spec.mcp_servers):
+        for number, pin in enumerate(server.tools):
+            schemas.append(
+                (["mcp_servers", index, "tools", number, "args_schema"], pin.args_schema)
+            )
     for index, tool in enumerate(spec.http_tools):
         schemas.append((["http_tools", index, "args_schema"], tool.args_schema))
         schemas.append((["http_tools", index, "result_schema"], tool.result_schema))

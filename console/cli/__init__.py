@@ -23,6 +23,8 @@ from console.cli import (
     db,
     demo,
     evals,
+    gateway,
+    mcp,
     operations,
     policy,
     replay,
@@ -58,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     policy.register(commands)
     brake.register(commands)
     tools.register(commands)
+    mcp.register(commands)
+    gateway.register(commands)
     return parser
 
 

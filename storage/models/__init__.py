@@ -31,6 +31,7 @@ from storage.models.demo import (  # noqa: E402
     SupportTicket,
 )
 from storage.models.evals import EvalCase, EvalResult, EvalRun, EvalSuite  # noqa: E402
+from storage.models.gateway import GatewayToken  # noqa: E402
 from storage.models.limits import LimitReservation  # noqa: E402
 from storage.models.operations import CircuitBreaker, RateLimitEntry, Worker  # noqa: E402
 from storage.models.people import User  # noqa: E402
@@ -51,6 +52,7 @@ __all__ = [
     "EvalResult",
     "EvalRun",
     "EvalSuite",
+    "GatewayToken",
     "ItAccessGrant",
     "ItApplication",
     "ItEmployee",

@@ -24,7 +24,11 @@ class Task(SQLModel, table=True):
     """A unit of work submitted to an agent; its latest run decides its status."""
 
     __tablename__ = "tasks"
-    __table_args__ = (sa.Index("ix_tasks_status_created", "status", "priority", "created_at"),)
+    __table_args__ = (
+        sa.Index("ix_tasks_status_created", "status", "priority", "created_at"),
+        # Claims leave the gateway's tasks alone (``agent.runtime.claims``): a few rows by index.
+        sa.Index("ix_tasks_source", "source"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     agent_id: int = Field(foreign_key="agents.id", index=True)
