@@ -36,7 +36,7 @@ from storage.models.operations import CircuitBreaker, RateLimitEntry, Worker  # 
 from storage.models.people import User  # noqa: E402
 from storage.models.release import PolicyReplay  # noqa: E402
 from storage.models.reviews import Review, ReviewDecision  # noqa: E402
-from storage.models.work import Run, Step, Task, ToolCall  # noqa: E402
+from storage.models.work import Compensation, Run, Step, Task, ToolCall  # noqa: E402
 
 metadata = SQLModel.metadata
 
@@ -45,6 +45,7 @@ __all__ = [
     "AgentVersion",
     "AuditEvent",
     "CircuitBreaker",
+    "Compensation",
     "Deployment",
     "EvalCase",
     "EvalResult",
