@@ -13,6 +13,7 @@ variable                        checked
 ``STEWARD_PRICING_FILE``        a readable price table (``agent.pricing``)
 ``STEWARD_EMBEDDED_WORKER``     a yes or no
 ``STEWARD_USER``                a user name
+``STEWARD_REVIEW_HOLD_MINUTES`` minutes a taken review stays taken (``agent.reviews``)
 =============================== ============================================================
 """
 
@@ -28,6 +29,7 @@ from sqlalchemy.engine import URL
 from agent.errors import ConfigurationError, InvalidInput
 from agent.mediation.ratelimit import configured_storage
 from agent.pricing import PRICING_FILE_VARIABLE, price_table
+from agent.reviews.assignment import hold_minutes
 from agent.users import NAME_PATTERN
 from storage.engine import database_url, sqlite_synchronous
 from storage.errors import StorageError
@@ -49,6 +51,7 @@ class Settings:
         pricing_file: the price table added to the defaults, if any.
         embedded_worker: whether the console runs a worker of its own.
         user: the default for ``--as USER`` on the command line, if any.
+        review_hold_minutes: how long a review an operator took stays theirs.
     """
 
     database_url: URL
@@ -57,6 +60,7 @@ class Settings:
     pricing_file: Path | None
     embedded_worker: bool
     user: str | None
+    review_hold_minutes: float = 15.0
 
 
 def check_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -79,6 +83,7 @@ def check_settings(environ: Mapping[str, str] | None = None) -> Settings:
         pricing_file=_pricing_file(env),
         embedded_worker=embedded_worker_enabled(env),
         user=_user(env),
+        review_hold_minutes=hold_minutes(env),
     )
 
 

@@ -40,6 +40,9 @@ EXPECTED: dict[str, set[str]] = {
     "approve an escalation": {"operator"},
     "reject an escalation": {"operator"},
     "override a block its rule names managers for": {"manager"},
+    "take a review": {"operator"},
+    "give a review back": {"operator"},
+    "take the next review": {"operator"},
     "submit a task": {"operator", "manager", "engineer"},
     "read KPIs": {"manager", "engineer"},
     "create an agent": {"engineer", "admin"},
@@ -94,6 +97,9 @@ def _actions(engine: Engine, actor: Actor) -> dict[str, Callable[[], object]]:
         "override a block its rule names managers for": lambda: reviews.override(
             platform_for(engine), actor, block, "finance ticket FIN-7"
         ),
+        "take a review": lambda: reviews.take_review(platform_for(engine), actor, block),
+        "give a review back": lambda: reviews.release_review(platform_for(engine), actor, block),
+        "take the next review": lambda: reviews.next_review(platform_for(engine), actor),
         "submit a task": lambda: submit_task(
             platform_for(engine), actor, "support", {"intent": "refund"}
         ),

@@ -26,6 +26,7 @@ from console.cli import (
     operations,
     policy,
     replay,
+    undo,
     users,
     versions,
 )
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     evals.register(commands)
     policy.register(commands)
     brake.register(commands)
+    undo.register(commands)
     return parser
 
 
