@@ -23,11 +23,12 @@ from agent.reads.queue import open_reviews
 from agent.reads.runs import find_runs
 from agent.release.brake import pause_agent, resume_agent
 from agent.tasks import submit_task
+from agent.undo import undo_call
 from agent.users import add_user, disable_user, list_users, set_roles
 from agent.versions import activate_version, create_agent, create_version, rollback
 from storage.engine import read_session
 from storage.enums import ReviewKind, ReviewStatus
-from storage.models import Review
+from storage.models import Review, ToolCall
 from storage.queries.audit import AuditFilter
 from storage.queries.kpis import KpiFilter
 from tests.support.console import engine_for
@@ -43,6 +44,7 @@ EXPECTED: dict[str, set[str]] = {
     "take a review": {"operator"},
     "give a review back": {"operator"},
     "take the next review": {"operator"},
+    "undo a call": {"operator", "manager"},
     "submit a task": {"operator", "manager", "engineer"},
     "read KPIs": {"manager", "engineer"},
     "create an agent": {"engineer", "admin"},
@@ -84,6 +86,8 @@ def _review(engine: Engine, kind: ReviewKind, rule: str | None = None) -> int:
 def _actions(engine: Engine, actor: Actor) -> dict[str, Callable[[], object]]:
     escalation = _review(engine, ReviewKind.ESCALATION)
     block = _review(engine, ReviewKind.BLOCK, "refund-over-limit")
+    with read_session(engine) as session:
+        call = session.exec(select(ToolCall.id).order_by(col(ToolCall.id))).first() or 0
     v2 = (VERSIONS_DIR / "support-v2.yaml").read_text()
     suffix = sorted(actor.roles)[0].value if actor.roles else "none"
 
@@ -100,6 +104,7 @@ def _actions(engine: Engine, actor: Actor) -> dict[str, Callable[[], object]]:
         "take a review": lambda: reviews.take_review(platform_for(engine), actor, block),
         "give a review back": lambda: reviews.release_review(platform_for(engine), actor, block),
         "take the next review": lambda: reviews.next_review(platform_for(engine), actor),
+        "undo a call": lambda: undo_call(platform_for(engine), actor, call, reason="mistake"),
         "submit a task": lambda: submit_task(
             platform_for(engine), actor, "support", {"intent": "refund"}
         ),

@@ -17,10 +17,10 @@ from agent.undo.derive import UNDO_CALL_ID, UNDO_KEY, compensating_args
 from agent.undo.service import (
     UndoAttempt,
     UndoLinks,
+    UndoOffer,
     UndoStarted,
     undo_call,
     undo_links,
-    undo_offer,
 )
 
 __all__ = [
@@ -28,9 +28,9 @@ __all__ = [
     "UNDO_KEY",
     "UndoAttempt",
     "UndoLinks",
+    "UndoOffer",
     "UndoStarted",
     "compensating_args",
     "undo_call",
     "undo_links",
-    "undo_offer",
 ]

@@ -16,7 +16,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from agent.actors import READ_ROLES, UNDO_ROLES, Actor, require
-from agent.errors import InvalidInput, NotFound
+from agent.errors import InvalidInput, NotFound, ServiceError
 from agent.inputs import json_object
 from agent.platform import Platform
 from agent.tools.base import ToolSpec
@@ -84,17 +84,23 @@ class UndoAttempt:
 
 
 @dataclass(frozen=True)
+class UndoOffer:
+    """An executed call of a run that can be undone now, and the tool that would undo it."""
+
+    call_id: int
+    tool: str
+    compensating_tool: str
+    args: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class UndoLinks:
-    """A run's undo links both ways: attempts to undo its calls, and the call it undoes."""
+    """A run's undo links both ways: attempts to undo its calls, the call it undoes, and the
+    calls that may be undone now (none for an evaluation's run)."""
 
     attempts: tuple[UndoAttempt, ...]
     undoes: UndoAttempt | None
-
-
-def undo_offer(platform: Platform, tool: str, version_id: int) -> str | None:
-    """The compensating tool of ``tool`` in that version, or None when it cannot be undone."""
-    spec = platform.versions.get(version_id).tool_specs.get(tool)
-    return spec.compensating_tool if spec is not None else None
+    offers: tuple[UndoOffer, ...] = ()
 
 
 def undo_call(platform: Platform, actor: Actor, call_id: int, *, reason: str) -> UndoStarted:
@@ -213,7 +219,30 @@ def undo_links(platform: Platform, actor: Actor, run_id: int) -> UndoLinks:
             select(Compensation).where(col(Compensation.task_id) == run.task_id)
         ).first()
         attempts = tuple(_attempt(session, row) for row in rows)
-        return UndoLinks(attempts, _attempt(session, own) if own is not None else None)
+        taken = {a.original_call_id for a in attempts if a.in_progress or a.compensated}
+        executed = session.exec(
+            select(ToolCall)
+            .where(col(ToolCall.run_id) == run_id)
+            .where(col(ToolCall.status) == ToolCallStatus.SUCCEEDED)
+            .order_by(col(ToolCall.id))
+        ).all()
+        offers = []
+        if run.eval_run_id is None and executed:
+            try:
+                specs = platform.versions.get(run.version_id).tool_specs
+            except ServiceError:
+                specs = {}  # a version this process cannot load: nothing is offered here
+            for call in executed:
+                spec = specs.get(call.tool)
+                if spec is None or spec.compensating_tool is None or call.id in taken:
+                    continue
+                assert call.id is not None
+                offers.append(
+                    UndoOffer(call.id, call.tool, spec.compensating_tool, dict(call.args))
+                )
+        return UndoLinks(
+            attempts, _attempt(session, own) if own is not None else None, tuple(offers)
+        )
 
 
 def _undoable(platform: Platform, call: ToolCall, run: Run) -> ToolSpec:
