@@ -2,8 +2,9 @@
 
 Jobs: ``dispatch`` (claim ready runs and queued tasks up to the concurrency), ``heartbeat``
 (extend the leases of runs in progress, report liveness), ``expire`` (reviews past their SLA),
-``release`` (runs whose worker stopped heart-beating become claimable) and ``evaluations``
-(suites whose schedule is due run on their agent's active version). The same class runs
+``release`` (runs whose worker stopped heart-beating become claimable), ``evaluations``
+(suites whose schedule is due run on their agent's active version) and ``notify`` (messages
+about reviews and circuits, queued and sent with retries; see ``agent.notify``). The same class runs
 as ``steward worker`` or embedded in the console process.
 """
 
@@ -118,6 +119,7 @@ class Worker:
         scheduler.add_job(
             self._guarded(self.scheduled_evaluations), "interval", seconds=60, id="evaluations"
         )
+        scheduler.add_job(self._guarded(self.notify), "interval", seconds=5, id="notify")
         scheduler.start()
         self._scheduler = scheduler
         log.info("worker %s started (concurrency %d)", self.id, self.concurrency)
@@ -210,6 +212,12 @@ class Worker:
         from agent.evals.schedule import run_scheduled  # evaluations load only when they run
 
         run_scheduled(self.platform)
+
+    def notify(self) -> None:
+        """Queue and send notifications (``agent.notify``), off every run's path."""
+        from agent.notify import notify_once  # apprise loads only where notifications run
+
+        notify_once(self.platform)
 
     def _guarded(self, job: object) -> object:
         def run() -> None:

@@ -5,6 +5,7 @@
 - reviews.assigned_to, assigned_at: who took the review, and since when.
 - compensations: an undo of an executed call, started by a person as a new task whose one call
   is the compensating tool's, linked to the original ledger row.
+- notifications: the outbox of messages per event and channel, delivered by the worker.
 
 Revision ID: 0014
 Revises: 0011
@@ -72,9 +73,37 @@ def upgrade() -> None:
             batch_op.f('ix_compensations_original_run_id'), ['original_run_id'], unique=False
         )
         batch_op.create_index(batch_op.f('ix_compensations_task_id'), ['task_id'], unique=True)
+    op.create_table(
+        'notifications',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('dedupe_key', sa.String(length=255), nullable=False),
+        sa.Column('event', sa.String(length=64), nullable=False),
+        sa.Column('channel', sa.String(length=64), nullable=False),
+        sa.Column('subject', sa.String(length=255), nullable=False),
+        sa.Column('body', sa.String(length=4000), nullable=False),
+        sa.Column('payload', sa.JSON(), nullable=False),
+        sa.Column('status', sa.String(length=16), nullable=False),
+        sa.Column('attempts', sa.Integer(), nullable=False),
+        sa.Column('next_attempt_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column('last_error', sa.String(length=1000), nullable=True),
+        sa.Column('created_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column('delivered_at', storage.types.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_notifications')),
+    )
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.create_index('ix_notifications_due', ['status', 'next_attempt_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_notifications_channel'), ['channel'], unique=False)
+        batch_op.create_index(
+            batch_op.f('ix_notifications_dedupe_key'), ['dedupe_key'], unique=True
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_notifications_dedupe_key'))
+        batch_op.drop_index(batch_op.f('ix_notifications_channel'))
+        batch_op.drop_index('ix_notifications_due')
+    op.drop_table('notifications')
     with op.batch_alter_table('compensations', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_compensations_task_id'))
         batch_op.drop_index(batch_op.f('ix_compensations_original_run_id'))
