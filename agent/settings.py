@@ -14,6 +14,7 @@ variable                        checked
 ``STEWARD_EMBEDDED_WORKER``     a yes or no
 ``STEWARD_USER``                a user name
 ``STEWARD_REVIEW_HOLD_MINUTES`` minutes a taken review stays taken (``agent.reviews``)
+``STEWARD_NOTIFY_FILE``         a readable notification file (``agent.notify``)
 =============================== ============================================================
 """
 
@@ -52,6 +53,7 @@ class Settings:
         embedded_worker: whether the console runs a worker of its own.
         user: the default for ``--as USER`` on the command line, if any.
         review_hold_minutes: how long a review an operator took stays theirs.
+        notify_file: the notification channels and routes, if any.
     """
 
     database_url: URL
@@ -61,6 +63,7 @@ class Settings:
     embedded_worker: bool
     user: str | None
     review_hold_minutes: float = 15.0
+    notify_file: Path | None = None
 
 
 def check_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -84,7 +87,16 @@ def check_settings(environ: Mapping[str, str] | None = None) -> Settings:
         embedded_worker=embedded_worker_enabled(env),
         user=_user(env),
         review_hold_minutes=hold_minutes(env),
+        notify_file=_notify_file(env),
     )
+
+
+def _notify_file(env: Mapping[str, str]) -> Path | None:
+    from agent.notify.config import FILE_VARIABLE, configured  # apprise is not needed here
+
+    configured(env)
+    raw = env.get(FILE_VARIABLE, "").strip()
+    return Path(raw) if raw else None
 
 
 def _pricing_file(env: Mapping[str, str]) -> Path | None:

@@ -157,6 +157,8 @@ class Worker:
                 idle_checks = 0 if has_open_work(self.engine, self.id) else idle_checks + 1
                 if idle_checks >= 2:
                     break
+            # What the drained runs raised is announced before the process exits.
+            self._guarded(self.notify)()  # type: ignore[operator]
         finally:
             self.stop()
         return self.processed

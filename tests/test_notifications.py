@@ -39,6 +39,8 @@ from storage.engine import read_session
 from storage.enums import RunStatus
 from storage.models import Notification, Review
 from storage.types import utcnow
+from tests.support.cli import ok, steward
+from tests.support.console import open_console
 from tests.support.runtime import (
     Effects,
     drive,
@@ -65,7 +67,7 @@ class Mailbox:
     def __init__(self) -> None:
         self.messages: list[Any] = []
 
-    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's hook name
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
         self.messages.append(message_from_bytes(envelope.content))
         return "250 OK"
 
@@ -97,7 +99,7 @@ def receiver() -> Iterator[tuple[Receiver, str]]:
     state = Receiver()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's hook name
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             timestamp = self.headers["Steward-Timestamp"]
             expected = hmac.new(
@@ -361,3 +363,73 @@ def test_the_worker_job_reads_the_file_and_sends(
         == 1
     )
     assert [h["review_id"] for h in state.accepted] == [review_id]
+
+
+def test_a_new_user_gets_the_mail_follows_its_link_signs_in_and_decides(
+    migrated: Engine,
+    smtp: tuple[Mailbox, int],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The README's e-mail channel, the demo, a real worker process, the console."""
+    mailbox, port = smtp
+    path = tmp_path / "notify.yaml"
+    path.write_text(
+        "console_url: http://localhost:8501\n"
+        "channels:\n"
+        f'  ops-mail: {{url: "mailto://127.0.0.1:{port}?from=steward@example.com'
+        '&to=ops@example.com"}\n'
+        "routes:\n"
+        "  - events: [review.raised]\n"
+        "    agents: [support]\n"
+        "    channels: [ops-mail]\n"
+    )
+    env = {"STEWARD_NOTIFY_FILE": str(path)}
+    ok(steward(migrated, "demo", "seed", "--no-tasks", env=env))
+    task = {
+        "intent": "refund",
+        "customer_id": "C-1004",
+        "order_id": "O-5004",
+        "amount": 349.0,
+        "ticket_id": "T-9004",
+        "reason": "customer request",
+        "message": "The chair's gas lift failed after a week. Please refund $349.",
+    }
+    ok(steward(migrated, "submit", "support", "--input", json.dumps(task), "--as", "olga", env=env))
+    ok(steward(migrated, "worker", "--drain", env=env))
+
+    [mail] = mailbox.messages
+    with read_session(migrated) as session:
+        review = session.exec(select(Review)).one()
+    assert mail["Subject"] == f"Steward: review {review.id} waits for a decision"
+    text = next(
+        part.get_payload(decode=True).decode()
+        for part in mail.walk()
+        if part.get_content_type() == "text/plain"
+    )
+    link = next(line.split(": ", 1)[1] for line in text.splitlines() if "/queue?review=" in line)
+    assert link == f"http://localhost:8501/queue?review={review.id}"
+
+    url = migrated.url.render_as_string(hide_password=False)
+    signed_out = open_console(monkeypatch, url, query={"review": str(review.id)})
+    assert "signin.name" in {t.key for t in signed_out.text_input}  # deciding needs sign-in
+    at = open_console(
+        monkeypatch, url, user="oscar", page="queue.py", query={"review": str(review.id)}
+    )
+    assert f"Review {review.id}: escalation of issue_refund" in [h.value for h in at.subheader]
+    at.button(key="queue.approve").click().run()
+    assert not at.exception, at.exception
+    with read_session(migrated) as session:
+        decided = session.get(Review, review.id)
+    assert decided is not None and decided.decided_by == "oscar"
+
+
+def test_a_notification_file_that_cannot_be_read_stops_a_process_at_start(tmp_path: Path) -> None:
+    from agent.settings import check_settings
+
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigurationError, match=r"STEWARD_NOTIFY_FILE: .* cannot be read"):
+        check_settings({"STEWARD_NOTIFY_FILE": str(missing)})
+    good = tmp_path / "notify.yaml"
+    good.write_text("channels: {}\nroutes: []\n")
+    assert check_settings({"STEWARD_NOTIFY_FILE": str(good)}).notify_file == good

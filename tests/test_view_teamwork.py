@@ -4,6 +4,7 @@ four-eyes approvals, taking a review and "next review", and Undo on a run."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -11,12 +12,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 from streamlit.testing.v1 import AppTest
 
+from agent.notify import notify_once
 from agent.plugins import installed_registry
 from storage.engine import read_session
 from storage.enums import ReviewStatus, RunStatus, ToolCallStatus
 from storage.models import Compensation, Review, Run, ToolCall
 from tests.support.console import engine_for, open_console
-from tests.support.runtime import drive
+from tests.support.runtime import drive, platform_for
 
 
 @pytest.fixture
@@ -177,3 +179,36 @@ def test_undo_from_the_run_page_starts_a_linked_undo(
         monkeypatch, demo_url, user="erin", page="runs.py", query={"run": str(grant.run_id)}
     )
     assert "runs.undo.reason" not in {t.key for t in erin.text_input}
+
+
+def test_system_status_shows_notification_failures(
+    demo_url: str, db: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = tmp_path / "notify.yaml"
+    path.write_text(
+        "channels:\n"
+        "  hooks: {webhook: 'http://127.0.0.1:9/steward', secret_env: STEWARD_TEST_HOOK_SECRET}\n"
+        "routes:\n"
+        "  - {events: [review.raised], channels: [hooks]}\n"
+    )
+    monkeypatch.setenv("STEWARD_NOTIFY_FILE", str(path))
+    monkeypatch.delenv("STEWARD_TEST_HOOK_SECRET", raising=False)
+    platform = platform_for(db, installed_registry())
+    report = notify_once(platform)
+    assert report is not None and report.failed > 0 and report.sent == 0
+    at = open_console(monkeypatch, demo_url, user="olga", page="status.py")
+    assert "Some messages could not be delivered" in _texts(at.warning)
+    row = _frame(at, "channel").set_index("channel").loc["hooks"]
+    assert row["retrying"] == report.failed and row["sent"] == 0
+    assert "STEWARD_TEST_HOOK_SECRET" in row["last error"]
+
+
+def test_a_link_with_a_review_opens_it_in_the_pane(
+    demo_url: str, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    review = _review(db, "refund-needs-approval")
+    at = open_console(
+        monkeypatch, demo_url, user="olga", page="queue.py", query={"review": str(review.id)}
+    )
+    assert at.session_state["queue.opened"] == review.id
+    assert f"Review {review.id}: escalation of issue_refund" in [h.value for h in at.subheader]

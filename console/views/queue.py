@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from agent.actors import DECIDE_ROLES
+from agent.inputs import whole_number
 from agent.reads.queue import QueueFilter, QueueSnapshot, review_context
 from console.components import bulk, data
 from console.components.feedback import one_sentence, show_flash
@@ -57,6 +58,11 @@ if not st.session_state.get("queue.filters_from_url"):
         chosen = next((o for o in options if str(o) == wanted), None)
         if chosen is not None:
             st.session_state[key] = chosen
+    # A notification's link (?review=ID) opens that review in the pane.
+    linked_review = whole_number(st.query_params.get("review") or "")
+    if linked_review is not None:
+        st.session_state[OPENED] = linked_review
+        st.session_state["queue.open"] = linked_review
 columns = st.columns(5)
 flt = QueueFilter(
     agent=columns[0].selectbox(
