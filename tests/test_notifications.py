@@ -15,6 +15,7 @@ from datetime import timedelta
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from textwrap import dedent
 from typing import Any
 
 import pytest
@@ -23,7 +24,8 @@ from aiosmtpd.controller import Controller
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from agent.actors import Actor
+from agent.actors import SYSTEM, Actor
+from agent.demo.seed import seed_demo
 from agent.errors import ConfigurationError
 from agent.notify import (
     collect_events,
@@ -34,10 +36,13 @@ from agent.notify import (
 )
 from agent.notify.config import Event, NotifyConfig
 from agent.notify.signing import verify
+from agent.evals.service import run_evaluation
+from agent.evals.suites import create_suite
 from agent.reviews import expire_overdue
-from storage.engine import read_session
-from storage.enums import RunStatus
-from storage.models import Notification, Review
+from agent.settings import check_settings
+from storage.engine import read_session, write_session
+from storage.enums import CircuitState, RunStatus
+from storage.models import CircuitBreaker, Notification, Review
 from storage.types import utcnow
 from tests.support.cli import ok, steward
 from tests.support.console import open_console
@@ -425,11 +430,47 @@ def test_a_new_user_gets_the_mail_follows_its_link_signs_in_and_decides(
 
 
 def test_a_notification_file_that_cannot_be_read_stops_a_process_at_start(tmp_path: Path) -> None:
-    from agent.settings import check_settings
-
     missing = tmp_path / "nope.yaml"
     with pytest.raises(ConfigurationError, match=r"STEWARD_NOTIFY_FILE: .* cannot be read"):
         check_settings({"STEWARD_NOTIFY_FILE": str(missing)})
     good = tmp_path / "notify.yaml"
     good.write_text("channels: {}\nroutes: []\n")
     assert check_settings({"STEWARD_NOTIFY_FILE": str(good)}).notify_file == good
+
+
+def test_a_failed_scheduled_evaluation_and_an_open_circuit_are_announced(
+    engine: Engine, receiver: tuple[Receiver, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    state, url = receiver
+    platform = platform_for(engine)
+    seed_demo(platform, with_tasks=False)
+    erin = Actor.of("erin", ["engineer"])
+    suite = dedent(
+        """
+        description: The nightly drift check.
+        fixtures: demo
+        cases:
+          - name: small-refund
+            input: {intent: refund, customer_id: C-1001, order_id: O-5001, amount: 45.0,
+                    ticket_id: T-9001, reason: arrived damaged, message: Refund $45.}
+            expect: {status: failed}
+        """
+    )
+    create_suite(platform, erin, "support", "nightly", suite)
+    (failed,) = run_evaluation(platform, SYSTEM, "support", suite="nightly", trigger="schedule")
+    with write_session(engine) as session:
+        session.add(CircuitBreaker(tool="fraud_check", state=CircuitState.OPEN, opened_at=utcnow()))
+    config = parse_config(
+        {
+            "channels": {"hook": {"webhook": url, "secret_env": SECRET_ENV}},
+            "routes": [{"events": ["evaluation.failed", "circuit.opened"], "channels": ["hook"]}],
+        }
+    )
+    assert collect_events(platform, config) == 2
+    assert deliver_due(platform, config).sent == 2
+    by_event = {h["event"]: h for h in state.accepted}
+    assert by_event["evaluation.failed"]["evaluation_id"] == failed.id
+    assert by_event["evaluation.failed"]["failed_cases"] == ["small-refund"]
+    assert by_event["circuit.opened"]["tool"] == "fraud_check"
+    assert collect_events(platform, config) == 0

@@ -13,7 +13,7 @@ routes:
     min_risk: 1000           # optional: only reviews at least this risky
     tiers: [2]               # optional: only these tiers
     channels: [ops-mail, hooks]
-  - events: [circuit.opened]
+  - events: [circuit.opened, evaluation.failed]
     channels: [on-call]
 ```
 
@@ -42,6 +42,7 @@ EVENTS = (
     "review.expired",
     "review.tier",
     "circuit.opened",
+    "evaluation.failed",
 )
 _NAME = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"}
 _SCHEMA: dict[str, Any] = {

@@ -1,7 +1,8 @@
 """Finding what people should hear about, and queuing one message per event and channel.
 
 Run by the worker every few seconds, never on a run's path: reviews raised, reviews whose SLA is
-80% used, reviews that expired (to a rejection, or to the next tier), and circuits that opened.
+80% used, reviews that expired (to a rejection, or to the next tier), circuits that opened, and
+scheduled evaluations of an active version that failed.
 Each event has a stable key; the outbox's unique ``dedupe_key`` (event key and channel) makes
 finding it again a no-op, whichever worker finds it.
 """
@@ -14,10 +15,12 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
+from agent.actors import Actor
+from agent.evals.alerts import failing_schedules
 from agent.notify.config import Event, NotifyConfig
 from agent.platform import Platform
 from storage.engine import read_session, write_session
-from storage.enums import CircuitState, ReviewStatus
+from storage.enums import CircuitState, ReviewStatus, Role
 from storage.models import Agent, CircuitBreaker, Notification, Review, Run, Task
 from storage.queries.production import of_production_run
 from storage.types import utcnow
@@ -36,6 +39,7 @@ def collect_events(platform: Platform, config: NotifyConfig, *, now: datetime | 
             *_review_events(session, config, moment),
             *_circuit_events(session, moment),
         ]
+    events.extend(_evaluation_events(platform, config, moment))
     queued = 0
     rows = [(event, channel) for event in events for channel in config.channels_for(event)]
     if not rows:
@@ -178,6 +182,36 @@ def _circuit_events(session: Session, moment: datetime) -> Iterable[Event]:
                 "event": "circuit.opened",
                 "tool": breaker.tool,
                 "opened_at": opened.isoformat(),
+            },
+        )
+
+
+# The notifier reads the scheduled evaluations' alerts as the managers it tells about them do.
+_NOTIFIER = Actor.of("notifier", [Role.MANAGER])
+
+
+def _evaluation_events(
+    platform: Platform, config: NotifyConfig, moment: datetime
+) -> Iterable[Event]:
+    for alert in failing_schedules(platform, _NOTIFIER):
+        if alert.at < moment - LOOKBACK:
+            continue
+        link = f"{config.console_url}/versions"
+        yield Event(
+            name="evaluation.failed",
+            key=f"evaluation.failed:{alert.evaluation_id}",
+            subject=f"Steward: the scheduled evaluation of {alert.agent} v{alert.version} "
+            f"{alert.status.value}",
+            body=f"{alert.sentence()}.\nOpen the agent's versions: {link}",
+            agent=alert.agent,
+            payload={
+                "event": "evaluation.failed",
+                "agent": alert.agent,
+                "version": alert.version,
+                "suite": alert.suite,
+                "evaluation_id": alert.evaluation_id,
+                "failed_cases": list(alert.failed_cases),
+                "link": link,
             },
         )
 
