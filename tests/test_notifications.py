@@ -27,6 +27,8 @@ from sqlmodel import col, select
 from agent.actors import SYSTEM, Actor
 from agent.demo.seed import seed_demo
 from agent.errors import ConfigurationError
+from agent.evals.service import run_evaluation
+from agent.evals.suites import create_suite
 from agent.notify import (
     collect_events,
     deliver_due,
@@ -36,8 +38,6 @@ from agent.notify import (
 )
 from agent.notify.config import Event, NotifyConfig
 from agent.notify.signing import verify
-from agent.evals.service import run_evaluation
-from agent.evals.suites import create_suite
 from agent.reviews import expire_overdue
 from agent.settings import check_settings
 from storage.engine import read_session, write_session
