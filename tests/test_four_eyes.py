@@ -13,10 +13,13 @@ from sqlmodel import col, select
 
 from agent import reviews
 from agent.actors import Actor
+from agent.demo.seed import seed_demo
 from agent.errors import DecisionConflict, Forbidden, InvalidInput, VersionSpecError
+from agent.evals.service import run_evaluation
+from agent.evals.suites import create_suite
 from agent.versions.document import parse_version
 from storage.engine import read_session
-from storage.enums import ReviewStatus, RunStatus
+from storage.enums import EvalRunStatus, ReviewStatus, RunStatus
 from storage.models import Review, ReviewDecision, Run, ToolCall
 from tests.support.runtime import (
     OPERATOR,
@@ -215,3 +218,35 @@ def test_concurrent_approvers_count_once_each_and_the_call_executes_once(engine:
     assert all(count == 1 for count in effects.by_key.values())
     with read_session(engine) as session:
         assert all(r.status is RunStatus.SUCCEEDED for r in session.exec(select(Run)).all())
+
+
+FOUR_EYES_SUITE = """
+description: Admin access to payroll needs two approvals.
+fixtures: demo
+cases:
+  - name: payroll-admin-two-approvals
+    input: {intent: access_request, employee_id: E-2014, app_id: payroll, access_level: admin,
+            justification: payroll run, message: "I need admin in payroll."}
+    reviewer:
+      - {tool: grant_access, decision: approve, reason: the payroll lead confirmed}
+      - {tool: grant_access, decision: approve, reason: checked the ticket}
+    expect:
+      status: succeeded
+      side_effects:
+        must:
+          - {table: it_access_grants, where: {employee_id: E-2014, app_id: payroll, access_level: admin}, count: 1}
+"""  # noqa: E501
+
+
+def test_an_evaluation_answers_a_four_eyes_review_with_two_approvers(engine: Engine) -> None:
+    platform = platform_for(engine)
+    seed_demo(platform, with_tasks=False)
+    erin = Actor.of("erin", ["engineer"])
+    create_suite(platform, erin, "it-access", "four-eyes", FOUR_EYES_SUITE)
+    (evaluation,) = run_evaluation(platform, erin, "it-access", suite="four-eyes")
+    assert evaluation.status is EvalRunStatus.PASSED, evaluation.summary
+    with read_session(engine) as session:
+        review = session.exec(
+            select(Review).where(col(Review.rule_id) == "grant-payroll-admin-four-eyes")
+        ).one()
+    assert review.approved_by == ["evaluator", "evaluator-2"]
