@@ -26,15 +26,18 @@ from sqlmodel import col, select
 
 from agent.actors import SYSTEM, Actor
 from agent.demo.seed import seed_demo
-from agent.errors import ConfigurationError
+from agent.errors import ConfigurationError, Forbidden, InvalidInput
 from agent.evals.service import run_evaluation
 from agent.evals.suites import create_suite
 from agent.notify import (
     collect_events,
+    current_config,
     deliver_due,
     notification_status,
     notify_once,
     parse_config,
+    save_settings,
+    saved_settings,
 )
 from agent.notify.config import Event, NotifyConfig
 from agent.notify.signing import verify
@@ -474,3 +477,60 @@ def test_a_failed_scheduled_evaluation_and_an_open_circuit_are_announced(
     assert by_event["evaluation.failed"]["failed_cases"] == ["small-refund"]
     assert by_event["circuit.opened"]["tool"] == "fraud_check"
     assert collect_events(platform, config) == 0
+
+
+def test_admins_save_channels_and_routes_that_the_worker_then_uses(
+    engine: Engine,
+    receiver: tuple[Receiver, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.delenv("STEWARD_NOTIFY_FILE", raising=False)
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    state, url = receiver
+    [review_id] = _parked(engine)
+    platform = platform_for(engine)
+    admin = Actor.of("ada", ["admin"])
+    text = (
+        f"channels:\n  hook: {{webhook: '{url}', secret_env: {SECRET_ENV}}}\n"
+        "routes:\n  - {events: [review.raised], channels: [hook]}\n"
+    )
+    with pytest.raises(Forbidden, match="may not change the notification settings"):
+        save_settings(platform, Actor.of("olga", ["operator"]), text)
+    with pytest.raises(InvalidInput, match="not YAML at line 2"):
+        save_settings(platform, admin, "channels: {}\nroutes: [unclosed\n")
+    with pytest.raises(InvalidInput, match="names the channel 'pager'"):
+        save_settings(
+            platform, admin, "channels: {}\nroutes: [{events: [review.raised], channels: [pager]}]"
+        )
+    assert current_config(platform) is None and notify_once(platform) is None
+
+    config = save_settings(platform, admin, text)
+    assert config is not None and list(config.channels) == ["hook"]
+    assert saved_settings(platform, admin).updated_by == "ada"
+    report = notify_once(platform)
+    assert report is not None and report.sent == 1
+    assert [h["review_id"] for h in state.accepted] == [review_id]
+
+    # A file, when set, is in force instead.
+    path = tmp_path / "notify.yaml"
+    path.write_text("channels: {}\nroutes: []\n")
+    monkeypatch.setenv("STEWARD_NOTIFY_FILE", str(path))
+    in_force = current_config(platform)
+    assert in_force is not None and in_force.channels == {}
+    assert saved_settings(platform, admin).file == path
+
+
+def test_a_url_names_its_secret_by_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = parse_config(
+        {
+            "channels": {"chat": {"url": "slack://${TEST_SLACK_TOKENS}/#reviews"}},
+            "routes": [{"events": ["review.raised"], "channels": ["chat"]}],
+        }
+    )
+    chat = config.channels["chat"]
+    monkeypatch.delenv("TEST_SLACK_TOKENS", raising=False)
+    with pytest.raises(ConfigurationError, match="the variable TEST_SLACK_TOKENS its URL names"):
+        chat.resolved_url()
+    monkeypatch.setenv("TEST_SLACK_TOKENS", "A/B/C")
+    assert chat.resolved_url() == "slack://A/B/C/#reviews"

@@ -17,6 +17,7 @@ from agent import reviews
 from agent.actors import Actor
 from agent.demo.seed import VERSIONS_DIR
 from agent.errors import Forbidden, ServiceError
+from agent.notify import save_settings
 from agent.reads.audit import audit_log, verify_audit_log
 from agent.reads.kpis import kpi_report
 from agent.reads.queue import open_reviews
@@ -45,6 +46,7 @@ EXPECTED: dict[str, set[str]] = {
     "give a review back": {"operator"},
     "take the next review": {"operator"},
     "undo a call": {"operator", "manager"},
+    "change the notification settings": {"admin"},
     "submit a task": {"operator", "manager", "engineer"},
     "read KPIs": {"manager", "engineer"},
     "create an agent": {"engineer", "admin"},
@@ -105,6 +107,9 @@ def _actions(engine: Engine, actor: Actor) -> dict[str, Callable[[], object]]:
         "give a review back": lambda: reviews.release_review(platform_for(engine), actor, block),
         "take the next review": lambda: reviews.next_review(platform_for(engine), actor),
         "undo a call": lambda: undo_call(platform_for(engine), actor, call, reason="mistake"),
+        "change the notification settings": lambda: save_settings(
+            platform_for(engine), actor, "channels: {}\nroutes: []\n"
+        ),
         "submit a task": lambda: submit_task(
             platform_for(engine), actor, "support", {"intent": "refund"}
         ),

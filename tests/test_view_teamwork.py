@@ -16,7 +16,7 @@ from agent.notify import notify_once
 from agent.plugins import installed_registry
 from storage.engine import read_session
 from storage.enums import ReviewStatus, RunStatus, ToolCallStatus
-from storage.models import Compensation, Review, Run, ToolCall
+from storage.models import Compensation, NotifySettings, Review, Run, ToolCall
 from tests.support.console import engine_for, open_console
 from tests.support.runtime import drive, platform_for
 
@@ -212,3 +212,25 @@ def test_a_link_with_a_review_opens_it_in_the_pane(
     )
     assert at.session_state["queue.opened"] == review.id
     assert f"Review {review.id}: escalation of issue_refund" in [h.value for h in at.subheader]
+
+
+def test_an_admin_saves_notification_settings_on_the_status_page(
+    demo_url: str, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("STEWARD_NOTIFY_FILE", raising=False)
+    at = open_console(monkeypatch, demo_url, user="ada", page="status.py")
+    at.text_area(key="status.notify.yaml").input(
+        "channels:\n  mail: {url: 'mailto://127.0.0.1:1025?from=a@example.com&to=b@example.com'}\n"
+        "routes:\n  - {events: [review.raised], channels: [mail]}\n"
+    )
+    at.button(key="status.notify.save").click().run()
+    assert not at.exception, at.exception
+    assert "Saved: 1 channel(s), 1 route(s)." in _texts(at.success)
+    at.text_area(key="status.notify.yaml").input("routes: []\n")
+    at.button(key="status.notify.save").click().run()
+    assert "channels" in _texts(at.error)  # refused in one sentence; the saved one stays
+    with read_session(db) as session:
+        saved = session.get(NotifySettings, 1)
+    assert saved is not None and "mailto://" in saved.source_yaml
+    olga = open_console(monkeypatch, demo_url, user="olga", page="status.py")
+    assert "status.notify.yaml" not in {t.key for t in olga.text_area}

@@ -4,7 +4,7 @@
 console_url: http://localhost:8501          # links in messages open the review here
 channels:
   ops-mail: {url: "mailto://smtp.example.com:25?from=steward@example.com&to=ops@example.com"}
-  on-call: {url: "slack://T000/B000/XXXX"}   # any URL apprise understands
+  on-call: {url: "slack://${SLACK_TOKENS}"}  # any URL apprise understands; ${VAR} from the env
   hooks: {webhook: "https://hooks.example.com/steward", secret_env: STEWARD_WEBHOOK_SECRET}
 routes:
   - events: [review.raised, review.sla_80, review.expired, review.tier]
@@ -25,6 +25,7 @@ variable ``secret_env`` names: no secret is ever written in the file, a log or t
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +86,7 @@ _SCHEMA: dict[str, Any] = {
     },
 }
 _VALIDATOR = Draft202012Validator(_SCHEMA)
+_VARIABLE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,24 @@ class Channel:
     webhook: str | None = None
     secret_env: str | None = None
     timeout_s: float = 10.0
+
+    def resolved_url(self) -> str:
+        """The apprise URL with each ``${NAME}`` replaced by that environment variable, so a
+        password or token never has to be written in the file or saved in the console.
+
+        Raises:
+            ConfigurationError: a variable it names is not set.
+        """
+
+        def value(match: re.Match[str]) -> str:
+            found = os.environ.get(match.group(1), "")
+            if not found:
+                raise ConfigurationError(
+                    f"channel {self.name}: the variable {match.group(1)} its URL names is not set."
+                )
+            return found
+
+        return _VARIABLE.sub(value, self.url or "")
 
     def secret(self) -> bytes:
         """The webhook's signing secret, from the environment.

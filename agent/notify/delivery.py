@@ -117,8 +117,12 @@ def _send(
         return _post_webhook(channel, subject, body, payload, http)
     import apprise  # 0.1 s to import: only where a message goes through it
 
+    try:
+        url = channel.resolved_url()
+    except ConfigurationError as exc:
+        return str(exc)
     notifier = apprise.Apprise()
-    if not notifier.add(channel.url or ""):
+    if not notifier.add(url):
         return f"the channel {channel.name} has a URL apprise does not understand"
     with apprise.LogCapture(level=logging.WARNING) as captured:  # type: ignore[no-untyped-call]
         delivered = notifier.notify(title=subject, body=body, body_format=apprise.NotifyFormat.TEXT)

@@ -10,7 +10,7 @@ from sqlmodel import col
 
 from agent.actors import READ_ROLES, Actor, require
 from agent.errors import ConfigurationError
-from agent.notify.config import configured
+from agent.notify.settings import current_config
 from agent.platform import Platform
 from storage.engine import read_session
 from storage.models import Notification
@@ -51,7 +51,7 @@ def notification_status(platform: Platform, actor: Actor) -> NotificationStatus:
     require(actor, READ_ROLES, "read the system status")
     problem = None
     try:
-        config = configured()
+        config = current_config(platform)
     except ConfigurationError as exc:
         config, problem = None, str(exc)
     with read_session(platform.engine) as session:

@@ -32,7 +32,7 @@ from storage.models.demo import (  # noqa: E402
 )
 from storage.models.evals import EvalCase, EvalResult, EvalRun, EvalSuite  # noqa: E402
 from storage.models.limits import LimitReservation  # noqa: E402
-from storage.models.notifications import Notification  # noqa: E402
+from storage.models.notifications import Notification, NotifySettings  # noqa: E402
 from storage.models.operations import CircuitBreaker, RateLimitEntry, Worker  # noqa: E402
 from storage.models.people import User  # noqa: E402
 from storage.models.release import PolicyReplay  # noqa: E402
@@ -58,6 +58,7 @@ __all__ = [
     "ItPasswordReset",
     "LimitReservation",
     "Notification",
+    "NotifySettings",
     "PolicyReplay",
     "RateLimitEntry",
     "Review",

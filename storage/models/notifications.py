@@ -23,7 +23,7 @@ class Notification(SQLModel, table=True):
     __table_args__ = (sa.Index("ix_notifications_due", "status", "next_attempt_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    dedupe_key: str = Field(max_length=255, unique=True)
+    dedupe_key: str = Field(max_length=255, unique=True, index=True)
     event: str = Field(max_length=64)
     channel: str = Field(max_length=64, index=True)
     subject: str = Field(max_length=255)
@@ -35,3 +35,15 @@ class Notification(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=1000)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class NotifySettings(SQLModel, table=True):
+    """The notification channels and routes an admin saved in the console (one row, id 1);
+    ``STEWARD_NOTIFY_FILE``, when set, takes precedence over it."""
+
+    __tablename__ = "notify_settings"
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_yaml: str = Field(sa_type=sa.Text)
+    updated_by: str = Field(max_length=64)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -6,6 +6,7 @@
 - compensations: an undo of an executed call, started by a person as a new task whose one call
   is the compensating tool's, linked to the original ledger row.
 - notifications: the outbox of messages per event and channel, delivered by the worker.
+- notify_settings: the channels and routes an admin saved in the console.
 
 Revision ID: 0014
 Revises: 0011
@@ -96,9 +97,18 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f('ix_notifications_dedupe_key'), ['dedupe_key'], unique=True
         )
+    op.create_table(
+        'notify_settings',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('source_yaml', sa.Text(), nullable=False),
+        sa.Column('updated_by', sa.String(length=64), nullable=False),
+        sa.Column('updated_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_notify_settings')),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('notify_settings')
     with op.batch_alter_table('notifications', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_notifications_dedupe_key'))
         batch_op.drop_index(batch_op.f('ix_notifications_channel'))
