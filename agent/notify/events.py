@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from agent.actors import Actor
@@ -45,28 +46,33 @@ def collect_events(platform: Platform, config: NotifyConfig, *, now: datetime | 
     if not rows:
         return 0
     keys = [f"{event.key}:{channel}" for event, channel in rows]
-    with write_session(platform.engine) as session:
-        known = set(
-            session.exec(
-                select(Notification.dedupe_key).where(col(Notification.dedupe_key).in_(keys))
-            ).all()
-        )
-        for (event, channel), key in zip(rows, keys, strict=True):
-            if key in known:
-                continue
-            known.add(key)
-            session.add(
-                Notification(
-                    dedupe_key=key,
-                    event=event.name,
-                    channel=channel,
-                    subject=event.subject[:255],
-                    body=event.body[:4000],
-                    payload=dict(event.payload),
-                    next_attempt_at=moment,
-                )
+    try:
+        with write_session(platform.engine) as session:
+            known = set(
+                session.exec(
+                    select(Notification.dedupe_key).where(col(Notification.dedupe_key).in_(keys))
+                ).all()
             )
-            queued += 1
+            for (event, channel), key in zip(rows, keys, strict=True):
+                if key in known:
+                    continue
+                known.add(key)
+                session.add(
+                    Notification(
+                        dedupe_key=key,
+                        event=event.name,
+                        channel=channel,
+                        subject=event.subject[:255],
+                        body=event.body[:4000],
+                        payload=dict(event.payload),
+                        next_attempt_at=moment,
+                    )
+                )
+                queued += 1
+    except IntegrityError:
+        # Another worker queued some of them at the same moment: its rows stand, and what is
+        # still missing is queued on the next round.
+        return 0
     return queued
 
 
