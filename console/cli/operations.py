@@ -221,9 +221,14 @@ def _reviews_list(args: argparse.Namespace) -> int:
 
 def _review_line(i: QueueItem) -> str:
     due = f"{i.sla_due_at:%Y-%m-%d %H:%M}" if i.sla_due_at else "-"
+    four_eyes = (
+        f"  approved {len(i.approved_by)}/{i.approvals_required}"
+        if i.approvals_required > 1
+        else ""
+    )
     return (
         f"{i.id:>6}  {i.kind:<15} {i.status:<8} {i.agent}@v{i.version:<3} "
-        f"{i.tool or '-':<18} {i.rule_id or '-':<18} due {due}  {json.dumps(i.args)}"
+        f"{i.tool or '-':<18} {i.rule_id or '-':<18} due {due}  {json.dumps(i.args)}{four_eyes}"
     )
 
 
