@@ -44,6 +44,9 @@ USER_ADMIN_ROLES = frozenset({Role.ADMIN})
 AUDIT_ROLES = frozenset({Role.MANAGER, Role.ADMIN})
 # Operators work the review queue; managers read it (and override where a rule names them).
 QUEUE_ROLES = frozenset({Role.OPERATOR, Role.MANAGER})
+# Undoing an executed call (a new call through the gate, reviewed like any other): the people
+# who work the queue.
+UNDO_ROLES = QUEUE_ROLES
 # Managers watch KPIs; engineers read them per version to decide what to activate or roll back.
 KPI_ROLES = frozenset({Role.MANAGER, Role.ENGINEER})
 

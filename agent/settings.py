@@ -13,6 +13,8 @@ variable                        checked
 ``STEWARD_PRICING_FILE``        a readable price table (``agent.pricing``)
 ``STEWARD_EMBEDDED_WORKER``     a yes or no
 ``STEWARD_USER``                a user name
+``STEWARD_REVIEW_HOLD_MINUTES`` minutes a taken review stays taken (``agent.reviews``)
+``STEWARD_NOTIFY_FILE``         a readable notification file (``agent.notify``)
 =============================== ============================================================
 """
 
@@ -28,6 +30,7 @@ from sqlalchemy.engine import URL
 from agent.errors import ConfigurationError, InvalidInput
 from agent.mediation.ratelimit import configured_storage
 from agent.pricing import PRICING_FILE_VARIABLE, price_table
+from agent.reviews.assignment import hold_minutes
 from agent.users import NAME_PATTERN
 from storage.engine import database_url, sqlite_synchronous
 from storage.errors import StorageError
@@ -49,6 +52,8 @@ class Settings:
         pricing_file: the price table added to the defaults, if any.
         embedded_worker: whether the console runs a worker of its own.
         user: the default for ``--as USER`` on the command line, if any.
+        review_hold_minutes: how long a review an operator took stays theirs.
+        notify_file: the notification channels and routes, if any.
     """
 
     database_url: URL
@@ -57,6 +62,8 @@ class Settings:
     pricing_file: Path | None
     embedded_worker: bool
     user: str | None
+    review_hold_minutes: float = 15.0
+    notify_file: Path | None = None
 
 
 def check_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -79,7 +86,17 @@ def check_settings(environ: Mapping[str, str] | None = None) -> Settings:
         pricing_file=_pricing_file(env),
         embedded_worker=embedded_worker_enabled(env),
         user=_user(env),
+        review_hold_minutes=hold_minutes(env),
+        notify_file=_notify_file(env),
     )
+
+
+def _notify_file(env: Mapping[str, str]) -> Path | None:
+    from agent.notify.config import FILE_VARIABLE, configured  # apprise is not needed here
+
+    configured(env)
+    raw = env.get(FILE_VARIABLE, "").strip()
+    return Path(raw) if raw else None
 
 
 def _pricing_file(env: Mapping[str, str]) -> Path | None:

@@ -156,6 +156,12 @@ VERSION_SCHEMA: dict[str, Any] = {
                             "sla_minutes": {"type": "number", "exclusiveMinimum": 0},
                             "on_expiry": {"enum": ["reject", "escalate"]},
                             "max_tier": {"type": "integer", "minimum": 1, "maximum": 5},
+                            "approvals": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": 5,
+                                "description": "distinct people who must approve (four-eyes)",
+                            },
                             "override_roles": {
                                 "type": "array",
                                 "items": {"enum": _ROLES},
@@ -274,6 +280,9 @@ class PolicyRuleSpec:
     on_expiry: str = "reject"
     max_tier: int = 1
     override_roles: tuple[str, ...] = ()
+    # Four-eyes: an escalation this rule raises executes only once this many distinct people
+    # approved the same arguments, none of them the person who submitted the task.
+    approvals: int = 1
     # A shadow rule is evaluated on live traffic and recorded next to the live decision, never
     # enforced; promoting it is a new version without the flag.
     shadow: bool = False

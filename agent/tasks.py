@@ -16,6 +16,7 @@ from agent.actors import SUBMIT_ROLES, Actor, require
 from agent.errors import InvalidInput, NotFound
 from agent.inputs import json_object
 from agent.platform import Platform
+from agent.undo.derive import UNDO_KEY
 from storage.audit import append_event
 from storage.engine import write_connection
 from storage.enums import TaskStatus
@@ -54,6 +55,11 @@ def submit_task(
     task_input = json_object(task_input, what="the task input")
     if not task_input:
         raise InvalidInput("the task input must be a non-empty JSON object.")
+    if UNDO_KEY in task_input:
+        raise InvalidInput(
+            f"the key {UNDO_KEY!r} is reserved for undo tasks; start an undo with "
+            "`steward undo CALL --reason R` or the Undo button of a run."
+        )
     if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
         raise InvalidInput(
             f"a priority is from {MIN_PRIORITY} to {MAX_PRIORITY} (higher runs first), "

@@ -3,8 +3,9 @@
 Jobs: ``dispatch`` (claim ready runs and queued tasks up to the concurrency), ``heartbeat``
 (extend the leases of runs in progress, report liveness), ``expire`` (reviews past their SLA),
 ``release`` (runs whose worker stopped heart-beating become claimable), ``evaluations``
-(suites whose schedule is due run on their agent's active version) and ``canaries`` (each
-running canary's guard; a significant breach rolls it back). The same class runs
+(suites whose schedule is due run on their agent's active version), ``canaries`` (each running
+canary's guard; a significant breach rolls it back) and ``notify`` (messages about reviews,
+circuits and canaries, queued and sent with retries; see ``agent.notify``). The same class runs
 as ``steward worker`` or embedded in the console process.
 """
 
@@ -133,6 +134,7 @@ class Worker:
             id="canaries",
             next_run_time=utcnow(),
         )
+        scheduler.add_job(self._guarded(self.notify), "interval", seconds=5, id="notify")
         scheduler.start()
         self._scheduler = scheduler
         log.info("worker %s started (concurrency %d)", self.id, self.concurrency)
@@ -170,6 +172,8 @@ class Worker:
                 idle_checks = 0 if has_open_work(self.engine, self.id) else idle_checks + 1
                 if idle_checks >= 2:
                     break
+            # What the drained runs raised is announced before the process exits.
+            self._guarded(self.notify)()  # type: ignore[operator]
         finally:
             self.stop()
         return self.processed
@@ -240,6 +244,12 @@ class Worker:
             self._canaries_running = check_canaries(self.platform).running > 0
         finally:
             self._canary_check.release()
+
+    def notify(self) -> None:
+        """Queue and send notifications (``agent.notify``), off every run's path."""
+        from agent.notify import notify_once  # apprise loads only where notifications run
+
+        notify_once(self.platform)
 
     def _guarded(self, job: object) -> object:
         def run() -> None:

@@ -97,6 +97,8 @@ def test_decide_through_the_cli_then_the_run_completes(drained: Engine) -> None:
         "run_id": refund["run_id"],
         "run_resumes": True,
         "note": None,  # the policy still lets the approved refund through
+        "approved_by": [],  # no four-eyes rule: one approval decides
+        "approvals_required": 1,
     }
     refused(
         steward(drained, "reviews", "reject", str(refund["id"]), "--as", "oscar", "--reason", "no"),

@@ -17,17 +17,19 @@ from agent import reviews
 from agent.actors import Actor
 from agent.demo.seed import VERSIONS_DIR
 from agent.errors import Forbidden, ServiceError
+from agent.notify import save_settings
 from agent.reads.audit import audit_log, verify_audit_log
 from agent.reads.kpis import kpi_report
 from agent.reads.queue import open_reviews
 from agent.reads.runs import find_runs
 from agent.release.brake import pause_agent, resume_agent
 from agent.tasks import submit_task
+from agent.undo import undo_call
 from agent.users import add_user, disable_user, list_users, set_roles
 from agent.versions import activate_version, create_agent, create_version, rollback
 from storage.engine import read_session
 from storage.enums import ReviewKind, ReviewStatus
-from storage.models import Review
+from storage.models import Review, ToolCall
 from storage.queries.audit import AuditFilter
 from storage.queries.kpis import KpiFilter
 from tests.support.console import engine_for
@@ -40,6 +42,11 @@ EXPECTED: dict[str, set[str]] = {
     "approve an escalation": {"operator"},
     "reject an escalation": {"operator"},
     "override a block its rule names managers for": {"manager"},
+    "take a review": {"operator"},
+    "give a review back": {"operator"},
+    "take the next review": {"operator"},
+    "undo a call": {"operator", "manager"},
+    "change the notification settings": {"admin"},
     "submit a task": {"operator", "manager", "engineer"},
     "read KPIs": {"manager", "engineer"},
     "create an agent": {"engineer", "admin"},
@@ -81,6 +88,8 @@ def _review(engine: Engine, kind: ReviewKind, rule: str | None = None) -> int:
 def _actions(engine: Engine, actor: Actor) -> dict[str, Callable[[], object]]:
     escalation = _review(engine, ReviewKind.ESCALATION)
     block = _review(engine, ReviewKind.BLOCK, "refund-over-limit")
+    with read_session(engine) as session:
+        call = session.exec(select(ToolCall.id).order_by(col(ToolCall.id))).first() or 0
     v2 = (VERSIONS_DIR / "support-v2.yaml").read_text()
     suffix = sorted(actor.roles)[0].value if actor.roles else "none"
 
@@ -93,6 +102,13 @@ def _actions(engine: Engine, actor: Actor) -> dict[str, Callable[[], object]]:
         ),
         "override a block its rule names managers for": lambda: reviews.override(
             platform_for(engine), actor, block, "finance ticket FIN-7"
+        ),
+        "take a review": lambda: reviews.take_review(platform_for(engine), actor, block),
+        "give a review back": lambda: reviews.release_review(platform_for(engine), actor, block),
+        "take the next review": lambda: reviews.next_review(platform_for(engine), actor),
+        "undo a call": lambda: undo_call(platform_for(engine), actor, call, reason="mistake"),
+        "change the notification settings": lambda: save_settings(
+            platform_for(engine), actor, "channels: {}\nroutes: []\n"
         ),
         "submit a task": lambda: submit_task(
             platform_for(engine), actor, "support", {"intent": "refund"}

@@ -143,6 +143,12 @@ def _grant_answer(grant: ItAccessGrant, duplicate: bool) -> dict[str, Any]:
     idempotent=True,
     data_sources=("iam",),
     compensating_tool="revoke_access",
+    # Undone by revoking what the grant gave: the employee's access to that application.
+    compensation_args={
+        "employee_id": "result.employee_id",
+        "app_id": "result.app_id",
+        "reason": '"undo of grant " + string(result.grant_id)',
+    },
     inline=True,
 )
 def grant_access(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
@@ -237,6 +243,10 @@ def revoke_access(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
     idempotent=False,
     data_sources=("directory",),
     inline=True,
+    not_undoable_because=(
+        "a reset link that was sent cannot be recalled; it expires on its own, and the "
+        "employee's old password no longer works either way"
+    ),
 )
 def reset_password(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
     """Send an active employee a password reset link (to their directory email unless

@@ -44,6 +44,9 @@ DEMO_USERS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("ada", ("admin",), "ada-steward-demo"),
     ("olga", ("operator",), "olga-steward-demo"),
     ("oscar", ("operator",), "oscar-steward-demo"),
+    # A third operator, so that a four-eyes call the demo's olga submitted can get its two
+    # approvals from people other than her.
+    ("otto", ("operator",), "otto-steward-demo"),
     ("mona", ("manager",), "mona-steward-demo"),
     ("erin", ("engineer",), "erin-steward-demo"),
 )

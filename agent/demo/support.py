@@ -188,6 +188,11 @@ def _refund_answer(refund: SupportRefund, duplicate: bool) -> dict[str, Any]:
     idempotent=True,
     data_sources=("payments", "orders"),
     inline=True,
+    not_undoable_because=(
+        "a refund is money already paid back to the customer through the payment processor; "
+        "it cannot be recalled, only charged again, which needs the customer's consent, so "
+        "contact the customer instead"
+    ),
 )
 def issue_refund(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
     """Refund an amount in dollars on a customer's order to the original payment method.
@@ -252,6 +257,7 @@ def issue_refund(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
     idempotent=False,
     data_sources=("email",),
     inline=True,
+    not_undoable_because="an email that was sent cannot be unsent; send a correction instead",
 )
 def send_email(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
     """Send an email about a customer's case. Not idempotent: every call sends another email."""
@@ -327,6 +333,7 @@ def close_ticket(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
     idempotent=True,
     data_sources=("crm",),
     inline=True,
+    not_undoable_because="the customer's personal data was erased for good",
 )
 def delete_customer_data(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
     """Erase a customer's personal data for good (name and email). Cannot be undone."""

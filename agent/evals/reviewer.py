@@ -52,15 +52,19 @@ class ScriptedReviewer:
             if answer is None or review.id is None:
                 continue
             self.remaining.remove(answer)
-            self._apply(review.id, review.row_version, answer)
+            # Under a four-eyes rule each answer approves as another person.
+            approver = EVALUATOR + (f"-{len(review.approved_by) + 1}" if review.approved_by else "")
+            self._apply(review.id, review.row_version, answer, approver)
             answered += 1
         return answered
 
-    def _apply(self, review_id: int, seen_version: int, answer: ReviewerAnswer) -> None:
+    def _apply(
+        self, review_id: int, seen_version: int, answer: ReviewerAnswer, approver: str = EVALUATOR
+    ) -> None:
         if answer.decision == "expire":
             expire_review(self.platform, review_id)
             return
-        actor = Actor.of(EVALUATOR, [answer.role])
+        actor = Actor.of(approver, [answer.role])
         reason = answer.reason or f"the evaluation's scripted reviewer: {answer.decision}"
         kind = _KINDS[answer.decision]
         decide(

@@ -102,5 +102,6 @@ def grant_of(review: Review, bound_args: Mapping[str, Any]) -> Grant | None:
         review.rule_id,
         overridden=review.status is ReviewStatus.OVERRIDDEN,
         args_hash=args_hash(dict(bound_args)),
-        by=review.decided_by,
+        # Under a four-eyes rule every person who approved, in order; else the one decider.
+        by=", ".join(review.approved_by) if review.approved_by else review.decided_by,
     )

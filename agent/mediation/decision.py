@@ -14,8 +14,8 @@ class Decision:
 
     ``error_class`` classifies a deny (``out_of_scope``, ``invalid_arguments``,
     ``policy_denied``, ``rate_limited``, ``circuit_open``). ``override_roles`` names who may
-    override a policy deny (empty: absolute). ``sla_minutes`` and ``on_expiry`` govern the review
-    an escalation creates.
+    override a policy deny (empty: absolute). ``sla_minutes``, ``on_expiry`` and ``approvals``
+    (how many distinct people must approve) govern the review an escalation creates.
     """
 
     effect: Effect
@@ -26,6 +26,7 @@ class Decision:
     sla_minutes: float | None = None
     on_expiry: str = "reject"
     max_tier: int = 1
+    approvals: int = 1
     stage: str = "policy"
     details: dict[str, object] = field(default_factory=dict)
 
@@ -44,6 +45,7 @@ class Decision:
         sla_minutes: float | None = None,
         on_expiry: str = "reject",
         max_tier: int = 1,
+        approvals: int = 1,
     ) -> Decision:
         return cls(
             Effect.ESCALATE,
@@ -52,6 +54,7 @@ class Decision:
             sla_minutes=sla_minutes,
             on_expiry=on_expiry,
             max_tier=max_tier,
+            approvals=approvals,
         )
 
     @classmethod

@@ -58,6 +58,13 @@ class CompiledPolicy:
     """A version's policy, ready to decide calls in microseconds."""
 
     def __init__(self, spec: PolicySpec) -> None:
+        for rule in spec.rules:
+            if rule.approvals > 1 and rule.effect is not Effect.ESCALATE:
+                raise VersionSpecError(
+                    f"rule {rule.id!r} asks for {rule.approvals} approvals but its effect is "
+                    f"{rule.effect.value}; only an escalate rule raises a review people approve.",
+                    rule_id=rule.id,
+                )
         self.spec = spec
         self.rules = tuple(
             CompiledRule(rule, compile_expression(rule.when, what="condition", rule_id=rule.id))
@@ -211,6 +218,7 @@ class CompiledPolicy:
                 sla_minutes=winner.rule.sla_minutes,
                 on_expiry=winner.rule.on_expiry,
                 max_tier=winner.rule.max_tier,
+                approvals=winner.rule.approvals,
             )
         return Decision.allow(winner.rule.id, reason)
 

@@ -17,7 +17,7 @@ from agent.actors import QUEUE_ROLES, Actor, require
 from agent.errors import NotFound, ServiceError
 from agent.platform import Platform
 from agent.reads.paging import Page, check_window
-from agent.reviews import parse_edited_args, permitted_decisions
+from agent.reviews import Quorum, holder_of, parse_edited_args, permitted_decisions
 from agent.tools.validation import validate
 from storage.engine import read_session
 from storage.enums import DecisionKind, ReviewKind
@@ -153,6 +153,10 @@ class ReviewContext:
             contract for an output review); None when the actor may not edit it, or the
             schema cannot be loaded.
         permitted: what the reading actor may decide on it (empty once it is decided).
+        quorum: its four-eyes count (who approved so far, how many must).
+        approval_refusal: why the reading actor may not approve it although their role may
+            (they submitted the task, or already approved), else None.
+        holder: who holds it now (None: nobody, or the hold lapsed).
     """
 
     review: ReviewRecord
@@ -163,6 +167,9 @@ class ReviewContext:
     decisions: tuple[DecisionRecord, ...]
     args_schema: Mapping[str, Any] | None
     permitted: frozenset[DecisionKind] = field(default_factory=frozenset)
+    quorum: Quorum | None = None
+    approval_refusal: str | None = None
+    holder: str | None = None
 
 
 def review_context(platform: Platform, actor: Actor, review_id: int) -> ReviewContext:
@@ -179,6 +186,21 @@ def review_context(platform: Platform, actor: Actor, review_id: int) -> ReviewCo
         raise NotFound(f"review {review_id} does not exist.")
     review = detail.review
     permitted = permitted_decisions(actor, review) if review.is_open else frozenset()
+    quorum = Quorum.of(
+        review.id,
+        review.rule_id,
+        review.kind,
+        review.approvals_required,
+        review.approved_by,
+        submitted_by=detail.submitted_by,
+        task_id=detail.task_id,
+    )
+    refusal = None
+    if DecisionKind.APPROVE in permitted or DecisionKind.EDIT in permitted:
+        refusal = quorum.refusal(actor.name, DecisionKind.APPROVE)
+        permitted = frozenset(
+            kind for kind in permitted if quorum.refusal(actor.name, kind) is None
+        )
     return ReviewContext(
         review=review,
         task_id=detail.task_id,
@@ -188,6 +210,9 @@ def review_context(platform: Platform, actor: Actor, review_id: int) -> ReviewCo
         decisions=detail.decisions,
         args_schema=_edit_schema(platform, review) if DecisionKind.EDIT in permitted else None,
         permitted=permitted,
+        quorum=quorum,
+        approval_refusal=refusal,
+        holder=holder_of(review.assigned_to, review.assigned_at, now=utcnow()),
     )
 
 

@@ -90,6 +90,7 @@ def _expire_one(platform: Platform, session: Session, review: Review, moment: da
             risk=review.risk,
             tier=review.tier + 1,
             override_roles=review.override_roles,
+            approvals_required=review.approvals_required,  # the next tier starts a new count
             sla_due_at=moment + timedelta(minutes=rule.sla_minutes or DEFAULT_SLA_MINUTES),
         )
         session.add(child)

@@ -43,6 +43,7 @@ class Escalation:
             reason=decision.reason,
             sla_minutes=decision.sla_minutes,
             parent_id=parent_id,
+            approvals=decision.approvals,
         )
 
     def block(self, call: ProposedCall, decision: Decision, *, parent_id: int | None) -> None:
@@ -104,6 +105,7 @@ class Escalation:
         parent_id: int | None,
         args: Mapping[str, Any] | None = None,
         override_roles: tuple[str, ...] = (),
+        approvals: int = 1,
     ) -> None:
         state = self.run.state
         bound = dict(call.args) if call is not None else dict(args or {})
@@ -125,6 +127,7 @@ class Escalation:
             risk=self.risk(call.tool, bound) if call is not None else 0,
             tier=1,
             override_roles=list(override_roles),
+            approvals_required=approvals,
             sla_due_at=utcnow() + timedelta(minutes=sla_minutes or DEFAULT_SLA_MINUTES),
         )
         self.run.insert(REVIEWS, review.model_dump(exclude={"id"}))

@@ -18,7 +18,8 @@ from sqlmodel import col, select
 
 from agent.calls import ProposedCall
 from agent.errors import InvalidInput
-from agent.planning.base import Proposal, RunContext, TokenUsage, Turn
+from agent.planning.base import Planner, Proposal, RunContext, TokenUsage, Turn
+from agent.planning.compensation import CompensationPlanner
 from agent.platform import Platform
 from agent.pricing import price_table
 from agent.runtime.bundle import VersionBundle
@@ -30,6 +31,7 @@ from agent.runtime.ledger import Ledger
 from agent.runtime.records import proposal_to_json, redact
 from agent.runtime.resume import Resume
 from agent.runtime.session import RunSession
+from agent.undo.derive import UNDO_CALL_ID, UNDO_KEY
 from storage.engine import read_session
 from storage.enums import ErrorClass, RunStatus, StepKind, StepStatus
 from storage.models import Review
@@ -64,6 +66,13 @@ class RunLoop:
         self.ledger = Ledger(platform, bundle, run, self.escalation, inline_tools=inline_tools)
         self.calls = CallHandler(run, self.gate, self.ledger, self.escalation)
         self.resume = Resume(run, self.calls, self.ledger, self._over_budget)
+        # An undo task (only ``agent.undo`` writes its key) proposes its one compensating call,
+        # which then takes the same gate as any call.
+        self.planner: Planner = (
+            CompensationPlanner(UNDO_KEY, UNDO_CALL_ID)
+            if isinstance(self.state.task.get(UNDO_KEY), dict)
+            else bundle.planner
+        )
 
     def begin(self) -> None:
         """Queue the run's root step if it has none yet (the first claim of a run)."""
@@ -186,7 +195,7 @@ class RunLoop:
     def _plan(self) -> Proposal:
         started = utcnow()
         try:
-            proposal = self.bundle.planner.propose(self.context())
+            proposal = self.planner.propose(self.context())
         except Exception as exc:
             log.exception("planner of run %s failed", self.state.run_id)
             proposal = Proposal.failed(f"the planner raised {type(exc).__name__}: {exc}")

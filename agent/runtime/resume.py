@@ -144,6 +144,7 @@ class Resume:
             output={
                 "decision": review.status.value,
                 "decided_by": review.decided_by,
+                "approved_by": list(review.approved_by),
                 "reason": decision.reason if decision else "",
                 "edited_args": redact(decision.args) if decision else None,
             },

@@ -32,6 +32,12 @@ class ToolSpec:
     # in-process tools whose every wait has its own bound, since the executor cannot then cut
     # the call at the version's call timeout. A tool that may hang must leave this off.
     inline: bool = False
+    # Undo: the compensating call's arguments, each a CEL expression over ``args`` (the
+    # original call's arguments) and ``result`` (what it returned); none: the same arguments.
+    compensation_args: Mapping[str, str] = field(default_factory=dict)
+    # Why a side-effecting tool with no compensating tool cannot be undone, told to whoever
+    # asks to undo one of its calls.
+    not_undoable_because: str = ""
 
     @property
     def has_side_effects(self) -> bool:

@@ -64,6 +64,8 @@ def tool(
     data_sources: tuple[str, ...] = (),
     compensating_tool: str | None = None,
     inline: bool = False,
+    compensation_args: Mapping[str, str] | None = None,
+    not_undoable_because: str = "",
 ) -> Callable[[ToolFunction], PythonTool]:
     """Turn a function into a ``PythonTool``.
 
@@ -87,6 +89,10 @@ def tool(
         compensating_tool: the tool that undoes this one, if any.
         inline: run in the worker's thread (see ``ToolSpec.inline``): only for fast tools
             that bound every wait themselves.
+        compensation_args: the compensating call's arguments, each a CEL expression over
+            ``args`` and ``result`` of the call it undoes (default: the same arguments).
+        not_undoable_because: for a side-effecting tool with no compensating tool, why its
+            calls cannot be undone.
 
     Returns:
         A decorator producing the ``PythonTool``.
@@ -107,6 +113,8 @@ def tool(
             data_sources=data_sources,
             compensating_tool=compensating_tool,
             inline=inline,
+            compensation_args=dict(compensation_args or {}),
+            not_undoable_because=not_undoable_because,
         )
         return PythonTool(spec, fn)
 

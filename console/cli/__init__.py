@@ -29,6 +29,7 @@ from console.cli import (
     policy,
     replay,
     tools,
+    undo,
     users,
     versions,
 )
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     tools.register(commands)
     mcp.register(commands)
     gateway.register(commands)
+    undo.register(commands)
     return parser
 
 

@@ -200,6 +200,8 @@ def _runs_show(args: argparse.Namespace) -> int:
         )
     if trace.steps_truncated:
         print(f"  ... the first {len(trace.steps)} of {run.step_count} steps are shown.")
+    for call in trace.tool_calls:  # the ledger ids are what `steward undo CALL` takes
+        print(f"  call {call.id}: {call.tool} {call.status.value} {json.dumps(call.args)}")
     if run.output is not None:
         print(f"output: {json.dumps(run.output, ensure_ascii=False)}")
     return EXIT_OK
@@ -219,9 +221,14 @@ def _reviews_list(args: argparse.Namespace) -> int:
 
 def _review_line(i: QueueItem) -> str:
     due = f"{i.sla_due_at:%Y-%m-%d %H:%M}" if i.sla_due_at else "-"
+    four_eyes = (
+        f"  approved {len(i.approved_by)}/{i.approvals_required}"
+        if i.approvals_required > 1
+        else ""
+    )
     return (
         f"{i.id:>6}  {i.kind:<15} {i.status:<8} {i.agent}@v{i.version:<3} "
-        f"{i.tool or '-':<18} {i.rule_id or '-':<18} due {due}  {json.dumps(i.args)}"
+        f"{i.tool or '-':<18} {i.rule_id or '-':<18} due {due}  {json.dumps(i.args)}{four_eyes}"
     )
 
 
@@ -286,8 +293,12 @@ def _decide(args: argparse.Namespace) -> int:
                 "run_id": result.run_id,
                 "run_resumes": result.run_resumes,
                 "note": result.note,
+                "approved_by": list(result.approved_by),
+                "approvals_required": result.approvals_required,
             }
         )
+    elif result.waiting_for_more:
+        print(f"review {result.review_id}: {result.note}")
     else:
         tail = "; the run resumes." if result.run_resumes else "."
         print(f"review {result.review_id} {result.status.value} by {result.decided_by}{tail}")

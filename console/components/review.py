@@ -20,6 +20,7 @@ from agent.reads.queue import ReviewContext, preview_edit
 from console.components.data import forget_lists
 from console.components.feedback import describe, flash, sentence
 from console.components.formatting import compact, countdown, overdue, when
+from console.components.teamwork import hold_panel
 from console.components.trace import render_timeline
 from console.resources import platform
 from console.session import current_user
@@ -56,6 +57,8 @@ def render_review(context: ReviewContext, *, now: datetime) -> None:
         )
     elif overdue(review.sla_due_at, now):
         st.warning(f"This review is {sla}.")
+    if review.is_open:
+        hold_panel(context, now)
 
     call, task = st.columns(2)
     with call:
@@ -244,6 +247,9 @@ def _decide(review_id: int, seen_version: int, kind: str) -> None:
         flash(FLASH, "error", describe(exc))
         return
     forget_lists()
+    if result.waiting_for_more:
+        flash(FLASH, "info", f"review {review_id}: {result.note}")
+        return
     tail = "; the run resumes." if result.run_resumes else "."
     message = f"review {review_id} {result.status.value} by {actor.name}{tail}"
     if result.note:

@@ -12,11 +12,14 @@ from functools import partial
 import pandas as pd
 import streamlit as st
 
+from agent.actors import DECIDE_ROLES
+from agent.inputs import whole_number
 from agent.reads.queue import QueueFilter, QueueSnapshot, review_context
 from console.components import bulk, data
 from console.components.feedback import one_sentence, show_flash
 from console.components.formatting import compact, countdown, option_label, overdue
 from console.components.review import FLASH, render_review
+from console.components.teamwork import approvals_label, holder_label, next_button
 from console.resources import platform
 from console.session import require_user
 from console.widgets.add_case import add_to_suite
@@ -55,6 +58,11 @@ if not st.session_state.get("queue.filters_from_url"):
         chosen = next((o for o in options if str(o) == wanted), None)
         if chosen is not None:
             st.session_state[key] = chosen
+    # A notification's link (?review=ID) opens that review in the pane.
+    linked_review = whole_number(st.query_params.get("review") or "")
+    if linked_review is not None:
+        st.session_state[OPENED] = linked_review
+        st.session_state["queue.open"] = linked_review
 columns = st.columns(5)
 flt = QueueFilter(
     agent=columns[0].selectbox(
@@ -118,6 +126,8 @@ def queue_list(flt: QueueFilter) -> None:
                         "tool": i.tool or "",
                         "rule": i.rule_id or "",
                         "tier": i.tier,
+                        "approvals": approvals_label(i.approvals_required, i.approved_by),
+                        "taken by": holder_label(i.assigned_to, i.assigned_at, now),
                         "reason": i.reason,
                         "args": compact(i.args, 80),
                     }
@@ -174,6 +184,8 @@ def queue_list(flt: QueueFilter) -> None:
         st.rerun(scope="app")  # the pane below the fragment redraws only in a full run
 
 
+if actor.has_any(DECIDE_ROLES):
+    next_button(flt)
 queue_list(flt)
 
 action = bulk.pending()

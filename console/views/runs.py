@@ -21,6 +21,7 @@ from console.components.trace import render_trace
 from console.resources import platform
 from console.session import require_user
 from console.widgets.add_case import add_to_suite
+from console.widgets.undo import undo_panel
 from storage.enums import ErrorClass, RunStatus
 from storage.types import utcnow
 
@@ -192,6 +193,7 @@ def _run_page(raw: str) -> None:
         render_trace(trace, now=utcnow(), usage=usage)
     else:
         st.fragment(run_every=LIVE_REFRESH_S)(_live_trace)(run_id)
+    undo_panel(actor, run_id, key="runs")
     add_to_suite(actor, trace.run.agent, run_id, key="runs")
 
 

@@ -9,6 +9,7 @@ from agent.errors import ServiceError
 from agent.reads.system import status as system_status
 from console.resources import platform
 from console.session import require_user
+from console.widgets.notify_status import notification_panel
 from storage.errors import StorageError
 from storage.types import utcnow
 
@@ -71,3 +72,5 @@ st.dataframe(
     hide_index=True,
     key="status.tables",
 )
+
+notification_panel(actor)

@@ -33,11 +33,12 @@ from storage.models.demo import (  # noqa: E402
 from storage.models.evals import EvalCase, EvalResult, EvalRun, EvalSuite  # noqa: E402
 from storage.models.gateway import GatewayToken  # noqa: E402
 from storage.models.limits import LimitReservation  # noqa: E402
+from storage.models.notifications import Notification, NotifySettings  # noqa: E402
 from storage.models.operations import CircuitBreaker, RateLimitEntry, Worker  # noqa: E402
 from storage.models.people import User  # noqa: E402
 from storage.models.release import Canary, PolicyReplay  # noqa: E402
 from storage.models.reviews import Review, ReviewDecision  # noqa: E402
-from storage.models.work import Run, Step, Task, ToolCall  # noqa: E402
+from storage.models.work import Compensation, Run, Step, Task, ToolCall  # noqa: E402
 
 metadata = SQLModel.metadata
 
@@ -47,6 +48,7 @@ __all__ = [
     "AuditEvent",
     "Canary",
     "CircuitBreaker",
+    "Compensation",
     "Deployment",
     "EvalCase",
     "EvalResult",
@@ -58,6 +60,8 @@ __all__ = [
     "ItEmployee",
     "ItPasswordReset",
     "LimitReservation",
+    "Notification",
+    "NotifySettings",
     "PolicyReplay",
     "RateLimitEntry",
     "Review",

@@ -45,6 +45,14 @@ class Review(SQLModel, table=True):
     risk: int = Field(default=0)
     tier: int = Field(default=1)
     override_roles: list[str] = Field(default_factory=list, sa_type=JSONDoc)
+    # Four-eyes: how many distinct people must approve the call (the rule's ``approvals``), and
+    # who approved its current arguments so far (an edit restarts the list with the editor).
+    approvals_required: int = Field(default=1)
+    approved_by: list[str] = Field(default_factory=list, sa_type=JSONDoc)
+    # Who took the review to work on it, and since when; after the queue's hold timeout it
+    # is back in the pool (read as unassigned) whatever these say.
+    assigned_to: str | None = Field(default=None, max_length=64)
+    assigned_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     sla_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     row_version: int = Field(default=1)
     decided_by: str | None = Field(default=None, max_length=64)

@@ -152,3 +152,25 @@ class ToolCall(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     duration_ms: float | None = Field(default=None)
+
+
+class Compensation(SQLModel, table=True):
+    """An undo a person started for an executed call: a new task whose one call is the tool's
+    compensating tool, with arguments derived from the original call and its result.
+
+    It records an *attempted* compensation; whether the effect was reversed is what the undo
+    task's own ledger row (its ``call_id`` in that task's run) says, never this row.
+    """
+
+    __tablename__ = "compensations"
+
+    id: int | None = Field(default=None, primary_key=True)
+    original_call_id: int = Field(foreign_key="tool_calls.id", index=True)
+    original_run_id: int = Field(foreign_key="runs.id", index=True)
+    task_id: int = Field(foreign_key="tasks.id", unique=True, index=True)
+    call_id: str = Field(max_length=64)
+    tool: str = Field(max_length=128)
+    args: dict[str, Any] = Field(sa_type=JSONDoc)
+    reason: str = Field(max_length=2000)
+    requested_by: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -50,6 +50,10 @@ class QueueItem:
     created_at: datetime
     args: dict[str, Any] | None
     override_roles: list[str]
+    approvals_required: int = 1
+    approved_by: tuple[str, ...] = ()
+    assigned_to: str | None = None
+    assigned_at: datetime | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -126,6 +130,10 @@ def review_queue(
             created_at=r.created_at,
             args=r.args,
             override_roles=list(r.override_roles),
+            approvals_required=r.approvals_required,
+            approved_by=tuple(r.approved_by or ()),
+            assigned_to=r.assigned_to,
+            assigned_at=r.assigned_at,
         )
         for r, name, number in session.exec(query).all()
     ]
@@ -205,6 +213,7 @@ class ReviewDetail:
     rule: dict[str, Any] | None
     steps: tuple[TraceStep, ...]
     decisions: tuple[DecisionRecord, ...]
+    submitted_by: str | None = None
 
 
 def review_detail(
@@ -242,4 +251,5 @@ def review_detail(
             trace_steps(session, review.run_id, limit=step_limit, before=review.created_at)
         ),
         decisions=decision_records(session, [record.id]),
+        submitted_by=task.submitted_by if task else None,
     )

@@ -71,6 +71,10 @@ class ReviewRecord:
     decided_by: str | None
     decided_at: datetime | None
     created_at: datetime
+    approvals_required: int = 1
+    approved_by: tuple[str, ...] = ()
+    assigned_to: str | None = None
+    assigned_at: datetime | None = None
 
     @property
     def is_open(self) -> bool:
@@ -160,4 +164,8 @@ def review_record(review: Review, names: tuple[str, int]) -> ReviewRecord:
         decided_by=review.decided_by,
         decided_at=review.decided_at,
         created_at=review.created_at,
+        approvals_required=review.approvals_required,
+        approved_by=tuple(review.approved_by or ()),
+        assigned_to=review.assigned_to,
+        assigned_at=review.assigned_at,
     )
