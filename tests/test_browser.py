@@ -11,14 +11,9 @@ Without it the test is skipped locally and fails under ``CI=true``.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlmodel import col, select
 
@@ -26,13 +21,12 @@ from storage.engine import read_session
 from storage.enums import ReviewStatus, RunStatus
 from storage.models import Review, Run
 from tests.support.console import engine_for
+from tests.support.server import serve_console
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-STARTUP_S = 90.0
 STEP_MS = 30_000
 
 
@@ -46,67 +40,11 @@ def chromium() -> Path:
     return CHROMIUM
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def console(demo_url: str, tmp_path: Path) -> Iterator[str]:
-    """The console serving ``demo_url`` on a free local port, its worker embedded."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "STEWARD_DATABASE_URL": demo_url,
-        "STEWARD_EMBEDDED_WORKER": "1",
-    }
-    log = (tmp_path / "console.log").open("wb")
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "streamlit"),
-            "run",
-            "console/app.py",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_healthy(url, server)
+    """The console serving ``demo_url`` as ``make run`` does, its worker embedded."""
+    with serve_console(demo_url, tmp_path / "console.log") as url:
         yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=15)
-        log.close()
-
-
-def _wait_until_healthy(url: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + STARTUP_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise AssertionError(f"the console exited with {server.returncode} while starting")
-        try:
-            if httpx.get(f"{url}/_stcore/health", timeout=2).text.strip() == "ok":
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"the console did not answer on {url} within {STARTUP_S:.0f} s")
 
 
 def test_operator_approves_the_oldest_refund_and_sees_its_run_succeed(
