@@ -198,9 +198,7 @@ class Worker:
         with self._lock:
             run_ids = list(self._active)
             processed = self.processed
-        extend_leases(
-            self.engine, self.id, run_ids, lease_s=self.lease_s, runs_processed=processed
-        )
+        extend_leases(self.engine, self.id, run_ids, lease_s=self.lease_s, runs_processed=processed)
 
     def expire_reviews(self) -> None:
         expire_overdue(self.platform)

@@ -36,14 +36,20 @@ def db(demo_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def linked(monkeypatch: pytest.MonkeyPatch, url: str, run: str, user: str = "olga") -> AppTest:
-    """The console opened on ``runs?run=<run>``, as a link followed in a signed-in session."""
+def linked(
+    monkeypatch: pytest.MonkeyPatch,
+    url: str,
+    run: str,
+    user: str = "olga",
+    page: str = "views/run.py",
+) -> AppTest:
+    """The console opened on ``run?run=<run>``, as a link followed in a signed-in session."""
     monkeypatch.setenv("STEWARD_DATABASE_URL", url)
     monkeypatch.setenv("STEWARD_EMBEDDED_WORKER", "0")
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state["auth.user"] = {"name": user}
     at.query_params["run"] = run
-    at.switch_page("views/runs.py")
+    at.switch_page(page)
     at.run()
     assert not at.exception, at.exception
     return at
@@ -53,6 +59,15 @@ def frame(at: AppTest, first_column: str) -> pd.DataFrame:
     """The table whose first column is ``first_column`` (st.dataframe keeps no key in AppTest)."""
     tables = [df.value for df in at.dataframe]
     return next(t for t in tables if len(t.columns) and t.columns[0] == first_column)
+
+
+def click_row(at: AppTest, key: str, row: int) -> None:
+    """Click row ``row`` of the clickable table ``key`` (as a person's click selects it)."""
+    clicks = at.session_state[f"{key}.clicks"] if f"{key}.clicks" in at.session_state else 0
+    at.session_state[f"{key}.{clicks}"] = {
+        "selection": {"rows": [row], "columns": [], "cells": []}
+    }
+    at.run()
 
 
 def texts(elements: object) -> str:
@@ -75,7 +90,7 @@ def test_run_list_filters_pages_and_opens_a_run(
     total = run_count(db)
     assert f"{total:,} runs match · page 1 of 2" in texts(at.caption)
     assert len(frame(at, "run")) == 50
-    at.pagination(key="runs.page").set_value(2).run()
+    at.pagination[0].set_value(2).run()
     assert not at.exception
     assert len(frame(at, "run")) == total - 50
 
@@ -83,8 +98,9 @@ def test_run_list_filters_pages_and_opens_a_run(
     waiting = run_count(db, col(Run.status) == RunStatus.WAITING_REVIEW)
     table = frame(at, "run")
     assert len(table) == waiting
-    assert set(table["status"]) == {"waiting_review"}
-    assert at.session_state["runs.page"] == 1
+    assert set(table["outcome"]) == {"waiting_review"}
+    # A new filter starts on its first page.
+    assert f"{waiting:,} runs match · page 1 of 1" in texts(at.caption)
 
     at.selectbox(key="runs.filter.agent").set_value("it-access").run()
     at.selectbox(key="runs.filter.version").set_value(1).run()
@@ -97,14 +113,19 @@ def test_run_list_filters_pages_and_opens_a_run(
         col(Run.version_id) == 3,
     )
 
+    # A click on the first row opens that run on its own page.
     chosen = int(table.iloc[0]["run"])
-    at.selectbox(key="runs.open").set_value(chosen).run()
+    click_row(at, "runs.table", 0)
     assert not at.exception
     assert at.query_params["run"] == str(chosen)
     assert at.subheader[0].value.startswith(f"Run {chosen}: it-access v1")
-    at.button(key="runs.back").click().run()
-    assert "run" not in at.query_params
+    # The sidebar's Runs link (another page now, and links in the navigation carry no query)
+    # leaves the run for the list, where no row is still selected.
+    del at.query_params["run"]
+    at.switch_page("views/runs.py").run()
+    assert not at.exception
     assert "runs match" in texts(at.caption)
+    assert not at.subheader, "the list reopened the run clicked before"
 
 
 def test_error_class_and_time_range_filters(
@@ -124,14 +145,14 @@ def test_error_class_and_time_range_filters(
     at.selectbox(key="runs.filter.error_class").set_value(None).run()
     at.selectbox(key="runs.filter.range").set_value("Last 24 hours").run()
     assert f"{run_count(db) - 1:,} runs match" in texts(at.caption)
-    at.pagination(key="runs.page").set_value(2).run()
+    at.pagination[0].set_value(2).run()
     assert 3 not in set(frame(at, "run")["run"])
     at.selectbox(key="runs.filter.range").set_value("Custom dates").run()
     at.date_input(key="runs.filter.dates").set_value(
         (pd.Timestamp("2020-01-01").date(), pd.Timestamp("2020-01-31").date())
     ).run()
     assert not at.exception
-    assert "No run matches these filters." in texts(at.info)
+    assert "No run matches these filters: clear one, or widen the time range." in texts(at.info)
 
 
 def test_a_linked_run_shows_its_trace_and_the_version_it_was_pinned_to(
@@ -164,6 +185,13 @@ def test_a_linked_run_shows_its_trace_and_the_version_it_was_pinned_to(
     at.selectbox(key="runs.step").set_value(2).run()
     assert not at.exception
     assert at.json[-1].value  # the chosen step's input and output
+
+
+def test_an_older_runs_link_opens_the_run_page(
+    demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = linked(monkeypatch, demo_url, "1", page="views/runs.py")
+    assert at.subheader[0].value == "Run 1: support v1"
 
 
 def test_a_run_decided_by_a_person_shows_who_and_why(

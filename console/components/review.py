@@ -77,7 +77,7 @@ def render_review(context: ReviewContext, *, now: datetime) -> None:
         st.markdown("**Task**")
         st.json(context.task_input, expanded=1)
     st.page_link(
-        "views/runs.py",
+        "views/run.py",
         label=f"Open run {review.run_id}",
         icon=":material/timeline:",
         query_params={"run": str(review.run_id)},
