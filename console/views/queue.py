@@ -13,10 +13,12 @@ import pandas as pd
 import streamlit as st
 
 from agent.reads.queue import QueueFilter, QueueSnapshot, review_context
+from agent.runtime.escalation import describe_risk
 from console.components import bulk, data
 from console.components.feedback import one_sentence, show_flash
-from console.components.formatting import compact, countdown, option_label, overdue
+from console.components.formatting import compact, countdown, money, option_label, overdue
 from console.components.review import FLASH, render_review
+from console.components.tables import clicked_row
 from console.resources import platform
 from console.session import require_user
 from console.widgets.add_case import add_to_suite
@@ -102,16 +104,26 @@ def queue_list(flt: QueueFilter) -> None:
     late.metric("Overdue", snapshot.overdue_count)
     shown.metric("Shown", len(snapshot.items))
     if not snapshot.items:
-        st.info("Nothing is waiting for a decision.")
+        if snapshot.open_count:
+            st.info("No open review matches these filters: clear one to see the others.")
+        else:
+            st.info(
+                "Nothing is waiting for a decision. Reviews appear here when a policy escalates "
+                "or blocks a call; submit work on the Tasks page to see one."
+            )
     else:
-        st.dataframe(
+        st.caption("Click a row to open the review.")
+        row = clicked_row(
             pd.DataFrame(
                 [
                     {
                         "review": i.id,
                         "SLA": countdown(i.sla_due_at, now),
                         "overdue": overdue(i.sla_due_at, now),
-                        "risk": i.risk,
+                        "amount": money(
+                            (i.args or {}).get("amount"), (i.args or {}).get("currency")
+                        ),
+                        "risk": describe_risk(i.risk),
                         "kind": i.kind,
                         "status": i.status,
                         "agent": f"{i.agent} v{i.version}",
@@ -124,13 +136,29 @@ def queue_list(flt: QueueFilter) -> None:
                     for i in snapshot.items
                 ]
             ),
-            hide_index=True,
             key="queue.table",
             column_config={
                 "overdue": st.column_config.CheckboxColumn("overdue", width="small"),
-                "reason": st.column_config.TextColumn(width="medium"),
+                "amount": st.column_config.TextColumn(
+                    "amount", help="The money the call would move, when it names an amount."
+                ),
+                "risk": st.column_config.TextColumn(
+                    "risk",
+                    help="What the call does (reads only, changes data, cannot be undone) and "
+                    "how much is at stake; the queue puts riskier calls first within an SLA.",
+                ),
+                "reason": st.column_config.TextColumn(width="large"),
             },
         )
+        if row is not None and row < len(snapshot.items):
+            picked = snapshot.items[row].id
+            st.session_state[OPENED] = picked
+            st.session_state["queue.open"] = picked
+            st.rerun(scope="app")  # the pane below the fragment redraws only in a full run
+        rules = {i.rule_id: i.reason for i in snapshot.items if i.rule_id}
+        with st.expander(f"Why these reviews were raised ({len(rules)} rules)"):
+            for rule_id, reason in sorted(rules.items()):
+                st.markdown(f"**`{rule_id}`**: {reason}")
         if snapshot.truncated:
             st.caption(
                 f"The {len(snapshot.items)} most urgent of {snapshot.open_count}; "
@@ -139,27 +167,34 @@ def queue_list(flt: QueueFilter) -> None:
     ids = [i.id for i in snapshot.items]
     opened = st.session_state[OPENED]
     labels = _labels(snapshot, opened)
-    # Reviews decided elsewhere leave the list: drop them from the selection before the
-    # widget is drawn, so it never holds a review that is not shown.
-    st.session_state[SELECTED] = [i for i in st.session_state[SELECTED] if i in ids]
-    selected = st.multiselect(
-        "Select for a bulk decision",
-        ids,
-        key=SELECTED,
-        format_func=partial(option_label, labels),
-        placeholder="Choose reviews to approve or reject together",
-    )
-    approve, reject = st.columns(2)
-    chosen = [i for i in snapshot.items if i.id in selected]
-    for column, kind, label in (
-        (approve, DecisionKind.APPROVE, "Approve selected"),
-        (reject, DecisionKind.REJECT, "Reject selected"),
-    ):
-        if column.button(
-            f"{label} ({len(chosen)})", key=f"queue.bulk_{kind.value}", disabled=not chosen
+    # Bulk decisions are offered only on the reviews the signed-in person may decide that
+    # way (a manager reads the queue but decides nothing); the service checks again.
+    offered = bulk.offered(actor, snapshot.items)
+    decidable = [i for i in ids if any(i in allowed for allowed in offered.values())]
+    if decidable:
+        # Reviews decided elsewhere leave the list: drop them from the selection before the
+        # widget is drawn, so it never holds a review that is not shown.
+        st.session_state[SELECTED] = [i for i in st.session_state[SELECTED] if i in decidable]
+        selected = st.multiselect(
+            "Select for a bulk decision",
+            decidable,
+            key=SELECTED,
+            format_func=partial(option_label, labels),
+            placeholder="Choose reviews to approve or reject together",
+        )
+        approve, reject = st.columns(2)
+        for column, kind, label in (
+            (approve, DecisionKind.APPROVE, "Approve selected"),
+            (reject, DecisionKind.REJECT, "Reject selected"),
         ):
-            bulk.ask(kind, chosen)
-            st.rerun(scope="app")  # the confirmation dialog opens from a full run
+            if kind not in offered:
+                continue
+            chosen = [i for i in snapshot.items if i.id in selected and i.id in offered[kind]]
+            if column.button(
+                f"{label} ({len(chosen)})", key=f"queue.bulk_{kind.value}", disabled=not chosen
+            ):
+                bulk.ask(kind, chosen)
+                st.rerun(scope="app")  # the confirmation dialog opens from a full run
 
     choice = st.selectbox(
         "Open a review",
