@@ -463,3 +463,23 @@ def test_bulk_decisions_are_offered_only_to_those_who_may_take_them(
     operator = queue(monkeypatch, demo_url, user="olga")
     assert [w.key for w in operator.multiselect] == ["queue.bulk"]
     assert {b.key for b in operator.button} >= {"queue.bulk_approve", "queue.bulk_reject"}
+
+
+def test_the_evidence_a_reviewer_decides_on_leads_the_pane(
+    demo_url: str, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refund = oldest_refund(db)
+    stored = review(db, refund)
+    at = open_review(queue(monkeypatch, demo_url), refund)
+    shown = [m.value for m in at.markdown]
+    evidence = shown.index("**Evidence: the policy's decision**")
+    # Above the call, the task and the trace: what the rule decided, on which facts, and what
+    # the tools found (the fraud score among them).
+    assert evidence < shown.index("**Proposed call**") < shown.index(
+        "**Reasoning trace up to this point**"
+    )
+    text = " ".join(shown)
+    assert f"rule `refund-needs-approval`: {stored.reason}" in text
+    assert f"${float((stored.args or {})['amount']):,.2f}" in text
+    assert "`refunds_today` = 0" in text
+    assert any(m.startswith("`check_fraud_score` →") and '"score"' in m for m in shown)

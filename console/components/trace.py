@@ -87,10 +87,13 @@ def render_timeline(steps: Sequence[TraceStep], *, key: str) -> None:
     if not steps:
         st.info("No steps were recorded.")
         return
+    # Tall enough for every row up to about thirty (a row is 35 px), so the step that asked
+    # for a person is on screen without an inner scroll.
     st.dataframe(
         timeline_frame(steps),
         hide_index=True,
         key=key,
+        height=min(35 * (len(steps) + 1) + 3, 1060),
         column_config={"what happened": st.column_config.TextColumn(width="large")},
     )
 
