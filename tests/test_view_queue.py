@@ -444,9 +444,7 @@ def test_a_click_on_a_row_opens_that_review_and_rows_read_in_money_and_risk(
     assert at.subheader[0].value == f"Review {refund}: escalation of issue_refund"
     assert at.selectbox(key="queue.open").value == refund
     # The rule behind every listed review, its reason in full.
-    assert any(
-        "refund-needs-approval" in m.value and stored.reason in m.value for m in at.markdown
-    )
+    assert any("refund-needs-approval" in m.value and stored.reason in m.value for m in at.markdown)
 
 
 def test_bulk_decisions_are_offered_only_to_those_who_may_take_them(
@@ -475,8 +473,10 @@ def test_the_evidence_a_reviewer_decides_on_leads_the_pane(
     evidence = shown.index("**Evidence: the policy's decision**")
     # Above the call, the task and the trace: what the rule decided, on which facts, and what
     # the tools found (the fraud score among them).
-    assert evidence < shown.index("**Proposed call**") < shown.index(
-        "**Reasoning trace up to this point**"
+    assert (
+        evidence
+        < shown.index("**Proposed call**")
+        < shown.index("**Reasoning trace up to this point**")
     )
     text = " ".join(shown)
     assert f"rule `refund-needs-approval`: {stored.reason}" in text

@@ -63,10 +63,8 @@ def frame(at: AppTest, first_column: str) -> pd.DataFrame:
 
 def click_row(at: AppTest, key: str, row: int) -> None:
     """Click row ``row`` of the clickable table ``key`` (as a person's click selects it)."""
-    clicks = at.session_state[f"{key}.clicks"] if f"{key}.clicks" in at.session_state else 0
-    at.session_state[f"{key}.{clicks}"] = {
-        "selection": {"rows": [row], "columns": [], "cells": []}
-    }
+    clicks = at.session_state[f"{key}.clicks"]  # set once the table is drawn
+    at.session_state[f"{key}.{clicks}"] = {"selection": {"rows": [row], "columns": [], "cells": []}}
     at.run()
 
 
@@ -324,3 +322,20 @@ def test_an_engineer_adds_a_finished_run_to_a_suite(
     with read_session(db) as session:
         again = session.exec(select(EvalSuite).where(col(EvalSuite.name) == "refunds")).one()
     assert again.content_hash == suite.content_hash
+
+
+def test_the_latency_chart_gives_every_step_a_bar_it_can_label(
+    demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    at = linked(monkeypatch, demo_url, "1")
+    charts = [e for e in at.main if e.type == "vega_lite_chart"]
+    assert len(charts) == 1
+    spec = json.loads(charts[0].proto.spec)  # type: ignore[attr-defined]
+    # Steps down the side (names in full on the axis), one bar of about 24 px each.
+    assert spec["encoding"]["y"]["field"] == "step"
+    bars = frame(at, "seq")
+    timed = bars[~bars["kind"].isin(["invoke_agent", "human_approval"])]
+    timed = timed[timed["duration ms"].fillna(0) > 0]
+    assert spec["height"] >= 24 * len(timed) > 0

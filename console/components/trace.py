@@ -21,6 +21,8 @@ from storage.enums import StepKind
 # The root span covers the whole run and a human approval step measures a person's wait:
 # neither is agent latency, so the chart leaves them out (as the KPIs do).
 NOT_LATENCY = (StepKind.INVOKE_AGENT, StepKind.HUMAN_APPROVAL)
+LATENCY_BAR_PX = 24
+LATENCY_AXES_PX = 80
 
 
 def step_summary(step: TraceStep) -> str:
@@ -210,7 +212,17 @@ def _render_latency(steps: Sequence[TraceStep]) -> None:
             "kind": [s.kind.value for s in timed],
         }
     )
-    st.bar_chart(frame, x="step", y="duration ms", color="kind", sort=False, height=260)
+    # One horizontal bar per step, each about 24 px tall, with the step's name in full on the
+    # axis: a fixed-height vertical chart squeezed dozens of bars and cut their labels.
+    st.bar_chart(
+        frame,
+        x="step",
+        y="duration ms",
+        color="kind",
+        sort=False,
+        horizontal=True,
+        height=LATENCY_BAR_PX * len(timed) + LATENCY_AXES_PX,
+    )
 
 
 def _render_tool_calls(trace: RunTrace) -> None:

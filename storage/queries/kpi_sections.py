@@ -165,7 +165,25 @@ def run_kpis(scope: Scope, *, session: Session) -> dict[str, Any]:
         .where(*scope.runs, col(Run.error_class).is_not(None))
         .group_by(col(Run.error_class))
     ).all()
-    return run_summary(by_status, reviewed, failures)
+    resolution = col(Run.output)["resolution"].as_string()
+    outcomes = session.execute(
+        sa.select(col(Run.status), resolution, sa.func.count())
+        .where(*scope.runs)
+        .group_by(col(Run.status), resolution)
+    ).all()
+    summary = run_summary(by_status, reviewed, failures)
+    summary["by_outcome"] = outcome_counts(outcomes)
+    return summary
+
+
+def outcome_counts(rows: Sequence[Any]) -> dict[str, int]:
+    """Runs per outcome: the status and, for a run that answered, the answer's resolution
+    (``succeeded · declined`` ended well by declining: no refund was made)."""
+    counts: dict[str, int] = {}
+    for status, resolution, n in rows:
+        name = RunStatus(status).value + (f" · {resolution}" if resolution else "")
+        counts[name] = counts.get(name, 0) + int(n)
+    return dict(sorted(counts.items()))
 
 
 def run_summary(
@@ -195,6 +213,7 @@ def run_summary(
         ),
         "escalation_rate": rate(sum(reviewed_by_status.values()), total),
         "by_status": {status.value: n for status, n in sorted(counts.items())},
+        "by_outcome": {},
         "failures_by_error_class": {
             str(getattr(cls, "value", cls)): int(n)
             for cls, n in sorted(failures, key=lambda row: str(row[0]))
