@@ -13,6 +13,9 @@ variable                        checked
 ``STEWARD_PRICING_FILE``        a readable price table (``agent.pricing``)
 ``STEWARD_EMBEDDED_WORKER``     a yes or no
 ``STEWARD_USER``                a user name
+``STEWARD_SESSION_IDLE_MINUTES`` a positive number, not above the absolute timeout
+``STEWARD_SESSION_MAX_HOURS``   a positive number (``agent.sessions``)
+``STEWARD_SESSION_SECRET``      at least 32 characters when set
 =============================== ============================================================
 """
 
@@ -28,6 +31,7 @@ from sqlalchemy.engine import URL
 from agent.errors import ConfigurationError, InvalidInput
 from agent.mediation.ratelimit import configured_storage
 from agent.pricing import PRICING_FILE_VARIABLE, price_table
+from agent.sessions import SessionPolicy
 from agent.users import NAME_PATTERN
 from storage.engine import database_url, sqlite_synchronous
 from storage.errors import StorageError
@@ -49,6 +53,7 @@ class Settings:
         pricing_file: the price table added to the defaults, if any.
         embedded_worker: whether the console runs a worker of its own.
         user: the default for ``--as USER`` on the command line, if any.
+        sessions: how long console sessions live, and the key that signs their cookies.
     """
 
     database_url: URL
@@ -57,6 +62,7 @@ class Settings:
     pricing_file: Path | None
     embedded_worker: bool
     user: str | None
+    sessions: SessionPolicy
 
 
 def check_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -79,6 +85,7 @@ def check_settings(environ: Mapping[str, str] | None = None) -> Settings:
         pricing_file=_pricing_file(env),
         embedded_worker=embedded_worker_enabled(env),
         user=_user(env),
+        sessions=SessionPolicy.from_env(env),
     )
 
 

@@ -11,7 +11,13 @@ import streamlit as st
 from agent.actors import Actor
 from agent.reads.queue import waiting_count
 from console.resources import embedded_worker, platform, startup_problem
-from console.session import current_user, oidc_signed_in, sign_out
+from console.session import (
+    current_user,
+    deliver_session_cookie,
+    drop_session_cookie,
+    oidc_signed_in,
+    sign_out,
+)
 from console.widgets.feedback import attempt
 from storage.enums import Role
 
@@ -105,6 +111,7 @@ def _sign_in_at(url_path: str) -> st.Page:
 
 actor = current_user()
 if actor is None:
+    drop_session_cookie()
     signin = st.Page(
         VIEWS / "signin.py",
         title="Sign in",
@@ -137,6 +144,7 @@ else:
     )
     pages.extend(_forbidden(entry, actor) for entry in PAGES if entry not in visible)
     with st.sidebar:
+        deliver_session_cookie()
         roles = ", ".join(sorted(role.value for role in actor.roles))
         st.caption(f"Signed in as **{actor.name}** ({roles})")
         if st.button("Sign out", key="auth.sign_out", icon=":material/logout:"):

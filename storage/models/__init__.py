@@ -33,7 +33,7 @@ from storage.models.demo import (  # noqa: E402
 from storage.models.evals import EvalCase, EvalResult, EvalRun, EvalSuite  # noqa: E402
 from storage.models.limits import LimitReservation  # noqa: E402
 from storage.models.operations import CircuitBreaker, RateLimitEntry, Worker  # noqa: E402
-from storage.models.people import User  # noqa: E402
+from storage.models.people import User, UserSession  # noqa: E402
 from storage.models.release import PolicyReplay  # noqa: E402
 from storage.models.reviews import Review, ReviewDecision  # noqa: E402
 from storage.models.work import Run, Step, Task, ToolCall  # noqa: E402
@@ -70,6 +70,7 @@ __all__ = [
     "Task",
     "ToolCall",
     "User",
+    "UserSession",
     "Worker",
     "metadata",
 ]
