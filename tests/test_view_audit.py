@@ -56,7 +56,9 @@ def test_filters_and_pages(demo_url: str, monkeypatch: pytest.MonkeyPatch) -> No
     past = today.replace(year=today.year - 1)
     at.date_input(key="audit.dates").set_value((past, past)).run()
     assert not at.exception
-    assert [i.value for i in at.info] == ["No event matches these filters."]
+    assert [i.value for i in at.info] == [
+        "No event matches these filters: clear one, or widen the dates."
+    ]
 
 
 def test_verify_reports_an_intact_chain_then_the_first_altered_event(

@@ -134,7 +134,9 @@ def test_agent_filter_and_version_comparison(
 
     at.selectbox(key="kpis.version").select("2").run()
     assert _metrics(at)["Runs"] == "0"
-    assert "No runs or reviews in this range." in [i.value for i in at.info]
+    assert "No runs or reviews in this range: widen the time range or choose another agent." in [
+        i.value for i in at.info
+    ]
 
 
 def test_range_and_grain_controls(demo_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -483,3 +483,12 @@ def test_the_evidence_a_reviewer_decides_on_leads_the_pane(
     assert f"${float((stored.args or {})['amount']):,.2f}" in text
     assert "`refunds_today` = 0" in text
     assert any(m.startswith("`check_fraud_score` →") and '"score"' in m for m in shown)
+
+
+def test_a_review_link_opens_that_review_and_the_address_names_the_open_one(
+    demo_url: str, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refund = oldest_refund(db)
+    at = open_console(monkeypatch, demo_url, user="olga", query={"review": str(refund)})
+    assert at.subheader[0].value == f"Review {refund}: escalation of issue_refund"
+    assert at.query_params["review"] == str(refund)

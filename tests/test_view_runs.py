@@ -160,7 +160,7 @@ def test_a_linked_run_shows_its_trace_and_the_version_it_was_pinned_to(
     at = linked(monkeypatch, demo_url, "1")
     assert at.subheader[0].value == "Run 1: support v1"
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Status"] == "succeeded"
+    assert metrics["Status"] in ("succeeded · resolved", "succeeded · declined")
     timeline = frame(at, "seq")
     assert list(timeline["seq"]) == list(range(1, len(timeline) + 1))
     assert {"invoke_agent", "proposal", "apply_guardrail", "execute_tool", "final_output"} <= set(
@@ -212,7 +212,9 @@ def test_a_run_decided_by_a_person_shows_who_and_why(
     )
     drive(db, installed_registry())
     at = linked(monkeypatch, demo_url, str(refund.run_id))
-    assert {m.label: m.value for m in at.metric}["Status"] == "succeeded"
+    assert {m.label: m.value for m in at.metric}["Status"] == "succeeded · resolved"
+    # The review's id links to it in the queue.
+    assert frame(at, "review").iloc[0]["review"] == f"/queue?review={refund.id}"
     decisions = frame(at, "review")
     assert decisions.iloc[0][["status", "decided by", "reason"]].tolist() == [
         "approved",

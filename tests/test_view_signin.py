@@ -78,9 +78,7 @@ def test_a_sign_in_opens_a_session_that_ends_when_the_account_is_disabled(
         row = session.get(UserSession, session_id)
     assert row is not None and row.grant_hash is not None and row.token_hash is None
     # The page asks the browser to redeem the grant at the server's cookie route.
-    scripts = [e for e in at.main if e.type == "html"] + [
-        e for e in at.sidebar if e.type == "html"
-    ]
+    scripts = [e for e in at.main if e.type == "html"] + [e for e in at.sidebar if e.type == "html"]
     assert len(scripts) == 1
     assert "/auth/session" in scripts[0].proto.body  # type: ignore[attr-defined]
     assert "auth.grant" not in at.session_state

@@ -133,7 +133,14 @@ def render_trace(trace: RunTrace, *, now: datetime, usage: RunUsage | None = Non
             icon=":material/fact_check:",
         )
     status, agent_time, steps, claims = st.columns(4)
-    status.metric("Status", run.status.value)
+    # The status with the answer's resolution: a refund a person rejected ends "succeeded ·
+    # declined", which nobody should read as a refund made.
+    resolution = (run.output or {}).get("resolution") if isinstance(run.output, dict) else None
+    status.metric(
+        "Status",
+        f"{run.status.value} · {resolution}" if resolution else run.status.value,
+        help="The run's status and, once it answered, the answer's resolution.",
+    )
     agent_time.metric("Agent time", f"{run.agent_time_ms:,.0f} ms")
     steps.metric("Steps", run.step_count)
     claims.metric("Claims", run.claims)
@@ -265,7 +272,7 @@ def _render_decisions(trace: RunTrace, *, now: datetime) -> None:
         waited = ((review.decided_at or now) - review.created_at).total_seconds()
         rows.append(
             {
-                "review": review.id,
+                "review": f"/queue?review={review.id}",
                 "kind": review.kind.value,
                 "tool": review.tool or "",
                 "rule": review.rule_id or "",
@@ -277,7 +284,14 @@ def _render_decisions(trace: RunTrace, *, now: datetime) -> None:
                 "waited": duration(waited) + ("" if review.decided_at else " so far"),
             }
         )
-    st.dataframe(pd.DataFrame(rows), hide_index=True, key="runs.decisions")
+    st.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        key="runs.decisions",
+        column_config={
+            "review": st.column_config.LinkColumn("review", display_text=r"review=(\d+)")
+        },
+    )
 
 
 def _render_output(trace: RunTrace) -> None:

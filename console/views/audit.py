@@ -133,7 +133,7 @@ st.caption(f"{page.total:,} events match; page {page.number} of {page.pages}, ne
 if page.items:
     st.dataframe(entries_frame(page), hide_index=True, key="audit.events")
 else:
-    st.info("No event matches these filters.")
+    st.info("No event matches these filters: clear one, or widen the dates.")
 nav = st.columns(6)
 nav[0].button("← Newer", key="audit.prev", on_click=turn, args=(-1,), disabled=page.number <= 1)
 nav[1].button("Older →", key="audit.next", on_click=turn, args=(1,), disabled=not page.has_more)

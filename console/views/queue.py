@@ -12,6 +12,7 @@ from functools import partial
 import pandas as pd
 import streamlit as st
 
+from agent.inputs import whole_number
 from agent.reads.queue import QueueFilter, QueueSnapshot, review_context
 from agent.runtime.escalation import describe_risk
 from console.components import bulk, data
@@ -52,6 +53,11 @@ URL_FILTERS = {
 }
 if not st.session_state.get("queue.filters_from_url"):
     st.session_state["queue.filters_from_url"] = True
+    # A review's link (``/queue?review=12``, from a run's page) opens it in the pane.
+    linked_review = whole_number(st.query_params.get("review") or "")
+    if linked_review is not None:
+        st.session_state[OPENED] = linked_review
+        st.session_state["queue.open"] = linked_review
     for param, (key, options) in URL_FILTERS.items():
         wanted = st.query_params.get(param)
         chosen = next((o for o in options if str(o) == wanted), None)
@@ -218,6 +224,10 @@ if action is not None:
 st.divider()
 show_flash(FLASH)
 opened_id = st.session_state[OPENED]
+if opened_id is None:
+    st.query_params.pop("review", None)
+else:
+    st.query_params["review"] = str(opened_id)
 if opened_id is None:
     st.caption("Open a review from the list to see the task, the call and the trace.")
 else:

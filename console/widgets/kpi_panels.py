@@ -110,7 +110,7 @@ def trend(report: KpiReport) -> None:
     """Volumes and rates per period."""
     st.subheader("Trend")
     if report.trend.empty:
-        st.info("No runs or reviews in this range.")
+        st.info("No runs or reviews in this range: widen the time range or choose another agent.")
         return
     frame = report.trend.set_index("period")
     left, right = st.columns(2)
@@ -151,7 +151,7 @@ def details(report: KpiReport) -> None:
     with left:
         st.subheader("Tool health")
         if report.tools.empty:
-            st.info("No tool was called in this range.")
+            st.info("No tool was called in this range: widen the time range.")
         else:
             st.dataframe(tools_table(report.tools), hide_index=True, key="kpis.tools")
         st.subheader("Latency percentiles")
@@ -215,7 +215,7 @@ def coherence(report: KpiReport) -> None:
         number(overall.get("median_tool_calls"), missing="(no succeeded run)"),
     )
     if report.coherence.empty:
-        st.info("No proposed tool call in this range.")
+        st.info("No proposed tool call in this range: widen the time range.")
         return
     st.dataframe(coherence_table(report.coherence), hide_index=True, key="kpis.coherence")
 
