@@ -341,3 +341,51 @@ def test_the_latency_chart_gives_every_step_a_bar_it_can_label(
     timed = bars[~bars["kind"].isin(["invoke_agent", "human_approval"])]
     timed = timed[timed["duration ms"].fillna(0) > 0]
     assert spec["height"] >= 24 * len(timed) > 0
+
+
+def test_the_waterfall_nests_steps_marks_errors_and_draws_the_human_wait(
+    demo_url: str, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent.reads.runs import run_details
+    from console.components.waterfall import HUMAN_WAIT, waterfall_frame
+
+    with read_session(db) as session:
+        failed_run = session.exec(
+            select(Step.run_id).where(col(Step.error_class).is_not(None))
+        ).first()
+        refund = session.exec(
+            select(Review)
+            .where(col(Review.rule_id) == "refund-needs-approval")
+            .where(col(Review.status) == ReviewStatus.PENDING)
+        ).first()
+    assert failed_run is not None and refund is not None and refund.id is not None
+    reviews.approve(platform_for(db), Actor.of("olga", ["operator"]), refund.id, reason="ok")
+    drive(db, installed_registry())
+    olga = Actor.of("olga", ["operator"])
+
+    decided = waterfall_frame(run_details(platform_for(db), olga, refund.run_id).steps)
+    by_lane = decided.set_index("lane")
+    assert HUMAN_WAIT in by_lane.index
+    # Nested by kind: the run, then each turn's proposal, its decision, its tool attempts.
+    labels = dict(zip(decided["lane"], decided["step"], strict=False))
+    assert not labels["invoke_agent"].split(maxsplit=1)[1].startswith(" ")
+    assert "  issue_refund" in labels["execute_tool"] or "      " in labels["execute_tool"]
+    assert (decided["end ms"] > decided["start ms"]).all()
+    assert (decided["start ms"] >= 0).all()
+
+    failing = waterfall_frame(run_details(platform_for(db), olga, failed_run).steps)
+    assert failing["failed"].any()
+    assert set(failing.loc[failing["failed"], "error"]) - {""}
+
+    # A click on a bar opens that step's input and output below the chart.
+    at = linked(monkeypatch, demo_url, str(refund.run_id))
+    charts = [e for e in at.main if e.type == "vega_lite_chart"]
+    assert '"step"' in charts[0].proto.spec  # type: ignore[attr-defined]
+    at.session_state["runs.waterfall"] = {"selection": {"step": [{"seq": 3}]}}
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="runs.step").value == 3
+    assert at.json[-1].value
+    at.toggle(key="runs.conversation").set_value(True).run()
+    assert not at.exception
+    assert any("by rule `refund-needs-approval`" in m.value for m in at.markdown)

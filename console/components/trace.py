@@ -16,6 +16,7 @@ import streamlit as st
 
 from agent.reads.runs import RunTrace, RunUsage, TraceStep
 from console.components.formatting import compact, duration, option_label, when
+from console.components.waterfall import render_conversation, render_waterfall
 from storage.enums import StepKind
 
 # The root span covers the whole run and a human approval step measures a person's wait:
@@ -162,11 +163,19 @@ def render_trace(trace: RunTrace, *, now: datetime, usage: RunUsage | None = Non
     st.markdown("**Task**")
     st.json(trace.task_input, expanded=1)
 
-    st.markdown("**Timeline**")
+    st.markdown("**Trace**")
     if trace.steps_truncated:
         st.caption(f"Showing the first {len(trace.steps)} of {run.step_count} steps.")
-    render_timeline(trace.steps, key="runs.timeline")
+    clicked = render_waterfall(trace.steps, key="runs.waterfall")
+    # A click on a bar opens that step below (once per click: the inspector stays free).
+    if clicked is not None and st.session_state.get("runs.waterfall.opened") != clicked:
+        st.session_state["runs.waterfall.opened"] = clicked
+        st.session_state["runs.step"] = clicked
     render_step_inspector(trace.steps, key="runs.step")
+    if st.toggle("Read the run as a conversation", key="runs.conversation"):
+        render_conversation(trace.steps)
+    st.markdown("**Timeline**")
+    render_timeline(trace.steps, key="runs.timeline")
 
     _render_latency(trace.steps)
     if usage is not None:
