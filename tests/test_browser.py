@@ -145,6 +145,8 @@ def test_operator_approves_the_oldest_refund_and_sees_its_run_succeed(
             status = page.get_by_test_id("stMetric").filter(has_text="Status")
             expect(status).to_contain_text("succeeded", timeout=90_000)
             expect(page.get_by_text("The answer meets the output contract.")).to_be_visible()
+            # Its waterfall is drawn above the timeline.
+            expect(page.get_by_test_id("stVegaLiteChart").first).to_be_visible()
             # The navigation's Runs link leaves the run for the list.
             page.get_by_test_id("stSidebarNav").get_by_role("link", name="Runs").click()
             expect(page.get_by_text("runs match")).to_be_visible()
