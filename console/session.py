@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 USER_KEY = "auth.user"
 GRANT_KEY = "auth.grant"
+DROP_COOKIE_KEY = "auth.drop_cookie"
 SESSION_ROUTE = "/auth/session"
 SIGN_OUT_ROUTE = "/auth/signout"
 
@@ -50,9 +51,11 @@ def _signed_in(stored: dict[str, Any]) -> Actor | None:
     if session_id is not None:
         resumed = sessions.check(platform(), int(session_id))
         if resumed is None:
-            # Signed out elsewhere, timed out, disabled or given other roles.
+            # Signed out elsewhere, timed out, disabled or given other roles: the browser
+            # drops the dead cookie too.
             log.info("session %s of %s ended", session_id, stored.get("name"))
             _forget()
+            st.session_state[DROP_COOKIE_KEY] = True
             return None
         return resumed.actor
     try:
@@ -116,12 +119,12 @@ def sign_out() -> None:
     if isinstance(stored, dict) and stored.get("session") is not None:
         sessions.revoke(platform(), int(stored["session"]))
     _forget()
-    st.session_state["auth.drop_cookie"] = True
+    st.session_state[DROP_COOKIE_KEY] = True
 
 
 def drop_session_cookie() -> None:
     """After a sign-out, have the browser drop its (now revoked) session cookie."""
-    if not st.session_state.pop("auth.drop_cookie", False):
+    if not st.session_state.pop(DROP_COOKIE_KEY, False):
         return
     st.html(
         f"""<script>

@@ -89,3 +89,7 @@ def test_a_sign_in_opens_a_session_that_ends_when_the_account_is_disabled(
     assert not at.exception
     assert "auth.user" not in at.session_state
     assert at.text_input(key="signin.name")
+    # The browser is asked to drop the dead cookie.
+    dropped = [e for e in at.main if e.type == "html"]
+    assert len(dropped) == 1
+    assert "/auth/signout" in dropped[0].proto.body  # type: ignore[attr-defined]
