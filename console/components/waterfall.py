@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -66,33 +65,70 @@ def waterfall_frame(steps: Sequence[TraceStep]) -> pd.DataFrame:
     )
 
 
-def waterfall_chart(frame: pd.DataFrame) -> alt.LayerChart | alt.FacetChart:
-    """The bars on a time axis, one row per step in order, a red outline and a cross on the
-    steps that failed; clicking a bar selects its step."""
-    pick = alt.selection_point(fields=["seq"], name="step", on="click")
-    order = frame["step"].tolist()
-    base = alt.Chart(frame).encode(
-        y=alt.Y("step:N", sort=order, title=None, axis=alt.Axis(labelLimit=320)),
-        tooltip=["seq", "step", "lane", "start ms", "duration ms", "error"],
-    )
-    bars = (
-        base.mark_bar(height=BAR_PX - 6)
-        .encode(
-            x=alt.X("start ms:Q", title="ms since the run began"),
-            x2="end ms:Q",
-            color=alt.Color("lane:N", title="kind", legend=alt.Legend(orient="bottom")),
-            stroke=alt.condition("datum.failed", alt.value("#d62728"), alt.value(None)),
-            strokeWidth=alt.condition("datum.failed", alt.value(2), alt.value(0)),
-            opacity=alt.condition(pick, alt.value(1.0), alt.value(0.55)),
-        )
-        .add_params(pick)
-    )
-    marks = (
-        base.transform_filter("datum.failed")
-        .mark_text(text="✕", color="#d62728", dx=8, fontWeight="bold")
-        .encode(x="end ms:Q")
-    )
-    return alt.layer(bars, marks).properties(height=BAR_PX * len(frame) + AXES_PX)
+def waterfall_spec(frame: pd.DataFrame) -> dict[str, Any]:
+    """The Vega-Lite spec of the bars on a time axis: one row per step in order, a red outline
+    and a cross on the steps that failed; clicking a bar selects its step (``step``).
+
+    Written as the spec itself rather than built with Altair: Altair checks a chart against
+    the whole Vega-Lite schema when it is serialised, which costs 0.1-0.3 s per draw and would
+    take most of the run page's half-second budget on its own."""
+    failed = {"field": "failed", "equal": True}
+    y = {
+        "field": "step",
+        "type": "nominal",
+        "sort": frame["step"].tolist(),
+        "title": None,
+        "axis": {"labelLimit": 320},
+    }
+    tooltip = [
+        {"field": "seq", "type": "quantitative"},
+        {"field": "step", "type": "nominal"},
+        {"field": "lane", "type": "nominal", "title": "kind"},
+        {"field": "start ms", "type": "quantitative"},
+        {"field": "duration ms", "type": "quantitative"},
+        {"field": "error", "type": "nominal"},
+    ]
+    return {
+        "height": BAR_PX * len(frame) + AXES_PX,
+        "layer": [
+            {
+                "params": [
+                    {"name": "step", "select": {"type": "point", "fields": ["seq"], "on": "click"}}
+                ],
+                "mark": {"type": "bar", "height": BAR_PX - 6},
+                "encoding": {
+                    "y": y,
+                    "x": {
+                        "field": "start ms",
+                        "type": "quantitative",
+                        "title": "ms since the run began",
+                    },
+                    "x2": {"field": "end ms"},
+                    "color": {
+                        "field": "lane",
+                        "type": "nominal",
+                        "title": "kind",
+                        "legend": {"orient": "bottom"},
+                    },
+                    "stroke": {"condition": {"test": failed, "value": "#d62728"}, "value": None},
+                    "strokeWidth": {"condition": {"test": failed, "value": 2}, "value": 0},
+                    "opacity": {"condition": {"param": "step", "value": 1.0}, "value": 0.55},
+                    "tooltip": tooltip,
+                },
+            },
+            {
+                "transform": [{"filter": failed}],
+                "mark": {
+                    "type": "text",
+                    "text": "✕",
+                    "color": "#d62728",
+                    "dx": 8,
+                    "fontWeight": "bold",
+                },
+                "encoding": {"y": y, "x": {"field": "end ms", "type": "quantitative"}},
+            },
+        ],
+    }
 
 
 def render_waterfall(steps: Sequence[TraceStep], *, key: str) -> int | None:
@@ -107,8 +143,8 @@ def render_waterfall(steps: Sequence[TraceStep], *, key: str) -> int | None:
         st.caption(f"Steps {shown[0].seq} to {shown[-1].seq} of {len(steps):,}.")
     frame = waterfall_frame(steps)
     frame = frame[frame["seq"].isin([s.seq for s in shown])]
-    event: Any = st.altair_chart(
-        waterfall_chart(frame), key=key, on_select="rerun", selection_mode="step"
+    event: Any = st.vega_lite_chart(
+        frame, waterfall_spec(frame), key=key, on_select="rerun", selection_mode="step"
     )
     # A state object on a fresh run, a plain mapping when the selection came from the browser.
     selection = event.get("selection") if isinstance(event, dict) else event.selection
