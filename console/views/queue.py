@@ -161,6 +161,9 @@ def queue_list(flt: QueueFilter) -> None:
             st.session_state[OPENED] = picked
             st.session_state["queue.open"] = picked
             st.rerun(scope="app")  # the pane below the fragment redraws only in a full run
+        # The reasons in full, under the table: st.dataframe has no per-cell tooltip in
+        # Streamlit 1.67 (streamlit/streamlit#7564; a pandas Styler's tooltips come out as raw
+        # markup in its cells), and a click on a row opens the review with its reason anyway.
         rules = {i.rule_id: i.reason for i in snapshot.items if i.rule_id}
         with st.expander(f"Why these reviews were raised ({len(rules)} rules)"):
             for rule_id, reason in sorted(rules.items()):
