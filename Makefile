@@ -26,7 +26,7 @@ $(BENCH_STAMP): $(STAMP)
 run: $(STAMP)
 	$(BIN)/steward db upgrade
 	$(BIN)/steward demo seed
-	$(BIN)/streamlit run console/app.py --server.port $(PORT) --server.headless true
+	$(BIN)/streamlit run console/server.py --server.port $(PORT) --server.headless true
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -15,6 +15,9 @@ variable                        checked
 ``STEWARD_USER``                a user name
 ``STEWARD_REVIEW_HOLD_MINUTES`` minutes a taken review stays taken (``agent.reviews``)
 ``STEWARD_NOTIFY_FILE``         a readable notification file (``agent.notify``)
+``STEWARD_SESSION_IDLE_MINUTES`` a positive number, not above the absolute timeout
+``STEWARD_SESSION_MAX_HOURS``   a positive number (``agent.sessions``)
+``STEWARD_SESSION_SECRET``      at least 32 characters when set
 =============================== ============================================================
 """
 
@@ -31,6 +34,7 @@ from agent.errors import ConfigurationError, InvalidInput
 from agent.mediation.ratelimit import configured_storage
 from agent.pricing import PRICING_FILE_VARIABLE, price_table
 from agent.reviews.assignment import hold_minutes
+from agent.sessions import SessionPolicy
 from agent.users import NAME_PATTERN
 from storage.engine import database_url, sqlite_synchronous
 from storage.errors import StorageError
@@ -54,6 +58,7 @@ class Settings:
         user: the default for ``--as USER`` on the command line, if any.
         review_hold_minutes: how long a review an operator took stays theirs.
         notify_file: the notification channels and routes, if any.
+        sessions: how long console sessions live, and the key that signs their cookies.
     """
 
     database_url: URL
@@ -62,6 +67,7 @@ class Settings:
     pricing_file: Path | None
     embedded_worker: bool
     user: str | None
+    sessions: SessionPolicy
     review_hold_minutes: float = 15.0
     notify_file: Path | None = None
 
@@ -88,6 +94,7 @@ def check_settings(environ: Mapping[str, str] | None = None) -> Settings:
         user=_user(env),
         review_hold_minutes=hold_minutes(env),
         notify_file=_notify_file(env),
+        sessions=SessionPolicy.from_env(env),
     )
 
 

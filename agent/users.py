@@ -27,6 +27,7 @@ from agent.auth import hash_password
 from agent.errors import Forbidden, InvalidInput, NotFound
 from agent.platform import Platform
 from agent.reads.paging import DEFAULT_LIMIT, Page, check_window
+from agent.sessions import revoke_user_sessions
 from storage.audit import append_event
 from storage.engine import read_session, write_session
 from storage.enums import Role
@@ -154,6 +155,9 @@ def set_roles(platform: Platform, actor: Actor, name: str, roles: Iterable[str])
         user.roles = new_roles
         session.add(user)
         _audit(session, actor.name, "user.set_roles", user, {"before": before, "after": new_roles})
+        # Signed-in sessions were granted on the old roles: they end, and the user signs in
+        # again to work with the new ones.
+        revoke_user_sessions(session, user, reason="roles changed", actor=actor.name)
         return _info(user)
 
 
@@ -172,6 +176,7 @@ def disable_user(platform: Platform, actor: Actor, name: str) -> UserInfo:
             raise InvalidInput(f"{name} is already disabled.")
         _keep_an_admin(session, user, f"disable {name}")
         user.disabled = True
+        revoke_user_sessions(session, user, reason="account disabled", actor=actor.name)
         session.add(user)
         _audit(session, actor.name, "user.disable", user, {})
         return _info(user)

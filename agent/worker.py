@@ -218,7 +218,8 @@ class Worker:
     def heartbeat(self) -> None:
         with self._lock:
             run_ids = list(self._active)
-        extend_leases(self.engine, self.id, run_ids, lease_s=self.lease_s)
+            processed = self.processed
+        extend_leases(self.engine, self.id, run_ids, lease_s=self.lease_s, runs_processed=processed)
 
     def expire_reviews(self) -> None:
         expire_overdue(self.platform)

@@ -76,9 +76,9 @@ def scenarios() -> list[Scenario]:
     return [
         Scenario("review queue", "olga", "queue.py", 0.5),
         Scenario(
-            "run (waiting for review)", "olga", "runs.py", 0.5, query={"run": str(waiting_run)}
+            "run (waiting for review)", "olga", "run.py", 0.5, query={"run": str(waiting_run)}
         ),
-        Scenario("run (finished)", "olga", "runs.py", 0.5, query={"run": str(decided_run)}),
+        Scenario("run (finished)", "olga", "run.py", 0.5, query={"run": str(decided_run)}),
         Scenario("KPIs (default: last 7 days)", "mona", "kpis.py", 2.0),
         Scenario("KPIs (all time)", "mona", "kpis.py", 2.0, state={"kpis.range": "All time"}),
         Scenario(

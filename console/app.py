@@ -8,9 +8,16 @@ from pathlib import Path
 
 import streamlit as st
 
+from agent.actors import Actor
 from agent.reads.queue import waiting_count
 from console.resources import embedded_worker, platform, startup_problem
-from console.session import current_user, oidc_signed_in, sign_out
+from console.session import (
+    current_user,
+    deliver_session_cookie,
+    drop_session_cookie,
+    oidc_signed_in,
+    sign_out,
+)
 from console.widgets.feedback import attempt
 from storage.enums import Role
 
@@ -39,7 +46,7 @@ PAGES = (
         ":material/send:",
         frozenset({Role.OPERATOR, Role.MANAGER, Role.ENGINEER}),
     ),
-    PageEntry("kpis.py", "KPIs", ":material/monitoring:", frozenset({Role.MANAGER})),
+    PageEntry("kpis.py", "KPIs", ":material/monitoring:", frozenset({Role.MANAGER, Role.ENGINEER})),
     # Everyone sees which version is live and whether an agent is paused; operators also roll
     # back and pull the brake there.
     PageEntry("versions.py", "Versions", ":material/deployed_code:", EVERYONE),
@@ -54,6 +61,9 @@ PAGES = (
     PageEntry("status.py", "System status", ":material/monitor_heart:", EVERYONE),
 )
 
+# One run's page: opened from the Runs list, a review or a link, never from the navigation.
+RUN = PageEntry("run.py", "Run", ":material/timeline:", EVERYONE)
+
 st.set_page_config(page_title="Steward", page_icon=":material/shield_person:", layout="wide")
 problem = startup_problem()
 if problem is not None:
@@ -63,6 +73,30 @@ if problem is not None:
     st.error(problem)
     st.stop()
 embedded_worker()
+
+
+def _forbidden(entry: PageEntry, actor: Actor) -> st.Page:
+    """A page the actor's roles do not open, served at its address to say so (a link to it
+    would otherwise land silently on another page)."""
+
+    def forbidden() -> None:
+        needed = " or ".join(sorted(role.value for role in entry.roles))
+        held = ", ".join(sorted(role.value for role in actor.roles)) or "no role"
+        st.title(entry.title)
+        st.warning(
+            f"The {entry.title} page is for the {needed} role; you are signed in as "
+            f"{actor.name} ({held}). Ask an admin for the role, or pick a page in the "
+            "navigation.",
+            icon=":material/lock:",
+        )
+
+    return st.Page(
+        forbidden,
+        title=entry.title,
+        icon=":material/lock:",
+        url_path=entry.file.removesuffix(".py"),
+        visibility="hidden",
+    )
 
 
 def _sign_in_at(url_path: str) -> st.Page:
@@ -77,6 +111,7 @@ def _sign_in_at(url_path: str) -> st.Page:
 
 actor = current_user()
 if actor is None:
+    drop_session_cookie()
     signin = st.Page(
         VIEWS / "signin.py",
         title="Sign in",
@@ -84,7 +119,7 @@ if actor is None:
         url_path="signin",
         default=True,
     )
-    others = [_sign_in_at(entry.file.removesuffix(".py")) for entry in PAGES]
+    others = [_sign_in_at(entry.file.removesuffix(".py")) for entry in (*PAGES, RUN)]
     st.navigation([signin, *others], position="hidden").run()
 else:
     visible = [entry for entry in PAGES if actor.has_any(entry.roles)]
@@ -102,7 +137,14 @@ else:
         )
         for index, entry in enumerate(visible)
     ]
+    pages.append(
+        st.Page(
+            VIEWS / RUN.file, title=RUN.title, icon=RUN.icon, url_path="run", visibility="hidden"
+        )
+    )
+    pages.extend(_forbidden(entry, actor) for entry in PAGES if entry not in visible)
     with st.sidebar:
+        deliver_session_cookie()
         roles = ", ".join(sorted(role.value for role in actor.roles))
         st.caption(f"Signed in as **{actor.name}** ({roles})")
         if st.button("Sign out", key="auth.sign_out", icon=":material/logout:"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import threading
 
 import streamlit as st
 from sqlalchemy.engine import Engine
@@ -64,12 +65,45 @@ def startup_problem() -> str | None:
     return None
 
 
-def embedded_worker() -> Worker | None:
-    """The one worker inside this console process (however many browser sessions are open),
-    unless ``STEWARD_EMBEDDED_WORKER=0`` because workers run separately."""
+_process_lock = threading.Lock()
+_process_worker: Worker | None = None
+
+
+def start_process_worker() -> Worker | None:
+    """Start the embedded worker as the server process starts (``console/server.py`` calls
+    this from its lifespan), so that work starts when ``make run`` does, not when the first
+    browser opens the console. None when ``STEWARD_EMBEDDED_WORKER=0``, or when the settings
+    or the database are not usable yet (the console then says why to whoever opens it)."""
+    global _process_worker  # noqa: PLW0603 - one worker per process, by design
     if not embedded_worker_enabled():
         return None
-    return _worker_for(*_settings())
+    with _process_lock:
+        if _process_worker is not None:
+            return _process_worker
+        if (problem := startup_problem()) is not None:
+            log.warning("the embedded worker did not start: %s", problem)
+            return None
+        _process_worker = _worker_for(*_settings())
+        return _process_worker
+
+
+def stop_process_worker() -> None:
+    """Stop the worker ``start_process_worker`` started (the server's lifespan ends): its
+    runs in progress keep their leases until they lapse, and its row records the stop."""
+    with _process_lock:
+        if _process_worker is not None:
+            _process_worker.stop(wait=False)
+
+
+def embedded_worker() -> Worker | None:
+    """The one worker inside this console process (however many browser sessions are open),
+    unless ``STEWARD_EMBEDDED_WORKER=0`` because workers run separately.
+
+    Served by ``console/server.py`` it is the worker the process started with; served as
+    ``streamlit run console/app.py`` it starts with the first browser session."""
+    if not embedded_worker_enabled():
+        return None
+    return _process_worker or _worker_for(*_settings())
 
 
 @st.cache_resource(on_release=lambda worker: worker.stop(wait=False), show_spinner=False)

@@ -56,7 +56,9 @@ def test_filters_and_pages(demo_url: str, monkeypatch: pytest.MonkeyPatch) -> No
     past = today.replace(year=today.year - 1)
     at.date_input(key="audit.dates").set_value((past, past)).run()
     assert not at.exception
-    assert [i.value for i in at.info] == ["No event matches these filters."]
+    assert [i.value for i in at.info] == [
+        "No event matches these filters: clear one, or widen the dates."
+    ]
 
 
 def test_verify_reports_an_intact_chain_then_the_first_altered_event(
@@ -80,3 +82,29 @@ def test_verify_reports_an_intact_chain_then_the_first_altered_event(
         f"The audit chain is broken at event #5 (id {row.id}): its content does not match its "
         "hash (altered). The 4 events before it verified."
     ]
+
+
+def test_a_reviews_event_links_to_the_review(
+    demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent import reviews
+    from agent.actors import Actor
+    from storage.enums import ReviewStatus
+    from storage.models import Review
+    from tests.support.runtime import platform_for
+
+    engine = engine_for(demo_url)
+    with read_session(engine) as session:
+        pending = session.exec(
+            select(Review).where(col(Review.status) == ReviewStatus.PENDING)
+        ).first()
+    assert pending is not None and pending.id is not None
+    reviews.approve(platform_for(engine), Actor.of("olga", ["operator"]), pending.id)
+    engine.dispose()
+    at = open_page(monkeypatch, demo_url, "audit.py", user="mona")
+    at.selectbox(key="audit.target_type").select("review").run()
+    events = _events(at)
+    assert f"/queue?review={pending.id}" in set(events["open"])
+    # Targets without a page of their own link nowhere.
+    at.selectbox(key="audit.target_type").select("agent").run()
+    assert _events(at)["open"].isna().all()

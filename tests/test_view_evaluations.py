@@ -84,7 +84,7 @@ def test_a_manager_reads_evaluations_without_running_them(
     assert cases[1]["reviewer answers"] == 1
     assert "injected-5000-rejected" in at.code[0].value
     assert not [b for b in at.button if b.key == "evals.run_submit"]
-    assert at.info[-1].value == "No evaluation has run yet."
+    assert at.info[-1].value.startswith("No evaluation has run yet: run a suite")
 
 
 def test_two_evaluations_compared_show_the_regressed_case_first(

@@ -75,15 +75,45 @@ def test_headline_figures_match_the_database(
         calls = session.exec(select(func.count()).select_from(ToolCall)).one()
     engine.dispose()
     assert _frame(at, "tool")["calls"].sum() == calls
-    assert _frame(at, "rule_id")["count"].sum() == guardrails
+    assert _frame(at, "rule")["decisions"].sum() == guardrails
     assert _frame(at, "error class")["steps"].sum() == errors
-    assert _frame(at, "measure")["measure"].tolist() == [
-        "run (agent time, ms)",
-        "tool call (ms)",
-        "time to decision (s)",
-    ]
+    latency = _frame(at, "measure").set_index("measure")
+    assert latency.index.tolist() == ["run (agent time)", "tool call", "time to decision"]
+    # Units on every figure; a dash that says why where there is nothing to measure (the
+    # demo has no decided review yet).
+    assert latency.loc["run (agent time)", "p50"].endswith(" ms")
+    assert latency.loc["tool call", "p95"].endswith(" ms")
+    assert latency.loc["time to decision", "p50"] in ("— (no decision)",) or latency.loc[
+        "time to decision", "p50"
+    ].endswith(" s")
+    tools = _frame(at, "tool")
+    assert all(v.endswith("%") for v in tools["success"])
+    assert all(v.endswith(" ms") or v.startswith("—") for v in tools["latency p50"])
+    assert not any("None" in str(v) or v != v for v in tools.to_numpy().ravel())
+    coherence = _frame(at, "agent")
+    assert all(v.endswith("%") or v.startswith("— (") for v in coherence["path efficiency"])
     assert at.get("download_button")[0].proto.label.startswith("Download")
     assert finished <= total
+
+
+def test_outcomes_show_status_with_resolution_so_a_decline_is_not_read_as_a_refund(
+    demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = engine_for(demo_url)
+    with read_session(engine) as session:
+        runs = session.exec(select(Run.status, Run.output)).all()
+    engine.dispose()
+    declined = sum(
+        1
+        for status, out in runs
+        if status == "succeeded" and (out or {}).get("resolution") == "declined"
+    )
+    assert declined > 0, "the demo declines some refunds"
+    at = open_page(monkeypatch, demo_url, "kpis.py", user="erin")  # engineers read KPIs too
+    outcomes = _frame(at, "outcome").set_index("outcome")
+    assert outcomes.loc["succeeded · declined", "runs"] == declined
+    assert outcomes["runs"].sum() == len(runs)
+    assert outcomes.loc["succeeded · declined", "share"] == f"{declined / len(runs):.1%}"
 
 
 def test_agent_filter_and_version_comparison(
@@ -104,7 +134,9 @@ def test_agent_filter_and_version_comparison(
 
     at.selectbox(key="kpis.version").select("2").run()
     assert _metrics(at)["Runs"] == "0"
-    assert "No runs or reviews in this range." in [i.value for i in at.info]
+    assert "No runs or reviews in this range: widen the time range or choose another agent." in [
+        i.value for i in at.info
+    ]
 
 
 def test_range_and_grain_controls(demo_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -190,7 +222,7 @@ def test_a_failing_scheduled_evaluation_is_an_alert_above_the_kpis(
     assert not at.error
     # Coherence per version is on the page, with how it is measured.
     assert "Coherence by version" in [s.value for s in at.subheader]
-    coherence = next(df.value for df in at.dataframe if "path_efficiency" in df.value.columns)
+    coherence = next(df.value for df in at.dataframe if "path efficiency" in df.value.columns)
     assert set(coherence["agent"]) == {"support", "it-access"}
     assert "Path efficiency" in _metrics(at)
 

@@ -419,3 +419,76 @@ def test_an_engineer_operator_adds_a_decided_review_to_a_suite(
     assert case["expect"]["governance"]["decisions"] == [
         {"tool": "issue_refund", "rule": "refund-needs-approval", "decision": "escalate"}
     ]
+
+
+def test_a_click_on_a_row_opens_that_review_and_rows_read_in_money_and_risk(
+    demo_url: str, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = queue(monkeypatch, demo_url)
+    table = frame(at, "review")
+    refund = oldest_refund(db)
+    row = int(table.index[table["review"] == refund][0])
+    stored = review(db, refund)
+    amount = float((stored.args or {})["amount"])
+    assert table.iloc[row]["amount"] == f"${amount:,.2f}"
+    assert table.iloc[row]["risk"] == f"changes data · {int(min(amount, 999)):,}" + (
+        "+ at stake" if amount >= 999 else " at stake"
+    )
+    # Rows that move no money say so with a dash, not a zero.
+    assert "-" in set(table["amount"])
+    key = "queue.table"
+    clicks = at.session_state[f"{key}.clicks"]
+    at.session_state[f"{key}.{clicks}"] = {"selection": {"rows": [row], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception
+    assert at.subheader[0].value == f"Review {refund}: escalation of issue_refund"
+    assert at.selectbox(key="queue.open").value == refund
+    # The rule behind every listed review, its reason in full.
+    assert any("refund-needs-approval" in m.value and stored.reason in m.value for m in at.markdown)
+
+
+def test_bulk_decisions_are_offered_only_to_those_who_may_take_them(
+    demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A manager approves nothing, and rejects only the blocks whose rule names managers.
+    manager = queue(monkeypatch, demo_url, user="mona")
+    listed = frame(manager, "review")
+    assert set(listed["kind"]) > {"block"}
+    offered = manager.multiselect(key="queue.bulk").options
+    assert offered and all(" · block · " in label for label in offered)
+    buttons = {b.key for b in manager.button if (b.key or "").startswith("queue.bulk_")}
+    assert buttons == {"queue.bulk_reject"}
+    operator = queue(monkeypatch, demo_url, user="olga")
+    assert [w.key for w in operator.multiselect] == ["queue.bulk"]
+    assert {b.key for b in operator.button} >= {"queue.bulk_approve", "queue.bulk_reject"}
+
+
+def test_the_evidence_a_reviewer_decides_on_leads_the_pane(
+    demo_url: str, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refund = oldest_refund(db)
+    stored = review(db, refund)
+    at = open_review(queue(monkeypatch, demo_url), refund)
+    shown = [m.value for m in at.markdown]
+    evidence = shown.index("**Evidence: the policy's decision**")
+    # Above the call, the task and the trace: what the rule decided, on which facts, and what
+    # the tools found (the fraud score among them).
+    assert (
+        evidence
+        < shown.index("**Proposed call**")
+        < shown.index("**Reasoning trace up to this point**")
+    )
+    text = " ".join(shown)
+    assert f"rule `refund-needs-approval`: {stored.reason}" in text
+    assert f"${float((stored.args or {})['amount']):,.2f}" in text
+    assert "`refunds_today` = 0" in text
+    assert any(m.startswith("`check_fraud_score` →") and '"score"' in m for m in shown)
+
+
+def test_a_review_link_opens_that_review_and_the_address_names_the_open_one(
+    demo_url: str, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refund = oldest_refund(db)
+    at = open_console(monkeypatch, demo_url, user="olga", query={"review": str(refund)})
+    assert at.subheader[0].value == f"Review {refund}: escalation of issue_refund"
+    assert at.query_params["review"] == str(refund)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -36,14 +37,20 @@ def db(demo_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def linked(monkeypatch: pytest.MonkeyPatch, url: str, run: str, user: str = "olga") -> AppTest:
-    """The console opened on ``runs?run=<run>``, as a link followed in a signed-in session."""
+def linked(
+    monkeypatch: pytest.MonkeyPatch,
+    url: str,
+    run: str,
+    user: str = "olga",
+    page: str = "views/run.py",
+) -> AppTest:
+    """The console opened on ``run?run=<run>``, as a link followed in a signed-in session."""
     monkeypatch.setenv("STEWARD_DATABASE_URL", url)
     monkeypatch.setenv("STEWARD_EMBEDDED_WORKER", "0")
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state["auth.user"] = {"name": user}
     at.query_params["run"] = run
-    at.switch_page("views/runs.py")
+    at.switch_page(page)
     at.run()
     assert not at.exception, at.exception
     return at
@@ -53,6 +60,13 @@ def frame(at: AppTest, first_column: str) -> pd.DataFrame:
     """The table whose first column is ``first_column`` (st.dataframe keeps no key in AppTest)."""
     tables = [df.value for df in at.dataframe]
     return next(t for t in tables if len(t.columns) and t.columns[0] == first_column)
+
+
+def click_row(at: AppTest, key: str, row: int) -> None:
+    """Click row ``row`` of the clickable table ``key`` (as a person's click selects it)."""
+    clicks = at.session_state[f"{key}.clicks"]  # set once the table is drawn
+    at.session_state[f"{key}.{clicks}"] = {"selection": {"rows": [row], "columns": [], "cells": []}}
+    at.run()
 
 
 def texts(elements: object) -> str:
@@ -75,7 +89,7 @@ def test_run_list_filters_pages_and_opens_a_run(
     total = run_count(db)
     assert f"{total:,} runs match · page 1 of 2" in texts(at.caption)
     assert len(frame(at, "run")) == 50
-    at.pagination(key="runs.page").set_value(2).run()
+    at.pagination[0].set_value(2).run()
     assert not at.exception
     assert len(frame(at, "run")) == total - 50
 
@@ -83,8 +97,9 @@ def test_run_list_filters_pages_and_opens_a_run(
     waiting = run_count(db, col(Run.status) == RunStatus.WAITING_REVIEW)
     table = frame(at, "run")
     assert len(table) == waiting
-    assert set(table["status"]) == {"waiting_review"}
-    assert at.session_state["runs.page"] == 1
+    assert set(table["outcome"]) == {"waiting_review"}
+    # A new filter starts on its first page.
+    assert f"{waiting:,} runs match · page 1 of 1" in texts(at.caption)
 
     at.selectbox(key="runs.filter.agent").set_value("it-access").run()
     at.selectbox(key="runs.filter.version").set_value(1).run()
@@ -97,14 +112,19 @@ def test_run_list_filters_pages_and_opens_a_run(
         col(Run.version_id) == 3,
     )
 
+    # A click on the first row opens that run on its own page.
     chosen = int(table.iloc[0]["run"])
-    at.selectbox(key="runs.open").set_value(chosen).run()
+    click_row(at, "runs.table", 0)
     assert not at.exception
     assert at.query_params["run"] == str(chosen)
     assert at.subheader[0].value.startswith(f"Run {chosen}: it-access v1")
-    at.button(key="runs.back").click().run()
-    assert "run" not in at.query_params
+    # The sidebar's Runs link (another page now, and links in the navigation carry no query)
+    # leaves the run for the list, where no row is still selected.
+    del at.query_params["run"]
+    at.switch_page("views/runs.py").run()
+    assert not at.exception
     assert "runs match" in texts(at.caption)
+    assert not at.subheader, "the list reopened the run clicked before"
 
 
 def test_error_class_and_time_range_filters(
@@ -124,14 +144,14 @@ def test_error_class_and_time_range_filters(
     at.selectbox(key="runs.filter.error_class").set_value(None).run()
     at.selectbox(key="runs.filter.range").set_value("Last 24 hours").run()
     assert f"{run_count(db) - 1:,} runs match" in texts(at.caption)
-    at.pagination(key="runs.page").set_value(2).run()
+    at.pagination[0].set_value(2).run()
     assert 3 not in set(frame(at, "run")["run"])
     at.selectbox(key="runs.filter.range").set_value("Custom dates").run()
     at.date_input(key="runs.filter.dates").set_value(
         (pd.Timestamp("2020-01-01").date(), pd.Timestamp("2020-01-31").date())
     ).run()
     assert not at.exception
-    assert "No run matches these filters." in texts(at.info)
+    assert "No run matches these filters: clear one, or widen the time range." in texts(at.info)
 
 
 def test_a_linked_run_shows_its_trace_and_the_version_it_was_pinned_to(
@@ -141,7 +161,7 @@ def test_a_linked_run_shows_its_trace_and_the_version_it_was_pinned_to(
     at = linked(monkeypatch, demo_url, "1")
     assert at.subheader[0].value == "Run 1: support v1"
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Status"] == "succeeded"
+    assert metrics["Status"] in ("succeeded · resolved", "succeeded · declined")
     timeline = frame(at, "seq")
     assert list(timeline["seq"]) == list(range(1, len(timeline) + 1))
     assert {"invoke_agent", "proposal", "apply_guardrail", "execute_tool", "final_output"} <= set(
@@ -166,6 +186,13 @@ def test_a_linked_run_shows_its_trace_and_the_version_it_was_pinned_to(
     assert at.json[-1].value  # the chosen step's input and output
 
 
+def test_an_older_runs_link_opens_the_run_page(
+    demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = linked(monkeypatch, demo_url, "1", page="views/runs.py")
+    assert at.subheader[0].value == "Run 1: support v1"
+
+
 def test_a_run_decided_by_a_person_shows_who_and_why(
     demo_url: str, db: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -186,7 +213,9 @@ def test_a_run_decided_by_a_person_shows_who_and_why(
     )
     drive(db, installed_registry())
     at = linked(monkeypatch, demo_url, str(refund.run_id))
-    assert {m.label: m.value for m in at.metric}["Status"] == "succeeded"
+    assert {m.label: m.value for m in at.metric}["Status"] == "succeeded · resolved"
+    # The review's id links to it in the queue.
+    assert frame(at, "review").iloc[0]["review"] == f"/queue?review={refund.id}"
     decisions = frame(at, "review")
     assert decisions.iloc[0][["status", "decided by", "reason"]].tolist() == [
         "approved",
@@ -296,3 +325,69 @@ def test_an_engineer_adds_a_finished_run_to_a_suite(
     with read_session(db) as session:
         again = session.exec(select(EvalSuite).where(col(EvalSuite.name) == "refunds")).one()
     assert again.content_hash == suite.content_hash
+
+
+def test_the_latency_chart_gives_every_step_a_bar_it_can_label(
+    demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+
+    at = linked(monkeypatch, demo_url, "1")
+    charts = [e for e in at.main if e.type == "vega_lite_chart" and e.key != "runs.waterfall"]
+    assert len(charts) == 1
+    spec = json.loads(charts[0].proto.spec)  # type: ignore[attr-defined]
+    # Steps down the side (names in full on the axis), one bar of about 24 px each.
+    assert spec["encoding"]["y"]["field"] == "step"
+    bars = frame(at, "seq")
+    timed = bars[~bars["kind"].isin(["invoke_agent", "human_approval"])]
+    timed = timed[timed["duration ms"].fillna(0) > 0]
+    assert spec["height"] >= 24 * len(timed) > 0
+
+
+def test_the_waterfall_nests_steps_marks_errors_and_draws_the_human_wait(
+    demo_url: str, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent.reads.runs import run_details
+    from console.components.waterfall import HUMAN_WAIT, waterfall_frame
+
+    with read_session(db) as session:
+        failed_run = session.exec(
+            select(Step.run_id).where(col(Step.error_class).is_not(None))
+        ).first()
+        refund = session.exec(
+            select(Review)
+            .where(col(Review.rule_id) == "refund-needs-approval")
+            .where(col(Review.status) == ReviewStatus.PENDING)
+        ).first()
+    assert failed_run is not None and refund is not None and refund.id is not None
+    reviews.approve(platform_for(db), Actor.of("olga", ["operator"]), refund.id, reason="ok")
+    drive(db, installed_registry())
+    olga = Actor.of("olga", ["operator"])
+
+    decided = waterfall_frame(run_details(platform_for(db), olga, refund.run_id).steps)
+    by_lane = decided.set_index("lane")
+    assert HUMAN_WAIT in by_lane.index
+    # Nested by kind: the run, then each turn's proposal, its decision, its tool attempts.
+    labels = dict(zip(decided["lane"], decided["step"], strict=False))
+    assert not labels["invoke_agent"].split(maxsplit=1)[1].startswith(" ")
+    assert "  issue_refund" in labels["execute_tool"] or "      " in labels["execute_tool"]
+    assert (decided["end ms"] > decided["start ms"]).all()
+    assert (decided["start ms"] >= 0).all()
+
+    failing = waterfall_frame(run_details(platform_for(db), olga, failed_run).steps)
+    assert failing["failed"].any()
+    assert set(failing.loc[failing["failed"], "error"]) - {""}
+
+    # A click on a bar opens that step's input and output below the chart.
+    at = linked(monkeypatch, demo_url, str(refund.run_id))
+    [chart] = [e for e in at.main if e.key == "runs.waterfall"]
+    spec = json.loads(chart.proto.spec)  # type: ignore[attr-defined]
+    assert spec["layer"][0]["params"][0]["name"] == "step"
+    assert spec["height"] >= 22 * len(decided)
+    at.session_state["runs.waterfall"] = {"selection": {"step": [{"seq": 3}]}}
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="runs.step").value == 3
+    assert at.json[-1].value
+    at.toggle(key="runs.conversation").set_value(True).run()
+    assert not at.exception
+    assert any("by rule `refund-needs-approval`" in m.value for m in at.markdown)

@@ -60,3 +60,36 @@ def test_sign_out_forgets_the_user(demo_url: str, monkeypatch: pytest.MonkeyPatc
     assert not at.exception
     assert "auth.user" not in at.session_state
     assert at.title[0].value == "Steward"
+
+
+def test_a_sign_in_opens_a_session_that_ends_when_the_account_is_disabled(
+    demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent.actors import Actor
+    from agent.users import disable_user
+    from storage.models import UserSession
+    from tests.support.runtime import platform_for
+
+    at = _sign_in(open_console(monkeypatch, demo_url), "olga", "olga-steward-demo")
+    assert not at.exception
+    session_id = at.session_state["auth.user"]["session"]
+    engine = engine_for(demo_url)
+    with read_session(engine) as session:
+        row = session.get(UserSession, session_id)
+    assert row is not None and row.grant_hash is not None and row.token_hash is None
+    # The page asks the browser to redeem the grant at the server's cookie route.
+    scripts = [e for e in at.main if e.type == "html"] + [e for e in at.sidebar if e.type == "html"]
+    assert len(scripts) == 1
+    assert "/auth/session" in scripts[0].proto.body  # type: ignore[attr-defined]
+    assert "auth.grant" not in at.session_state
+
+    disable_user(platform_for(engine), Actor.of("ada", ["admin"]), "olga")
+    engine.dispose()
+    at.run()
+    assert not at.exception
+    assert "auth.user" not in at.session_state
+    assert at.text_input(key="signin.name")
+    # The browser is asked to drop the dead cookie.
+    dropped = [e for e in at.main if e.type == "html"]
+    assert len(dropped) == 1
+    assert "/auth/signout" in dropped[0].proto.body  # type: ignore[attr-defined]

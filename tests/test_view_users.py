@@ -68,6 +68,16 @@ def test_add_with_a_typed_password_and_refusals(
     assert authenticate(platform_for(engine), "yan", "a-long-secret").roles == {"engineer"}
     engine.dispose()
     assert not at.code  # a typed password is never shown back
+    # The form is empty for the next account: no name or password left behind.
+    assert at.text_input(key="users.name").value == ""
+    assert at.text_input(key="users.password").value == ""
+    assert at.multiselect(key="users.roles").value == []
+
+    # A refused account keeps what was typed, to be corrected.
+    _add(at, "Bad Name", ["operator"], password="a-long-secret")
+    assert at.error
+    assert at.text_input(key="users.name").value == "Bad Name"
+    assert at.text_input(key="users.password").value == "a-long-secret"
 
     for name, roles, fields, problem in (
         ("Bad Name", ["operator"], {}, "must be 1-64 characters"),

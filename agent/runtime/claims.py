@@ -247,8 +247,16 @@ def has_open_work(engine: Engine, owner: str) -> bool:
         )
 
 
-def extend_leases(engine: Engine, owner: str, run_ids: list[int], *, lease_s: float) -> None:
-    """Heartbeat: push out the leases of the runs ``owner`` is working on."""
+def extend_leases(
+    engine: Engine,
+    owner: str,
+    run_ids: list[int],
+    *,
+    lease_s: float,
+    runs_processed: int | None = None,
+) -> None:
+    """Heartbeat: push out the leases of the runs ``owner`` is working on, and record how many
+    runs it has processed so far (when given), so a live worker's count is never stale."""
     now = utcnow()
     with write_session(engine) as session:
         if run_ids:
@@ -261,6 +269,8 @@ def extend_leases(engine: Engine, owner: str, run_ids: list[int], *, lease_s: fl
         worker = session.get(Worker, owner)
         if worker is not None:
             worker.heartbeat_at = now
+            if runs_processed is not None:
+                worker.runs_processed = runs_processed
             session.add(worker)
 
 

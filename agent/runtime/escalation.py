@@ -23,7 +23,30 @@ from storage.tables import REVIEWS
 from storage.types import utcnow
 
 _RISK_BASE = {SideEffect.READ: 0, SideEffect.WRITE: 1000, SideEffect.IRREVERSIBLE: 2000}
+_MAX_AT_STAKE = 999  # below the gap between two side-effect classes, so the class sorts first
 DEFAULT_SLA_MINUTES = 60.0
+
+
+def describe_risk(risk: int) -> str:
+    """A review's risk score in words: what kind of call it is and how much is at stake, as
+    ``Escalation.risk`` composed it (``irreversible · 999+ at stake``)."""
+    side = next(
+        (
+            effect
+            for effect, base in sorted(_RISK_BASE.items(), key=lambda i: -i[1])
+            if risk >= base
+        ),
+        SideEffect.READ,
+    )
+    at_stake = risk - _RISK_BASE[side]
+    what = {
+        SideEffect.READ: "reads only",
+        SideEffect.WRITE: "changes data",
+        SideEffect.IRREVERSIBLE: "cannot be undone",
+    }[side]
+    if at_stake <= 0:
+        return what
+    return f"{what} · {at_stake:,}{'+' if at_stake >= _MAX_AT_STAKE else ''} at stake"
 
 
 class Escalation:
@@ -86,11 +109,15 @@ class Escalation:
         )
 
     def risk(self, tool: str, args: Mapping[str, Any]) -> int:
-        """Queue order within the same SLA: side-effect class first, then the amount at stake."""
+        """Queue order within the same SLA: side-effect class first, then the amount at stake.
+
+        ``describe_risk`` reads a score back in words."""
         spec = self.version.tool_specs.get(tool)
         base = _RISK_BASE[spec.side_effect] if spec else 0
         amount = args.get("amount")
-        at_stake = int(min(float(amount), 999.0)) if isinstance(amount, int | float) else 0
+        at_stake = (
+            int(min(float(amount), float(_MAX_AT_STAKE))) if isinstance(amount, int | float) else 0
+        )
         return base + max(at_stake, 0)
 
     def _raise(

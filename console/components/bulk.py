@@ -8,6 +8,7 @@ it, so the dialog reopens on every full rerun until it is confirmed, cancelled o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 import streamlit as st
@@ -17,16 +18,42 @@ from agent.actors import Actor
 from agent.errors import ServiceError
 from agent.reads.queue import QueueItem
 from agent.reviews import decide_many
+from agent.reviews.permissions import permitted_decisions
 from console.components.data import forget_lists
 from console.components.feedback import describe, sentence
 from console.components.formatting import compact
 from console.resources import platform
-from storage.enums import DecisionKind
+from storage.enums import DecisionKind, ReviewKind
 from storage.errors import StorageError
 
 ACTION = "queue.bulk_action"
 OUTCOMES = "queue.bulk_outcomes"
 REASON = "queue.bulk_reason"
+
+
+BULK_KINDS = frozenset({DecisionKind.APPROVE, DecisionKind.REJECT})
+
+
+@dataclass(frozen=True)
+class _Listed:
+    """A queue row as the permission rules read a review."""
+
+    id: int
+    kind: ReviewKind
+    rule_id: str | None
+    override_roles: tuple[str, ...]
+
+
+def offered(actor: Actor, items: Sequence[QueueItem]) -> dict[DecisionKind, frozenset[int]]:
+    """For each bulk decision the actor may take on at least one listed review, the ids of
+    the reviews it applies to (``agent.reviews.permissions`` decides; nothing is re-ruled
+    here)."""
+    allowed: dict[DecisionKind, set[int]] = {}
+    for item in items:
+        listed = _Listed(item.id, ReviewKind(item.kind), item.rule_id, tuple(item.override_roles))
+        for kind in BULK_KINDS & permitted_decisions(actor, listed):
+            allowed.setdefault(kind, set()).add(item.id)
+    return {kind: frozenset(ids) for kind, ids in allowed.items()}
 
 
 def ask(kind: DecisionKind, items: Sequence[QueueItem]) -> None:

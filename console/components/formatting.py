@@ -61,3 +61,14 @@ def option_label(labels: Mapping[Any, str], option: Any) -> str:
     which the serializable session state of AppTest runs requires.
     """
     return labels.get(option, str(option))
+
+
+def money(amount: Any, currency: Any = None) -> str:
+    """An amount as money: ``$349.00``, ``349.00 EUR``; a dash when there is none.
+
+    The demo's agents speak US dollars (their rules say "$100"), so an amount with no currency
+    reads as dollars."""
+    if isinstance(amount, bool) or not isinstance(amount, int | float):
+        return "-"
+    code = str(currency or "USD").upper()
+    return f"${amount:,.2f}" if code == "USD" else f"{amount:,.2f} {code}"

@@ -8,7 +8,9 @@ who decided first) is kept as a message and shown above the pane.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -17,14 +19,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from agent import reviews
 from agent.errors import DecisionConflict, ServiceError
 from agent.reads.queue import ReviewContext, preview_edit
+from agent.reads.runs import TraceStep
+from agent.runtime.escalation import describe_risk
 from console.components.data import forget_lists
 from console.components.feedback import describe, flash, sentence
-from console.components.formatting import compact, countdown, overdue, when
+from console.components.formatting import compact, countdown, money, overdue, when
 from console.components.teamwork import hold_panel
 from console.components.trace import render_timeline
 from console.resources import platform
 from console.session import current_user
-from storage.enums import DecisionKind, ReviewKind
+from storage.enums import DecisionKind, ReviewKind, StepKind
 from storage.errors import StorageError
 
 FLASH = "queue.flash"
@@ -48,7 +52,7 @@ def render_review(context: ReviewContext, *, now: datetime) -> None:
     sla = countdown(review.sla_due_at, now)
     st.caption(
         f"{review.agent} v{review.version} · run {review.run_id} · task {context.task_id} · "
-        f"tier {review.tier} · risk {review.risk} · raised {when(review.created_at)} · SLA {sla}"
+        f"tier {review.tier} · raised {when(review.created_at)} · SLA {sla}"
     )
     if not review.is_open:
         st.info(
@@ -60,6 +64,7 @@ def render_review(context: ReviewContext, *, now: datetime) -> None:
     if review.is_open:
         hold_panel(context, now)
 
+    _render_evidence(context)
     call, task = st.columns(2)
     with call:
         st.markdown("**Proposed call**" if review.tool else "**Proposed final answer**")
@@ -80,7 +85,7 @@ def render_review(context: ReviewContext, *, now: datetime) -> None:
         st.markdown("**Task**")
         st.json(context.task_input, expanded=1)
     st.page_link(
-        "views/runs.py",
+        "views/run.py",
         label=f"Open run {review.run_id}",
         icon=":material/timeline:",
         query_params={"run": str(review.run_id)},
@@ -109,6 +114,59 @@ def render_review(context: ReviewContext, *, now: datetime) -> None:
         )
     if review.is_open:
         _render_actions(context)
+
+
+def _stopping_decision(trace: Sequence[TraceStep]) -> TraceStep | None:
+    """The gate's last decision that did not simply allow the call: the one this review is
+    about."""
+    for step in reversed(trace):
+        if step.kind is StepKind.APPLY_GUARDRAIL and (step.output or {}).get("effect") != "allow":
+            return step
+    return None
+
+
+def _render_evidence(context: ReviewContext) -> None:
+    """What a reviewer decides on, above everything else: the policy's decision with the facts
+    it read, and what the agent's tools found before it asked (a fraud score, an order)."""
+    review = context.review
+    decision = _stopping_decision(context.trace)
+    out: dict[str, Any] = (decision.output or {}) if decision else {}
+    read: dict[str, Any] = (out.get("policy") or {}).get("read") or {}
+    facts = {**(read.get("facts") or {}), **(read.get("counters") or {})}
+    amount = (review.args or {}).get("amount")
+    with st.container(border=True):
+        left, right = st.columns(2)
+        with left:
+            st.markdown("**Evidence: the policy's decision**")
+            effect = out.get("effect") or review.kind.value
+            st.markdown(
+                f"{str(effect).capitalize()} at the {out.get('stage', 'policy')} stage by rule "
+                f"`{review.rule_id or '-'}`: {review.reason}"
+            )
+            if amount is not None:
+                st.markdown(
+                    f"Amount: **{money(amount, (review.args or {}).get('currency'))}** · "
+                    f"risk: {describe_risk(review.risk)}"
+                )
+            if facts:
+                st.markdown(
+                    "Facts the rule read: "
+                    + " · ".join(
+                        f"`{name}` = {compact(value, 60)}" for name, value in facts.items()
+                    )
+                )
+        with right:
+            st.markdown("**Evidence: what the agent's tools found**")
+            found = [
+                s
+                for s in context.trace
+                if s.kind is StepKind.OBSERVATION and (s.output or {}).get("status") == "ok"
+            ]
+            if not found:
+                st.caption("No tool answered before this review.")
+            for step in found:
+                content = (step.output or {}).get("content")
+                st.markdown(f"`{step.name}` → {compact(content, 160)}")
 
 
 def _render_actions(context: ReviewContext) -> None:

@@ -16,11 +16,14 @@ import streamlit as st
 
 from agent.reads.runs import RunTrace, RunUsage, TraceStep
 from console.components.formatting import compact, duration, option_label, when
+from console.components.waterfall import render_conversation, render_waterfall
 from storage.enums import StepKind
 
 # The root span covers the whole run and a human approval step measures a person's wait:
 # neither is agent latency, so the chart leaves them out (as the KPIs do).
 NOT_LATENCY = (StepKind.INVOKE_AGENT, StepKind.HUMAN_APPROVAL)
+LATENCY_BAR_PX = 24
+LATENCY_AXES_PX = 80
 
 
 def step_summary(step: TraceStep) -> str:
@@ -87,10 +90,13 @@ def render_timeline(steps: Sequence[TraceStep], *, key: str) -> None:
     if not steps:
         st.info("No steps were recorded.")
         return
+    # Tall enough for every row up to about thirty (a row is 35 px), so the step that asked
+    # for a person is on screen without an inner scroll.
     st.dataframe(
         timeline_frame(steps),
         hide_index=True,
         key=key,
+        height=min(35 * (len(steps) + 1) + 3, 1060),
         column_config={"what happened": st.column_config.TextColumn(width="large")},
     )
 
@@ -128,7 +134,14 @@ def render_trace(trace: RunTrace, *, now: datetime, usage: RunUsage | None = Non
             icon=":material/fact_check:",
         )
     status, agent_time, steps, claims = st.columns(4)
-    status.metric("Status", run.status.value)
+    # The status with the answer's resolution: a refund a person rejected ends "succeeded ·
+    # declined", which nobody should read as a refund made.
+    resolution = (run.output or {}).get("resolution") if isinstance(run.output, dict) else None
+    status.metric(
+        "Status",
+        f"{run.status.value} · {resolution}" if resolution else run.status.value,
+        help="The run's status and, once it answered, the answer's resolution.",
+    )
     agent_time.metric("Agent time", f"{run.agent_time_ms:,.0f} ms")
     steps.metric("Steps", run.step_count)
     claims.metric("Claims", run.claims)
@@ -150,11 +163,19 @@ def render_trace(trace: RunTrace, *, now: datetime, usage: RunUsage | None = Non
     st.markdown("**Task**")
     st.json(trace.task_input, expanded=1)
 
-    st.markdown("**Timeline**")
+    st.markdown("**Trace**")
     if trace.steps_truncated:
         st.caption(f"Showing the first {len(trace.steps)} of {run.step_count} steps.")
-    render_timeline(trace.steps, key="runs.timeline")
+    clicked = render_waterfall(trace.steps, key="runs.waterfall")
+    # A click on a bar opens that step below (once per click: the inspector stays free).
+    if clicked is not None and st.session_state.get("runs.waterfall.opened") != clicked:
+        st.session_state["runs.waterfall.opened"] = clicked
+        st.session_state["runs.step"] = clicked
     render_step_inspector(trace.steps, key="runs.step")
+    if st.toggle("Read the run as a conversation", key="runs.conversation"):
+        render_conversation(trace.steps)
+    st.markdown("**Timeline**")
+    render_timeline(trace.steps, key="runs.timeline")
 
     _render_latency(trace.steps)
     if usage is not None:
@@ -207,7 +228,17 @@ def _render_latency(steps: Sequence[TraceStep]) -> None:
             "kind": [s.kind.value for s in timed],
         }
     )
-    st.bar_chart(frame, x="step", y="duration ms", color="kind", sort=False, height=260)
+    # One horizontal bar per step, each about 24 px tall, with the step's name in full on the
+    # axis: a fixed-height vertical chart squeezed dozens of bars and cut their labels.
+    st.bar_chart(
+        frame,
+        x="step",
+        y="duration ms",
+        color="kind",
+        sort=False,
+        horizontal=True,
+        height=LATENCY_BAR_PX * len(timed) + LATENCY_AXES_PX,
+    )
 
 
 def _render_tool_calls(trace: RunTrace) -> None:
@@ -250,7 +281,7 @@ def _render_decisions(trace: RunTrace, *, now: datetime) -> None:
         waited = ((review.decided_at or now) - review.created_at).total_seconds()
         rows.append(
             {
-                "review": review.id,
+                "review": f"/queue?review={review.id}",
                 "kind": review.kind.value,
                 "tool": review.tool or "",
                 "rule": review.rule_id or "",
@@ -262,7 +293,14 @@ def _render_decisions(trace: RunTrace, *, now: datetime) -> None:
                 "waited": duration(waited) + ("" if review.decided_at else " so far"),
             }
         )
-    st.dataframe(pd.DataFrame(rows), hide_index=True, key="runs.decisions")
+    st.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        key="runs.decisions",
+        column_config={
+            "review": st.column_config.LinkColumn("review", display_text=r"review=(\d+)")
+        },
+    )
 
 
 def _render_output(trace: RunTrace) -> None:

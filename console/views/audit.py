@@ -56,12 +56,23 @@ def entries_frame(page: Page[AuditEntry]) -> pd.DataFrame:
                 "actor": e.actor,
                 "action": e.action,
                 "target": f"{e.target_type} {e.target_id}".strip(),
+                "open": target_link(e.target_type, e.target_id),
                 "details": json.dumps(e.payload, sort_keys=True, ensure_ascii=False),
             }
             for e in page.items
         ],
-        columns=["#", "when", "actor", "action", "target", "details"],
+        columns=["#", "when", "actor", "action", "target", "open", "details"],
     )
+
+
+# Targets that have a page of their own, and the address that opens one.
+TARGET_PAGES = {"run": "/run?run={}", "review": "/queue?review={}"}
+
+
+def target_link(target_type: str | None, target_id: str | None) -> str | None:
+    """The address of the target's page, when it has one (a run, a review)."""
+    pattern = TARGET_PAGES.get(target_type or "")
+    return pattern.format(target_id) if pattern and target_id else None
 
 
 def verify_panel(actor: Actor) -> None:
@@ -131,9 +142,18 @@ with bottom[2]:
 
 st.caption(f"{page.total:,} events match; page {page.number} of {page.pages}, newest first.")
 if page.items:
-    st.dataframe(entries_frame(page), hide_index=True, key="audit.events")
+    st.dataframe(
+        entries_frame(page),
+        hide_index=True,
+        key="audit.events",
+        column_config={
+            "open": st.column_config.LinkColumn(
+                "open", display_text=r"(run=\d+|review=\d+)", help="The target's own page."
+            )
+        },
+    )
 else:
-    st.info("No event matches these filters.")
+    st.info("No event matches these filters: clear one, or widen the dates.")
 nav = st.columns(6)
 nav[0].button("← Newer", key="audit.prev", on_click=turn, args=(-1,), disabled=page.number <= 1)
 nav[1].button("Older →", key="audit.next", on_click=turn, args=(1,), disabled=not page.has_more)

@@ -156,7 +156,9 @@ with one_sentence():
     runs = list_evaluations(platform(), actor, agent)
 st.subheader("Evaluation runs")
 if not runs:
-    st.info("No evaluation has run yet.")
+    st.info(
+        "No evaluation has run yet: run a suite on a version above (or `steward evals run AGENT`)."
+    )
     st.stop()
 
 

@@ -15,10 +15,12 @@ import streamlit as st
 from agent.actors import DECIDE_ROLES
 from agent.inputs import whole_number
 from agent.reads.queue import QueueFilter, QueueSnapshot, review_context
+from agent.runtime.escalation import describe_risk
 from console.components import bulk, data
 from console.components.feedback import one_sentence, show_flash
-from console.components.formatting import compact, countdown, option_label, overdue
+from console.components.formatting import compact, countdown, money, option_label, overdue
 from console.components.review import FLASH, render_review
+from console.components.tables import clicked_row
 from console.components.teamwork import approvals_label, holder_label, next_button
 from console.resources import platform
 from console.session import require_user
@@ -53,6 +55,11 @@ URL_FILTERS = {
 }
 if not st.session_state.get("queue.filters_from_url"):
     st.session_state["queue.filters_from_url"] = True
+    # A review's link (``/queue?review=12``, from a run's page) opens it in the pane.
+    linked_review = whole_number(st.query_params.get("review") or "")
+    if linked_review is not None:
+        st.session_state[OPENED] = linked_review
+        st.session_state["queue.open"] = linked_review
     for param, (key, options) in URL_FILTERS.items():
         wanted = st.query_params.get(param)
         chosen = next((o for o in options if str(o) == wanted), None)
@@ -110,16 +117,26 @@ def queue_list(flt: QueueFilter) -> None:
     late.metric("Overdue", snapshot.overdue_count)
     shown.metric("Shown", len(snapshot.items))
     if not snapshot.items:
-        st.info("Nothing is waiting for a decision.")
+        if snapshot.open_count:
+            st.info("No open review matches these filters: clear one to see the others.")
+        else:
+            st.info(
+                "Nothing is waiting for a decision. Reviews appear here when a policy escalates "
+                "or blocks a call; submit work on the Tasks page to see one."
+            )
     else:
-        st.dataframe(
+        st.caption("Click a row to open the review.")
+        row = clicked_row(
             pd.DataFrame(
                 [
                     {
                         "review": i.id,
                         "SLA": countdown(i.sla_due_at, now),
                         "overdue": overdue(i.sla_due_at, now),
-                        "risk": i.risk,
+                        "amount": money(
+                            (i.args or {}).get("amount"), (i.args or {}).get("currency")
+                        ),
+                        "risk": describe_risk(i.risk),
                         "kind": i.kind,
                         "status": i.status,
                         "agent": f"{i.agent} v{i.version}",
@@ -134,13 +151,32 @@ def queue_list(flt: QueueFilter) -> None:
                     for i in snapshot.items
                 ]
             ),
-            hide_index=True,
             key="queue.table",
             column_config={
                 "overdue": st.column_config.CheckboxColumn("overdue", width="small"),
-                "reason": st.column_config.TextColumn(width="medium"),
+                "amount": st.column_config.TextColumn(
+                    "amount", help="The money the call would move, when it names an amount."
+                ),
+                "risk": st.column_config.TextColumn(
+                    "risk",
+                    help="What the call does (reads only, changes data, cannot be undone) and "
+                    "how much is at stake; the queue puts riskier calls first within an SLA.",
+                ),
+                "reason": st.column_config.TextColumn(width="large"),
             },
         )
+        if row is not None and row < len(snapshot.items):
+            picked = snapshot.items[row].id
+            st.session_state[OPENED] = picked
+            st.session_state["queue.open"] = picked
+            st.rerun(scope="app")  # the pane below the fragment redraws only in a full run
+        # The reasons in full, under the table: st.dataframe has no per-cell tooltip in
+        # Streamlit 1.67 (streamlit/streamlit#7564; a pandas Styler's tooltips come out as raw
+        # markup in its cells), and a click on a row opens the review with its reason anyway.
+        rules = {i.rule_id: i.reason for i in snapshot.items if i.rule_id}
+        with st.expander(f"Why these reviews were raised ({len(rules)} rules)"):
+            for rule_id, reason in sorted(rules.items()):
+                st.markdown(f"**`{rule_id}`**: {reason}")
         if snapshot.truncated:
             st.caption(
                 f"The {len(snapshot.items)} most urgent of {snapshot.open_count}; "
@@ -149,27 +185,34 @@ def queue_list(flt: QueueFilter) -> None:
     ids = [i.id for i in snapshot.items]
     opened = st.session_state[OPENED]
     labels = _labels(snapshot, opened)
-    # Reviews decided elsewhere leave the list: drop them from the selection before the
-    # widget is drawn, so it never holds a review that is not shown.
-    st.session_state[SELECTED] = [i for i in st.session_state[SELECTED] if i in ids]
-    selected = st.multiselect(
-        "Select for a bulk decision",
-        ids,
-        key=SELECTED,
-        format_func=partial(option_label, labels),
-        placeholder="Choose reviews to approve or reject together",
-    )
-    approve, reject = st.columns(2)
-    chosen = [i for i in snapshot.items if i.id in selected]
-    for column, kind, label in (
-        (approve, DecisionKind.APPROVE, "Approve selected"),
-        (reject, DecisionKind.REJECT, "Reject selected"),
-    ):
-        if column.button(
-            f"{label} ({len(chosen)})", key=f"queue.bulk_{kind.value}", disabled=not chosen
+    # Bulk decisions are offered only on the reviews the signed-in person may decide that
+    # way (a manager reads the queue but decides nothing); the service checks again.
+    offered = bulk.offered(actor, snapshot.items)
+    decidable = [i for i in ids if any(i in allowed for allowed in offered.values())]
+    if decidable:
+        # Reviews decided elsewhere leave the list: drop them from the selection before the
+        # widget is drawn, so it never holds a review that is not shown.
+        st.session_state[SELECTED] = [i for i in st.session_state[SELECTED] if i in decidable]
+        selected = st.multiselect(
+            "Select for a bulk decision",
+            decidable,
+            key=SELECTED,
+            format_func=partial(option_label, labels),
+            placeholder="Choose reviews to approve or reject together",
+        )
+        approve, reject = st.columns(2)
+        for column, kind, label in (
+            (approve, DecisionKind.APPROVE, "Approve selected"),
+            (reject, DecisionKind.REJECT, "Reject selected"),
         ):
-            bulk.ask(kind, chosen)
-            st.rerun(scope="app")  # the confirmation dialog opens from a full run
+            if kind not in offered:
+                continue
+            chosen = [i for i in snapshot.items if i.id in selected and i.id in offered[kind]]
+            if column.button(
+                f"{label} ({len(chosen)})", key=f"queue.bulk_{kind.value}", disabled=not chosen
+            ):
+                bulk.ask(kind, chosen)
+                st.rerun(scope="app")  # the confirmation dialog opens from a full run
 
     choice = st.selectbox(
         "Open a review",
@@ -195,6 +238,10 @@ if action is not None:
 st.divider()
 show_flash(FLASH)
 opened_id = st.session_state[OPENED]
+if opened_id is None:
+    st.query_params.pop("review", None)
+else:
+    st.query_params["review"] = str(opened_id)
 if opened_id is None:
     st.caption("Open a review from the list to see the task, the call and the trace.")
 else:

@@ -1,31 +1,24 @@
-"""Runs: a filtered, paged list of runs, and one run's trace when the link names it (``?run=ID``).
-
-A run that is still going is followed live; the trace shows the version and policy the run was
-pinned to when it started, not the agent's active version now.
-"""
+"""Runs: a filtered, paged list of runs; a click on a row opens the run's own page
+(``views/run.py``), and so does an older ``/runs?run=ID`` link."""
 
 from __future__ import annotations
 
+import zlib
 from datetime import UTC, date, datetime, time, timedelta
-from functools import partial
 
 import pandas as pd
 import streamlit as st
 
-from agent.inputs import whole_number
-from agent.reads.runs import RunFilter, model_usage, run_details
+from agent.reads.runs import RunFilter
 from console.components import data
 from console.components.feedback import one_sentence
-from console.components.formatting import option_label, when
-from console.components.trace import render_trace
-from console.resources import platform
+from console.components.formatting import when
+from console.components.tables import clicked_row
 from console.session import require_user
-from console.widgets.add_case import add_to_suite
-from console.widgets.undo import undo_panel
 from storage.enums import ErrorClass, RunStatus
 from storage.types import utcnow
 
-LIVE_REFRESH_S = 2
+RUN_PAGE = "views/run.py"
 PAGE = "runs.page"
 CUSTOM = "Custom dates"
 RANGES: dict[str, timedelta | None] = {
@@ -38,32 +31,17 @@ RANGES: dict[str, timedelta | None] = {
 }
 
 actor = require_user()
-st.session_state.setdefault(PAGE, 1)
 
 
-def _open_run() -> None:
-    chosen = st.session_state.get("runs.open")
-    if chosen is not None:
-        st.query_params["run"] = str(chosen)
-
-
-def _close_run() -> None:
-    st.query_params.pop("run", None)
-    st.session_state["runs.open"] = None
-
-
-def _first_page() -> None:
-    st.session_state[PAGE] = 1
+def _open(run_id: int) -> None:
+    st.switch_page(RUN_PAGE, query_params={"run": str(run_id)})
 
 
 def _time_range(label: str) -> tuple[datetime | None, datetime | None]:
     if label == CUSTOM:
         today = utcnow().date()
         picked = st.date_input(
-            "Dates (UTC)",
-            value=(today - timedelta(days=7), today),
-            key="runs.filter.dates",
-            on_change=_first_page,
+            "Dates (UTC)", value=(today - timedelta(days=7), today), key="runs.filter.dates"
         )
         days = [d for d in (picked if isinstance(picked, tuple) else (picked,)) if d]
         if not days or not isinstance(days[0], date):
@@ -92,7 +70,6 @@ def _run_list() -> None:
         index=None,
         placeholder="Any agent",
         key="runs.filter.agent",
-        on_change=_first_page,
     )
     version = columns[1].selectbox(
         "Version",
@@ -100,7 +77,6 @@ def _run_list() -> None:
         index=None,
         placeholder="Any",
         key="runs.filter.version",
-        on_change=_first_page,
     )
     status = columns[2].selectbox(
         "Status",
@@ -108,7 +84,6 @@ def _run_list() -> None:
         index=None,
         placeholder="Any status",
         key="runs.filter.status",
-        on_change=_first_page,
     )
     error_class = columns[3].selectbox(
         "Error class",
@@ -116,11 +91,8 @@ def _run_list() -> None:
         index=None,
         placeholder="Any error",
         key="runs.filter.error_class",
-        on_change=_first_page,
     )
-    span = columns[4].selectbox(
-        "Time range", list(RANGES), key="runs.filter.range", on_change=_first_page
-    )
+    span = columns[4].selectbox("Time range", list(RANGES), key="runs.filter.range")
     since, until = _time_range(span)
     flt = RunFilter(
         agent=agent,
@@ -130,20 +102,34 @@ def _run_list() -> None:
         since=since,
         until=until,
     )
+    # The page number lives in a widget keyed by the filters as chosen, so a new filter starts
+    # on page 1 without writing the widget's value through session state (which Streamlit
+    # warns about, with a stack dump, for a widget that also has a default).
+    chosen = (agent, version, status, error_class, span, st.session_state.get("runs.filter.dates"))
+    page_key = f"{PAGE}.{zlib.crc32(repr(chosen).encode())}"
     with one_sentence():
-        page = data.run_page(data.database(), data.reader(actor), flt, int(st.session_state[PAGE]))
+        page = data.run_page(
+            data.database(), data.reader(actor), flt, int(st.session_state.get(page_key, 1))
+        )
     st.caption(f"{page.total:,} runs match · page {page.number} of {page.pages}")
     if not page.items:
-        st.info("No run matches these filters.")
+        if page.total == 0 and flt == RunFilter():
+            st.info(
+                "No run yet: submit a task on the Tasks page (or `steward submit`), and the "
+                "worker's runs appear here."
+            )
+        else:
+            st.info("No run matches these filters: clear one, or widen the time range.")
         return
-    st.dataframe(
+    st.caption("Click a row to open its run.")
+    row = clicked_row(
         pd.DataFrame(
             [
                 {
                     "run": r.id,
                     "task": r.task_id,
                     "agent": f"{r.agent} v{r.version}",
-                    "status": r.status,
+                    "outcome": r.outcome,
                     "error class": r.error_class or "",
                     "steps": r.steps,
                     "agent time ms": r.agent_time_ms,
@@ -153,52 +139,24 @@ def _run_list() -> None:
                 for r in page.items
             ]
         ),
-        hide_index=True,
         key="runs.table",
+        column_config={
+            "outcome": st.column_config.TextColumn(
+                "outcome",
+                help="The run's status and, once it answered, its resolution: "
+                "'succeeded · declined' ended well by declining; nothing was done.",
+            ),
+            "agent time ms": st.column_config.NumberColumn("agent time", format="%.0f ms"),
+        },
     )
+    if row is not None and row < len(page.items):
+        _open(page.items[row].id)
     if page.pages > 1:
-        st.pagination(page.pages, key=PAGE)
-    labels = {r.id: f"Run {r.id} · {r.agent} v{r.version} · {r.status}" for r in page.items}
-    st.selectbox(
-        "Open a run",
-        list(labels),
-        index=None,
-        format_func=partial(option_label, labels),
-        placeholder="Choose a run to see its trace",
-        key="runs.open",
-        on_change=_open_run,
-    )
-
-
-def _live_trace(run_id: int) -> None:
-    with one_sentence():
-        trace = run_details(platform(), actor, run_id)
-        usage = model_usage(platform(), actor, run_id)
-    if trace.run.status.is_terminal:
-        st.rerun(scope="app")  # finished: draw it once more as a still page
-    render_trace(trace, now=utcnow(), usage=usage)
-
-
-def _run_page(raw: str) -> None:
-    st.title("Runs")
-    st.button("Back to runs", key="runs.back", icon=":material/arrow_back:", on_click=_close_run)
-    run_id = whole_number(raw)
-    if run_id is None:
-        st.error(f"The link names run {raw[:40]!r}, which is not a run number.")
-        return
-    with one_sentence():
-        trace = run_details(platform(), actor, run_id)
-        usage = model_usage(platform(), actor, run_id)
-    if trace.run.status.is_terminal:
-        render_trace(trace, now=utcnow(), usage=usage)
-    else:
-        st.fragment(run_every=LIVE_REFRESH_S)(_live_trace)(run_id)
-    undo_panel(actor, run_id, key="runs")
-    add_to_suite(actor, trace.run.agent, run_id, key="runs")
+        st.pagination(page.pages, key=page_key)
 
 
 linked = st.query_params.get("run")
 if linked:
-    _run_page(linked)
-else:
-    _run_list()
+    # An older link (``/runs?run=ID``) opens the run's own page.
+    st.switch_page(RUN_PAGE, query_params={"run": linked})
+_run_list()

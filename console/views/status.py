@@ -57,7 +57,10 @@ if status.workers:
         key="status.workers",
     )
 else:
-    st.info("No worker has reported a heartbeat.")
+    st.info(
+        "No worker has reported a heartbeat: start one with `steward worker`, or serve the "
+        "console with `make run` (its embedded worker starts with it)."
+    )
 
 st.subheader("Tables")
 st.caption("Production rows; the rows of evaluation runs are counted apart.")

@@ -102,7 +102,7 @@ def work_panel() -> None:
 
     st.markdown("**Queued, running and waiting tasks**")
     if not overview.items:
-        st.info("Nothing is queued or running.")
+        st.info("Nothing is queued or running: submit a task with the form above.")
         return
     st.dataframe(
         pd.DataFrame(
@@ -112,7 +112,7 @@ def work_panel() -> None:
                     "agent": i.agent,
                     "status": i.status.value,
                     "priority": i.priority,
-                    "run": i.run_id,
+                    "run": f"/run?run={i.run_id}" if i.run_id else None,
                     "run status": i.run_status.value if i.run_status else "",
                     "steps": i.steps,
                     "lease": i.lease_owner or "",
@@ -125,6 +125,9 @@ def work_panel() -> None:
         ),
         hide_index=True,
         key="tasks.work",
+        column_config={
+            "run": st.column_config.LinkColumn("run", display_text=r"run=(\d+)"),
+        },
     )
     if overview.work.has_more:
         st.caption(

@@ -23,7 +23,18 @@ from storage.enums import Role
 FLASH = "users.flash"
 CONFIRM = "users.confirm_disable"
 ROLES = [role.value for role in Role]
-ADD_FIELDS = ("users.name", "users.display_name", "users.email", "users.roles", "users.password")
+# The add form's fields and their empty values: set (not deleted) on the run after an account
+# is added, so the browser's fields are emptied too (a deleted widget value comes back from the
+# browser with the next rerun).
+ADD_FIELDS: dict[str, object] = {
+    "users.name": "",
+    "users.display_name": "",
+    "users.email": "",
+    "users.roles": [],
+    "users.password": "",
+    "users.generate": False,
+}
+CLEAR_ADD_FORM = "users.clear_add_form"
 
 
 def status(user: UserInfo) -> str:
@@ -87,6 +98,9 @@ def confirm_disable(actor: Actor, name: str) -> None:
 
 def add_panel(actor: Actor) -> None:
     st.subheader("Add a user")
+    if st.session_state.pop(CLEAR_ADD_FORM, False):
+        for key, empty in ADD_FIELDS.items():
+            st.session_state[key] = empty
     with st.form("users.add_form"):
         left, right = st.columns(2)
         name = left.text_input("User name", key="users.name", help="a-z, 0-9, '_', '.', '-'")
@@ -94,9 +108,7 @@ def add_panel(actor: Actor) -> None:
         email = left.text_input("Email (for single sign-on)", key="users.email")
         roles = right.multiselect("Roles", ROLES, key="users.roles")
         password = left.text_input("Password", type="password", key="users.password")
-        generate = right.checkbox(
-            "Generate a password (shown once)", key="users.generate", value=False
-        )
+        generate = right.checkbox("Generate a password (shown once)", key="users.generate")
         submitted = st.form_submit_button("Add user", type="primary", key="users.add")
     st.caption("Leave the password empty for an account that signs in only through single sign-on.")
     if not submitted:
@@ -116,8 +128,7 @@ def add_panel(actor: Actor) -> None:
     except REPORTED as exc:
         report(exc, prefix="The user was not added. ")
         return
-    for key in ADD_FIELDS:
-        st.session_state.pop(key, None)
+    st.session_state[CLEAR_ADD_FORM] = True
     st.session_state[FLASH] = {
         "message": f"Added {name.strip()} ({', '.join(sorted(roles))}).",
         "password": secret if generate else None,

@@ -35,7 +35,7 @@ from storage.models.gateway import GatewayToken  # noqa: E402
 from storage.models.limits import LimitReservation  # noqa: E402
 from storage.models.notifications import Notification, NotifySettings  # noqa: E402
 from storage.models.operations import CircuitBreaker, RateLimitEntry, Worker  # noqa: E402
-from storage.models.people import User  # noqa: E402
+from storage.models.people import User, UserSession  # noqa: E402
 from storage.models.release import Canary, PolicyReplay  # noqa: E402
 from storage.models.reviews import Review, ReviewDecision  # noqa: E402
 from storage.models.work import Compensation, Run, Step, Task, ToolCall  # noqa: E402
@@ -77,6 +77,7 @@ __all__ = [
     "Task",
     "ToolCall",
     "User",
+    "UserSession",
     "Worker",
     "metadata",
 ]

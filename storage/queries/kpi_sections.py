@@ -144,16 +144,24 @@ class Scope:
 def run_kpis(scope: Scope, *, session: Session) -> dict[str, Any]:
     """Completion, autonomous resolution and escalation rates, counts by status and failure
     class, tokens and cost per run."""
-    by_status = session.execute(
+    # One pass gives the counts by status and by outcome: the answer's resolution is read only
+    # for succeeded runs (a success may be a decline; other statuses say what they are).
+    resolution = sa.case(
+        (col(Run.status) == RunStatus.SUCCEEDED, col(Run.output)["resolution"].as_string()),
+        else_=None,
+    )
+    by_outcome = session.execute(
         sa.select(
             col(Run.status),
             sa.func.count(),
             sa.func.sum(col(Run.tokens_in) + col(Run.tokens_out)),
             sa.func.sum(col(Run.cost_usd)),
+            resolution,
         )
         .where(*scope.runs)
-        .group_by(col(Run.status))
+        .group_by(col(Run.status), resolution)
     ).all()
+    by_status = _per_status(by_outcome)
     reviewed = session.execute(
         sa.select(col(Run.status), sa.func.count(sa.distinct(col(Review.run_id))))
         .join(Run, col(Run.id) == col(Review.run_id))
@@ -165,7 +173,31 @@ def run_kpis(scope: Scope, *, session: Session) -> dict[str, Any]:
         .where(*scope.runs, col(Run.error_class).is_not(None))
         .group_by(col(Run.error_class))
     ).all()
-    return run_summary(by_status, reviewed, failures)
+    summary = run_summary(by_status, reviewed, failures)
+    summary["by_outcome"] = outcome_counts([(row[0], row[4], row[1]) for row in by_outcome])
+    return summary
+
+
+def _per_status(rows: Sequence[Any]) -> list[tuple[Any, int, int, float]]:
+    """(status, runs, tokens, cost) per status, from rows split further by resolution."""
+    totals: dict[Any, list[float]] = {}
+    for status, n, tokens, cost, _resolution in rows:
+        total = totals.setdefault(status, [0, 0, 0.0])
+        total[0] += int(n)
+        total[1] += int(tokens or 0)
+        total[2] += float(cost or 0.0)
+    return [(status, int(n), int(tokens), cost) for status, (n, tokens, cost) in totals.items()]
+
+
+def outcome_counts(rows: Sequence[Any]) -> dict[str, int]:
+    """Runs per outcome from (status, resolution, runs) rows: the status and, for a run that
+    succeeded, the answer's resolution (``succeeded · declined`` ended well by declining: no
+    refund was made)."""
+    counts: dict[str, int] = {}
+    for status, resolution, n in rows:
+        name = RunStatus(status).value + (f" · {resolution}" if resolution else "")
+        counts[name] = counts.get(name, 0) + int(n)
+    return dict(sorted(counts.items()))
 
 
 def run_summary(
@@ -195,6 +227,7 @@ def run_summary(
         ),
         "escalation_rate": rate(sum(reviewed_by_status.values()), total),
         "by_status": {status.value: n for status, n in sorted(counts.items())},
+        "by_outcome": {},
         "failures_by_error_class": {
             str(getattr(cls, "value", cls)): int(n)
             for cls, n in sorted(failures, key=lambda row: str(row[0]))

@@ -59,9 +59,16 @@ class RunSummary:
     agent_time_ms: float
     created_at: datetime
     finished_at: datetime | None
+    resolution: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def outcome(self) -> str:
+        """The status and, for a run that answered, the answer's resolution: ``succeeded ·
+        declined`` is a run that ended well by declining, not a refund made."""
+        return f"{self.status} · {self.resolution}" if self.resolution else self.status
 
 
 @dataclass(frozen=True)
@@ -132,6 +139,7 @@ def page_runs(
             col(Run.agent_time_ms),
             col(Run.created_at),
             col(Run.finished_at),
+            col(Run.output)["resolution"].as_string().label("resolution"),
         )
         .join(Agent, col(Agent.id) == col(Run.agent_id))
         .join(AgentVersion, col(AgentVersion.id) == col(Run.version_id))
@@ -152,6 +160,7 @@ def page_runs(
             agent_time_ms=round(row.agent_time_ms, 1),
             created_at=row.created_at,
             finished_at=row.finished_at,
+            resolution=row.resolution or None,
         )
         for row in session.execute(query)
     ]

@@ -5,7 +5,7 @@
   this index instead of a scan of every task.
 
 Revision ID: 0016
-Revises: 0014
+Revises: 0015
 Create Date: 2026-11-29 13:00:00.000000
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 import storage.types
 
 revision: str = '0016'
-down_revision: str | None = '0014'
+down_revision: str | None = '0015'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
