@@ -13,6 +13,11 @@ variable                        checked
 ``STEWARD_PRICING_FILE``        a readable price table (``agent.pricing``)
 ``STEWARD_EMBEDDED_WORKER``     a yes or no
 ``STEWARD_USER``                a user name
+``STEWARD_OTEL_EXPORT``         a yes or no; when yes, a known OTLP protocol
+                                (``agent.telemetry.config``)
+``STEWARD_METRICS_PORT``        a port, or HOST:PORT
+``STEWARD_LOG_FORMAT``          text or json
+``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``  a yes or no
 =============================== ============================================================
 """
 
@@ -28,6 +33,7 @@ from sqlalchemy.engine import URL
 from agent.errors import ConfigurationError, InvalidInput
 from agent.mediation.ratelimit import configured_storage
 from agent.pricing import PRICING_FILE_VARIABLE, price_table
+from agent.telemetry import config as telemetry
 from agent.users import NAME_PATTERN
 from storage.engine import database_url, sqlite_synchronous
 from storage.errors import StorageError
@@ -49,6 +55,10 @@ class Settings:
         pricing_file: the price table added to the defaults, if any.
         embedded_worker: whether the console runs a worker of its own.
         user: the default for ``--as USER`` on the command line, if any.
+        otel_export: whether workers send traces to an OTLP collector.
+        otel_content: whether message contents leave with the traces (opt-in).
+        metrics_address: where ``/metrics`` is served, if anywhere.
+        log_format: ``text`` or ``json``.
     """
 
     database_url: URL
@@ -57,6 +67,10 @@ class Settings:
     pricing_file: Path | None
     embedded_worker: bool
     user: str | None
+    otel_export: bool = False
+    otel_content: bool = False
+    metrics_address: tuple[str, int] | None = None
+    log_format: str = "text"
 
 
 def check_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -79,6 +93,10 @@ def check_settings(environ: Mapping[str, str] | None = None) -> Settings:
         pricing_file=_pricing_file(env),
         embedded_worker=embedded_worker_enabled(env),
         user=_user(env),
+        otel_export=telemetry.export_enabled(env),
+        otel_content=telemetry.content_enabled(env),
+        metrics_address=telemetry.metrics_address(env),
+        log_format=telemetry.log_format(env),
     )
 
 

@@ -3,8 +3,9 @@
 Jobs: ``dispatch`` (claim ready runs and queued tasks up to the concurrency), ``heartbeat``
 (extend the leases of runs in progress, report liveness), ``expire`` (reviews past their SLA),
 ``release`` (runs whose worker stopped heart-beating become claimable) and ``evaluations``
-(suites whose schedule is due run on their agent's active version). The same class runs
-as ``steward worker`` or embedded in the console process.
+(suites whose schedule is due run on their agent's active version), and ``traces`` (committed
+trace segments out to an OTLP collector, when ``STEWARD_OTEL_EXPORT`` is on). The same class
+runs as ``steward worker`` or embedded in the console process.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from agent.runtime.claims import (
 )
 from agent.runtime.runner import RunProcessor
 from agent.runtime.state import Claim
+from agent.telemetry import config as telemetry
+from agent.telemetry.export import TraceExport
+from agent.telemetry.logs import run_context
 from storage.engine import write_session
 from storage.models import Worker as WorkerRow
 from storage.types import utcnow
@@ -51,6 +55,8 @@ class Worker:
         heartbeat_s: float | None = None,
         embedded: bool = False,
         inline_tools: bool = False,
+        trace_export: TraceExport | None = None,
+        export_interval_s: float = 5.0,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -72,6 +78,9 @@ class Worker:
         self._pool: ThreadPoolExecutor | None = None
         self._scheduler: BackgroundScheduler | None = None
         self.processed = 0
+        # Built from the environment at start unless given (tests, benchmarks).
+        self.trace_export = trace_export
+        self.export_interval_s = export_interval_s
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -118,6 +127,15 @@ class Worker:
         scheduler.add_job(
             self._guarded(self.scheduled_evaluations), "interval", seconds=60, id="evaluations"
         )
+        if self.trace_export is None and telemetry.export_enabled():
+            self.trace_export = TraceExport.from_environment(self.engine, owner=self.id)
+        if self.trace_export is not None:
+            scheduler.add_job(
+                self._guarded(self.export_traces),
+                "interval",
+                seconds=self.export_interval_s,
+                id="traces",
+            )
         scheduler.start()
         self._scheduler = scheduler
         log.info("worker %s started (concurrency %d)", self.id, self.concurrency)
@@ -181,7 +199,8 @@ class Worker:
 
     def _process(self, claim: Claim) -> None:
         try:
-            self.processor.process(claim)
+            with run_context(self.engine, claim.run_id, claim.task_id):
+                self.processor.process(claim)
         except Exception:
             log.exception(
                 "run %s failed in worker %s; its lease will expire and another "
@@ -204,6 +223,11 @@ class Worker:
 
     def release_leases(self) -> None:
         release_expired_leases(self.engine)
+
+    def export_traces(self) -> None:
+        """Send the trace segments committed since the last turn (never on a run's path)."""
+        if self.trace_export is not None:
+            self.trace_export.run_once()
 
     def scheduled_evaluations(self) -> None:
         """Run the evaluation suites whose schedule is due (one worker takes each turn)."""

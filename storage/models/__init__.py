@@ -36,6 +36,7 @@ from storage.models.operations import CircuitBreaker, RateLimitEntry, Worker  # 
 from storage.models.people import User  # noqa: E402
 from storage.models.release import PolicyReplay  # noqa: E402
 from storage.models.reviews import Review, ReviewDecision  # noqa: E402
+from storage.models.telemetry import TelemetryCursor, TelemetryRun  # noqa: E402
 from storage.models.work import Run, Step, Task, ToolCall  # noqa: E402
 
 metadata = SQLModel.metadata
@@ -68,6 +69,8 @@ __all__ = [
     "SupportRefund",
     "SupportTicket",
     "Task",
+    "TelemetryCursor",
+    "TelemetryRun",
     "ToolCall",
     "User",
     "Worker",

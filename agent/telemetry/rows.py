@@ -1,0 +1,178 @@
+"""The committed rows a batch of trace segments is built from, read in a few queries.
+
+A segment is the part of a run's trace committed between two stops of the run (it parked for a
+person, or finished); its bounds were saved before it was sent (``agent.telemetry.cursor``), so
+the rows read here are the same however often it is sent.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from storage.engine import read_session
+from storage.enums import StepKind, StepStatus
+from storage.models import ReviewDecision
+from storage.tables import AGENT_VERSIONS, AGENTS, REVIEWS, RUNS, STEPS, table
+
+REVIEW_DECISIONS = table(ReviewDecision)
+# The steps a review can answer: the guardrail that escalated or blocked a call, or the
+# attempt whose outcome nobody knows.
+_REVIEWED_KINDS = (StepKind.APPLY_GUARDRAIL, StepKind.EXECUTE_TOOL)
+_REVIEWED_STATUSES = (StepStatus.ESCALATED, StepStatus.DENIED, StepStatus.ERROR)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Steps ``first_seq``..``last_seq`` of a run, the ``index``-th segment sent; the segment
+    before it starts at ``previous_seq`` (0: none). ``status`` is the run's status when the
+    segment was planned."""
+
+    run_id: int
+    first_seq: int
+    last_seq: int
+    previous_seq: int
+    status: str
+    index: int
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: int
+    task_id: int
+    agent_id: int
+    agent: str
+    version_id: int
+    version: int
+    policy_hash: str
+    planner: str
+    error_class: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass
+class SegmentRows:
+    """Everything a segment's spans are made of."""
+
+    segment: Segment
+    run: RunInfo
+    steps: list[Mapping[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class BatchRows:
+    segments: list[SegmentRows]
+    reviews: dict[int, Mapping[str, Any]]
+    decisions: dict[int, Mapping[str, Any]]
+    # (run_id, call_id) -> the steps a review of that call may answer, in seq order.
+    reviewed: dict[tuple[int, str], list[Mapping[str, Any]]]
+
+
+def load(engine: Engine, segments: Sequence[Segment]) -> BatchRows:
+    """Read the runs, steps, reviews and decisions of ``segments``."""
+    if not segments:
+        return BatchRows([], {}, {}, {})
+    run_ids = sorted({s.run_id for s in segments})
+    with read_session(engine) as session:
+        connection = session.connection()
+        runs = {
+            row.run_id: RunInfo(
+                run_id=row.run_id,
+                task_id=row.task_id,
+                agent_id=row.agent_id,
+                agent=row.agent,
+                version_id=row.version_id,
+                version=row.version,
+                policy_hash=row.policy_hash,
+                planner=_planner(row.spec),
+                error_class=row.error_class.value if row.error_class else None,
+                created_at=row.created_at,
+                finished_at=row.finished_at,
+            )
+            for row in connection.execute(
+                sa.select(
+                    RUNS.c.id.label("run_id"),
+                    RUNS.c.task_id,
+                    RUNS.c.agent_id,
+                    RUNS.c.version_id,
+                    RUNS.c.error_class,
+                    RUNS.c.created_at,
+                    RUNS.c.finished_at,
+                    AGENTS.c.name.label("agent"),
+                    AGENT_VERSIONS.c.number.label("version"),
+                    AGENT_VERSIONS.c.policy_hash,
+                    AGENT_VERSIONS.c.spec,
+                )
+                .join(AGENTS, AGENTS.c.id == RUNS.c.agent_id)
+                .join(AGENT_VERSIONS, AGENT_VERSIONS.c.id == RUNS.c.version_id)
+                .where(RUNS.c.id.in_(run_ids))
+            )
+        }
+        bounds = sa.or_(
+            *(
+                sa.and_(STEPS.c.run_id == s.run_id, STEPS.c.seq.between(s.first_seq, s.last_seq))
+                for s in segments
+            )
+        )
+        steps = [
+            dict(row._mapping)
+            for row in connection.execute(
+                sa.select(STEPS).where(bounds).order_by(STEPS.c.run_id, STEPS.c.seq)
+            )
+        ]
+        review_ids = sorted(
+            {
+                int(rid)
+                for s in steps
+                if s["kind"] is StepKind.HUMAN_APPROVAL
+                and isinstance(rid := (s["attributes"] or {}).get("review_id"), int)
+            }
+        )
+        reviews: dict[int, Mapping[str, Any]] = {}
+        decisions: dict[int, Mapping[str, Any]] = {}
+        reviewed: dict[tuple[int, str], list[Mapping[str, Any]]] = defaultdict(list)
+        if review_ids:
+            for row in connection.execute(sa.select(REVIEWS).where(REVIEWS.c.id.in_(review_ids))):
+                reviews[row.id] = dict(row._mapping)
+            for row in connection.execute(
+                sa.select(REVIEW_DECISIONS)
+                .where(REVIEW_DECISIONS.c.review_id.in_(review_ids))
+                .order_by(REVIEW_DECISIONS.c.id)
+            ):
+                decisions[row.review_id] = dict(row._mapping)  # the last decision wins
+            call_ids = sorted({r["call_id"] for r in reviews.values() if r["call_id"]})
+            if call_ids:
+                for row in connection.execute(
+                    sa.select(STEPS.c.id, STEPS.c.run_id, STEPS.c.seq, STEPS.c.call_id)
+                    .where(STEPS.c.run_id.in_(run_ids))
+                    .where(STEPS.c.call_id.in_(call_ids))
+                    .where(STEPS.c.kind.in_(_REVIEWED_KINDS))
+                    .where(STEPS.c.status.in_(_REVIEWED_STATUSES))
+                    .order_by(STEPS.c.seq)
+                ):
+                    reviewed[(row.run_id, row.call_id)].append(dict(row._mapping))
+    by_run: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
+    for step in steps:
+        by_run[step["run_id"]].append(step)
+    batch = []
+    for segment in segments:
+        info = runs.get(segment.run_id)
+        if info is None:
+            continue
+        mine = [
+            s for s in by_run[segment.run_id] if segment.first_seq <= s["seq"] <= segment.last_seq
+        ]
+        batch.append(SegmentRows(segment, info, mine))
+    return BatchRows(batch, reviews, decisions, dict(reviewed))
+
+
+def _planner(spec: Any) -> str:
+    planner = spec.get("planner") if isinstance(spec, Mapping) else None
+    return str(planner.get("kind", "")) if isinstance(planner, Mapping) else ""
