@@ -54,7 +54,7 @@ def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "PHOENIX_TELEMETRY_ENABLED": "false",
     }
     log = (workdir / "phoenix.log").open("wb")
-    process = subprocess.Popen(  # noqa: S603 - our own venv's executable
+    process = subprocess.Popen(
         [str(PHOENIX), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
     )
     base = f"http://127.0.0.1:{port}"
