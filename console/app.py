@@ -9,7 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from agent.reads.queue import waiting_count
-from console.resources import embedded_worker, platform, startup_problem
+from console.resources import embedded_worker, platform, process_telemetry, startup_problem
 from console.session import current_user, oidc_signed_in, sign_out
 from console.widgets.feedback import attempt
 from storage.enums import Role
@@ -62,6 +62,7 @@ if problem is not None:
     st.title("Steward")
     st.error(problem)
     st.stop()
+process_telemetry()
 embedded_worker()
 
 

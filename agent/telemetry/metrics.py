@@ -11,9 +11,11 @@ none of them, as in every production read.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from wsgiref.simple_server import WSGIServer
 
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, start_http_server
@@ -254,7 +256,7 @@ def registry_for(engine: Engine, *, export_backlog: bool = False) -> CollectorRe
 
 def serve_metrics(
     engine: Engine, address: tuple[str, int], *, export_backlog: bool = False
-) -> tuple[object, object]:
+) -> tuple[WSGIServer, threading.Thread]:
     """Serve ``/metrics`` for ``engine`` on ``address`` in a background thread; returns the
     server and its thread (``server.shutdown()`` stops it).
 
