@@ -327,10 +327,11 @@ def _worker(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     worker.start()
-    print(
-        f"worker {worker.id} running (concurrency {args.concurrency}); Ctrl-C stops it.",
-        file=sys.stderr,
-    )
+    running = f"worker {worker.id} running (concurrency {args.concurrency}); Ctrl-C stops it."
+    if settings.log_format == "json":  # standard error carries JSON lines only
+        logging.getLogger(__name__).info(running)
+    else:
+        print(running, file=sys.stderr)
     stop.wait()
     worker.stop()
     return EXIT_OK

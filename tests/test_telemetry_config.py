@@ -1,0 +1,81 @@
+"""The telemetry settings: checked with every other setting, one sentence naming the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.errors import ConfigurationError
+from agent.settings import check_settings
+from agent.telemetry import config
+
+
+def _env(tmp_path: Path, **settings: str) -> dict[str, str]:
+    return {"STEWARD_DATABASE_URL": f"sqlite:///{tmp_path / 'steward.db'}", **settings}
+
+
+def test_telemetry_is_off_by_default(tmp_path: Path) -> None:
+    settings = check_settings(_env(tmp_path))
+    assert settings.otel_export is False
+    assert settings.otel_content is False  # message contents are opt-in
+    assert settings.metrics_address is None
+    assert settings.log_format == "text"
+
+
+def test_good_values_are_taken(tmp_path: Path) -> None:
+    settings = check_settings(
+        _env(
+            tmp_path,
+            STEWARD_OTEL_EXPORT="yes",
+            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+            OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT="true",
+            STEWARD_METRICS_PORT="0.0.0.0:9464",
+            STEWARD_LOG_FORMAT="JSON",
+        )
+    )
+    assert settings.otel_export is True
+    assert settings.otel_content is True
+    assert settings.metrics_address == ("0.0.0.0", 9464)
+    assert settings.log_format == "json"
+    assert config.metrics_address({"STEWARD_METRICS_PORT": "9464"}) == ("127.0.0.1", 9464)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "fragment"),
+    [
+        ("STEWARD_OTEL_EXPORT", "sometimes", "must be 1 or 0"),
+        ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "maybe", "must be 1 or 0"),
+        ("STEWARD_METRICS_PORT", "ninety", "must be a port"),
+        ("STEWARD_METRICS_PORT", "70000", "must be a port"),
+        ("STEWARD_METRICS_PORT", "0", "must be a port"),
+        ("STEWARD_LOG_FORMAT", "xml", "must be text or json"),
+    ],
+)
+def test_a_bad_value_is_one_sentence_naming_its_variable(
+    tmp_path: Path, variable: str, value: str, fragment: str
+) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        check_settings(_env(tmp_path, **{variable: value}))
+    message = str(raised.value)
+    assert variable in message and fragment in message
+    assert "\n" not in message and message.endswith(".")
+
+
+def test_an_unknown_otlp_protocol_is_refused_only_when_exporting(tmp_path: Path) -> None:
+    quiet = check_settings(_env(tmp_path, OTEL_EXPORTER_OTLP_PROTOCOL="carrier-pigeon"))
+    assert quiet.otel_export is False
+    with pytest.raises(ConfigurationError, match="OTEL_EXPORTER_OTLP_PROTOCOL must be"):
+        check_settings(
+            _env(tmp_path, STEWARD_OTEL_EXPORT="1", OTEL_EXPORTER_OTLP_PROTOCOL="carrier-pigeon")
+        )
+
+
+def test_the_service_is_named_steward_unless_the_standard_variables_name_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
+    assert config.resource().attributes["service.name"] == "steward"
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "steward-eu")
+    assert config.resource().attributes["service.name"] == "steward-eu"
