@@ -89,7 +89,9 @@ def test_metrics_match_the_database(engine: Engine, scrape: object) -> None:
         breakers = session.exec(select(CircuitBreaker)).all()
 
     shop_runs = sum(
-        v for (n, l), v in samples.items() if n == "steward_runs" and ("agent", "shop") in l
+        v
+        for (n, labels), v in samples.items()
+        if n == "steward_runs" and ("agent", "shop") in labels
     )
     assert shop_runs == 3
     assert _value(samples, "steward_runs", agent="shop", version="1", status="succeeded") == 1
