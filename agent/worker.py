@@ -4,8 +4,9 @@ Jobs: ``dispatch`` (claim ready runs and queued tasks up to the concurrency), ``
 (extend the leases of runs in progress, report liveness), ``expire`` (reviews past their SLA),
 ``release`` (runs whose worker stopped heart-beating become claimable) and ``evaluations``
 (suites whose schedule is due run on their agent's active version), and ``traces`` (committed
-trace segments out to an OTLP collector, when ``STEWARD_OTEL_EXPORT`` is on). The same class
-runs as ``steward worker`` or embedded in the console process.
+trace segments out to an OTLP collector, when ``STEWARD_OTEL_EXPORT`` is on, in a child
+process so that it takes no time from the threads that drive runs). The same class runs as
+``steward worker`` or embedded in the console process.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from apscheduler.executors.pool import ProcessPoolExecutor as ChildExecutor
 from apscheduler.executors.pool import ThreadPoolExecutor as JobExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -33,7 +35,7 @@ from agent.runtime.claims import (
 from agent.runtime.runner import RunProcessor
 from agent.runtime.state import Claim
 from agent.telemetry import config as telemetry
-from agent.telemetry.export import TraceExport
+from agent.telemetry.export import TraceExport, export_turn
 from agent.telemetry.logs import run_context
 from storage.engine import write_session
 from storage.models import Worker as WorkerRow
@@ -78,7 +80,7 @@ class Worker:
         self._pool: ThreadPoolExecutor | None = None
         self._scheduler: BackgroundScheduler | None = None
         self.processed = 0
-        # Built from the environment at start unless given (tests, benchmarks).
+        # Given by tests; otherwise the environment decides (see ``start``).
         self.trace_export = trace_export
         self.export_interval_s = export_interval_s
 
@@ -96,8 +98,14 @@ class Worker:
                 )
             )
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="steward-run")
+        executors = {"default": JobExecutor(4)}
+        # The trace export: given (tests, benchmarks), it runs in a thread; from the
+        # environment, in a child process of its own.
+        exporting = self.trace_export is None and telemetry.export_enabled()
+        if exporting:
+            executors["export"] = ChildExecutor(1)
         scheduler = BackgroundScheduler(
-            executors={"default": JobExecutor(4)},
+            executors=executors,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
             timezone="UTC",
         )
@@ -127,9 +135,16 @@ class Worker:
         scheduler.add_job(
             self._guarded(self.scheduled_evaluations), "interval", seconds=60, id="evaluations"
         )
-        if self.trace_export is None and telemetry.export_enabled():
-            self.trace_export = TraceExport.from_environment(self.engine, owner=self.id)
-        if self.trace_export is not None:
+        if exporting:
+            scheduler.add_job(
+                export_turn,
+                "interval",
+                seconds=self.export_interval_s,
+                id="traces",
+                executor="export",
+                args=[self.engine.url.render_as_string(hide_password=False), self.id],
+            )
+        elif self.trace_export is not None:
             scheduler.add_job(
                 self._guarded(self.export_traces),
                 "interval",

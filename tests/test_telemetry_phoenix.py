@@ -80,12 +80,12 @@ def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
-def _stored_spans(base: str, expected: int) -> list[dict[str, Any]]:
+def _stored_spans(base: str, project: str, expected: int) -> list[dict[str, Any]]:
     """The project's spans, once Phoenix has stored at least ``expected`` (it writes them
     asynchronously)."""
     deadline = time.monotonic() + 60
     while True:
-        answer = httpx.get(f"{base}/v1/projects/{PROJECT}/spans", params={"limit": 1000})
+        answer = httpx.get(f"{base}/v1/projects/{project}/spans", params={"limit": 1000})
         spans: list[dict[str, Any]] = answer.json().get("data", []) if answer.is_success else []
         if len(spans) >= expected:
             return spans
@@ -96,11 +96,12 @@ def _stored_spans(base: str, expected: int) -> list[dict[str, Any]]:
 def test_phoenix_stores_the_refund_run_with_its_decisions_and_the_approval_as_one_trace(
     phoenix: str, engine: Engine
 ) -> None:
+    project = f"{PROJECT}-{engine.dialect.name}"  # one Phoenix serves both databases' tests
     export = TraceExport(
         engine,
         OTLPSpanExporter(endpoint=f"{phoenix}/v1/traces", timeout=10),
         owner="phoenix-test",
-        resource=Resource({"service.name": "steward", "openinference.project.name": PROJECT}),
+        resource=Resource({"service.name": "steward", "openinference.project.name": project}),
     )
     _, registry, review_id = parked_refund(engine)
     first = export.run_once()
@@ -110,7 +111,7 @@ def test_phoenix_stores_the_refund_run_with_its_decisions_and_the_approval_as_on
     sent = first.sent_spans + second.sent_spans
     export.run_once()  # nothing new: a repeat would be the same spans
 
-    spans = _stored_spans(phoenix, sent)
+    spans = _stored_spans(phoenix, project, sent)
     assert len(spans) == sent  # every span stored once
     assert len({s["context"]["trace_id"] for s in spans}) == 1
     by_name: dict[str, list[dict[str, Any]]] = {}

@@ -13,9 +13,10 @@ than a few minutes, so a run whose insert commits after a later one's is never j
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -105,8 +106,13 @@ def end_turn(engine: Engine, owner: str) -> None:
 
 def plan(engine: Engine, *, limit: int) -> list[Segment]:
     """The next segments to send (at most ``limit`` runs): those planned but not yet
-    accepted first, then new ones, planned now."""
-    with write_connection(engine) as connection:
+    accepted first, then new ones, planned now.
+
+    Only the holder of the export's turn plans, so the candidates are read outside the write
+    transaction, which stays as short as its writes: on SQLite it holds the one write lock that
+    the runs' commits wait for."""
+    with read_session(engine) as session:
+        connection = session.connection()
         low = _low_water(connection)
         pending = list(
             connection.execute(
@@ -117,9 +123,8 @@ def plan(engine: Engine, *, limit: int) -> list[Segment]:
                 .limit(limit)
             )
         )
-        room = limit - len(pending)
-        if room > 0:
-            joined = RUNS.outerjoin(EXPORTS, EXPORTS.c.run_id == RUNS.c.id)
+        fresh: Sequence[sa.Row[Any, Any, Any, Any, Any, Any, Any]] = ()
+        if len(pending) < limit:
             fresh = connection.execute(
                 sa.select(
                     RUNS.c.id,
@@ -130,7 +135,7 @@ def plan(engine: Engine, *, limit: int) -> list[Segment]:
                     EXPORTS.c.segment_seq,
                     EXPORTS.c.segments,
                 )
-                .select_from(joined)
+                .select_from(RUNS.outerjoin(EXPORTS, EXPORTS.c.run_id == RUNS.c.id))
                 .where(RUNS.c.id >= low)
                 .where(RUNS.c.eval_run_id.is_(None))
                 .where(RUNS.c.status.in_(STOPPED))
@@ -139,44 +144,9 @@ def plan(engine: Engine, *, limit: int) -> list[Segment]:
                     sa.or_(EXPORTS.c.run_id.is_(None), EXPORTS.c.planned_seq == EXPORTS.c.sent_seq)
                 )
                 .order_by(RUNS.c.id)
-                .limit(room)
+                .limit(limit - len(pending))
             ).all()
-            now = utcnow()
-            for row in fresh:
-                values = {
-                    "planned_seq": row.step_count,
-                    "planned_status": row.status.value,
-                    "updated_at": now,
-                }
-                if row.known is None:
-                    connection.execute(
-                        sa.insert(EXPORTS).values(
-                            run_id=row.id,
-                            sent_seq=0,
-                            segment_seq=1,
-                            previous_segment_seq=0,
-                            segments=1,
-                            **values,
-                        )
-                    )
-                else:
-                    connection.execute(
-                        sa.update(EXPORTS)
-                        .where(EXPORTS.c.run_id == row.id)
-                        .values(
-                            segment_seq=row.sent_seq + 1,
-                            previous_segment_seq=row.segment_seq,
-                            segments=row.segments + 1,
-                            **values,
-                        )
-                    )
-            if fresh:
-                pending += list(
-                    connection.execute(
-                        sa.select(EXPORTS).where(EXPORTS.c.run_id.in_([r.id for r in fresh]))
-                    )
-                )
-    return [
+    segments = [
         Segment(
             run_id=row.run_id,
             first_seq=row.segment_seq,
@@ -185,32 +155,77 @@ def plan(engine: Engine, *, limit: int) -> list[Segment]:
             status=row.planned_status,
             index=row.segments,
         )
-        for row in sorted(pending, key=lambda r: r.run_id)
+        for row in pending
     ]
+    if not fresh:
+        return segments
+    now = utcnow()
+    inserts: list[dict[str, object]] = []
+    updates: list[dict[str, object]] = []
+    for row in fresh:
+        if row.known is None:
+            segment = Segment(row.id, 1, row.step_count, 0, row.status.value, 1)
+        else:
+            segment = Segment(
+                row.id,
+                row.sent_seq + 1,
+                row.step_count,
+                row.segment_seq,
+                row.status.value,
+                row.segments + 1,
+            )
+        segments.append(segment)
+        values = {
+            "sent_seq": segment.first_seq - 1,
+            "planned_seq": segment.last_seq,
+            "segment_seq": segment.first_seq,
+            "previous_segment_seq": segment.previous_seq,
+            "planned_status": segment.status,
+            "segments": segment.index,
+            "updated_at": now,
+        }
+        if row.known is None:
+            inserts.append({"run_id": row.id, **values})
+        else:
+            updates.append({"key": row.id, **values})
+    with write_connection(engine) as connection:
+        if inserts:
+            connection.execute(sa.insert(EXPORTS), inserts)
+        if updates:
+            connection.execute(_PLAN_UPDATE, updates)
+    return sorted(segments, key=lambda s: s.run_id)
+
+
+_PLAN_UPDATE = sa.update(EXPORTS).where(EXPORTS.c.run_id == sa.bindparam("key"))
+_SENT_UPDATE = (
+    sa.update(EXPORTS)
+    .where(EXPORTS.c.run_id == sa.bindparam("key"))
+    .where(EXPORTS.c.planned_seq == sa.bindparam("planned"))
+)
 
 
 def mark_sent(engine: Engine, segments: list[Segment]) -> None:
     """Record that the collector accepted ``segments``, and move the low-water mark on."""
     now = utcnow()
     with write_connection(engine) as connection:
-        for segment in segments:
-            connection.execute(
-                sa.update(EXPORTS)
-                .where(EXPORTS.c.run_id == segment.run_id)
-                .where(EXPORTS.c.planned_seq == segment.last_seq)
-                .values(sent_seq=segment.last_seq, updated_at=now)
-            )
+        connection.execute(
+            _SENT_UPDATE,
+            [
+                {"key": s.run_id, "planned": s.last_seq, "sent_seq": s.last_seq, "updated_at": now}
+                for s in segments
+            ],
+        )
         connection.execute(
             sa.update(CURSORS)
             .where(CURSORS.c.name == TRACES)
-            .values(
-                low_water_run_id=_next_low_water(connection, now),
-                failures=0,
-                last_error="",
-                retry_at=None,
-                sent_at=now,
-                updated_at=now,
-            )
+            .values(failures=0, last_error="", retry_at=None, sent_at=now, updated_at=now)
+        )
+    # Read outside the write transaction (only the turn's holder moves the mark).
+    with read_session(engine) as session:
+        low = _next_low_water(session.connection(), now)
+    with write_connection(engine) as connection:
+        connection.execute(
+            sa.update(CURSORS).where(CURSORS.c.name == TRACES).values(low_water_run_id=low)
         )
 
 

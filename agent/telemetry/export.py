@@ -11,6 +11,7 @@ spans with the same ids, once the collector answers. Delivery is at least once.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,10 +23,14 @@ from tenacity import RetryCallState, wait_exponential_jitter
 
 from agent.telemetry import config, cursor
 from agent.telemetry.ids import SpanIds
+from agent.telemetry.logs import configure_logging
 from agent.telemetry.rows import load
 from agent.telemetry.spans import SpanBuilder
+from storage.engine import create_engine, sqlite_synchronous
 
 log = logging.getLogger(__name__)
+_EXPORTS: dict[str, TraceExport] = {}
+NICENESS = 10
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,7 @@ class TraceExport:
                 segments = cursor.plan(self.engine, limit=self.batch_runs)
                 if not segments:
                     break
-                spans = builder.build(load(self.engine, segments))
+                spans = builder.build(load(self.engine, segments, content=self.content))
                 if not self._send(spans):
                     return ExportTick(segments_sent, spans_sent, failed=True)
                 cursor.mark_sent(self.engine, segments)
@@ -141,3 +146,22 @@ class TraceExport:
 
     def shutdown(self) -> None:
         self.exporter.shutdown()
+
+
+def export_turn(url: str, owner: str) -> ExportTick:
+    """One turn of the export in this process, built once from the environment.
+
+    A worker runs it in a child process of its own (an APScheduler process pool): building and
+    encoding spans is Python work that would otherwise take the interpreter lock from the
+    threads that drive runs. The child lowers its own scheduling priority: where the CPUs are
+    busy, the export falls behind (the backlog gauge shows by how much) rather than slowing runs.
+    """
+    export = _EXPORTS.get(url)
+    if export is None:
+        if hasattr(os, "nice"):
+            # Background work: where CPUs are short, runs go first and the export catches up.
+            os.nice(NICENESS)
+        configure_logging(logging.WARNING)
+        engine = create_engine(url, synchronous=sqlite_synchronous())
+        export = _EXPORTS[url] = TraceExport.from_environment(engine, owner=owner)
+    return export.run_once()

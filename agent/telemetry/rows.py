@@ -75,8 +75,9 @@ class BatchRows:
     reviewed: dict[tuple[int, str], list[Mapping[str, Any]]]
 
 
-def load(engine: Engine, segments: Sequence[Segment]) -> BatchRows:
-    """Read the runs, steps, reviews and decisions of ``segments``."""
+def load(engine: Engine, segments: Sequence[Segment], *, content: bool = False) -> BatchRows:
+    """Read the runs, steps, reviews and decisions of ``segments``; the steps' documents whole
+    only with ``content`` (else only the fields spans carry, extracted by the database)."""
     if not segments:
         return BatchRows([], {}, {}, {})
     run_ids = sorted({s.run_id for s in segments})
@@ -122,9 +123,11 @@ def load(engine: Engine, segments: Sequence[Segment]) -> BatchRows:
             )
         )
         steps = [
-            dict(row._mapping)
+            _step(dict(row._mapping), content)
             for row in connection.execute(
-                sa.select(STEPS).where(bounds).order_by(STEPS.c.run_id, STEPS.c.seq)
+                sa.select(*(_FULL if content else _LEAN))
+                .where(bounds)
+                .order_by(STEPS.c.run_id, STEPS.c.seq)
             )
         ]
         review_ids = sorted(
@@ -171,6 +174,60 @@ def load(engine: Engine, segments: Sequence[Segment]) -> BatchRows:
         ]
         batch.append(SegmentRows(segment, info, mine))
     return BatchRows(batch, reviews, decisions, dict(reviewed))
+
+
+_COLUMNS = (
+    STEPS.c.id,
+    STEPS.c.run_id,
+    STEPS.c.seq,
+    STEPS.c.kind,
+    STEPS.c.name,
+    STEPS.c.call_id,
+    STEPS.c.status,
+    STEPS.c.error_class,
+    STEPS.c.started_at,
+    STEPS.c.ended_at,
+)
+_FULL = (*_COLUMNS, STEPS.c.attributes, STEPS.c.input, STEPS.c.output)
+# Reading a guardrail's decision-time facts or a proposal's history whole costs more than the
+# rest of the export together: without contents, the database extracts the few fields a span
+# carries. The observations (tool results) are only read for contents.
+_LEAN = (
+    *_COLUMNS,
+    STEPS.c.input["turn"].as_integer().label("turn"),
+    STEPS.c.output["reason"].as_string().label("reason"),
+    STEPS.c.output["stage"].as_string().label("stage"),
+    STEPS.c.output["rule_id"].as_string().label("rule_id"),
+    STEPS.c.output[("policy", "policy_hash")].as_string().label("policy_hash"),
+    STEPS.c.output[("policy", "matched")].label("matched"),
+    STEPS.c.output["usage"].label("usage"),
+    STEPS.c.output["error"].as_string().label("error"),
+    STEPS.c.attributes["authorized"].as_boolean().label("authorized"),
+    STEPS.c.attributes["attempt"].as_integer().label("attempt"),
+    STEPS.c.attributes["health"].as_string().label("health"),
+    STEPS.c.attributes["review_id"].as_integer().label("review_id"),
+    STEPS.c.attributes["cost_usd"].as_float().label("cost_usd"),
+    STEPS.c.attributes["model"].as_string().label("model"),
+)
+_ATTRIBUTES = ("authorized", "attempt", "health", "review_id", "cost_usd", "model")
+
+
+def _step(row: dict[str, Any], content: bool) -> dict[str, Any]:
+    """A step row with its ``input`` and ``output`` documents (whole, or the extracted part)."""
+    if content:
+        return row
+    row["attributes"] = {name: row.pop(name) for name in _ATTRIBUTES}
+    row["input"] = {"turn": row.pop("turn")}
+    policy = {"policy_hash": row.pop("policy_hash"), "matched": row.pop("matched")}
+    row["output"] = {
+        "reason": row.pop("reason"),
+        "stage": row.pop("stage"),
+        "rule_id": row.pop("rule_id"),
+        "usage": row.pop("usage"),
+        "error": row.pop("error"),
+        "policy": policy,
+    }
+    return row
 
 
 def _planner(spec: Any) -> str:

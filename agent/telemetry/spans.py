@@ -114,7 +114,9 @@ class SpanBuilder:
         for step in rows.steps:
             kind = step["kind"]
             if kind is StepKind.PROPOSAL:
-                yield self._chat(step, rows, context)
+                # A model call: a planner that calls no model (playbook) has no chat to show.
+                if (step["output"] or {}).get("usage"):
+                    yield self._chat(step, rows, context)
             elif kind is StepKind.APPLY_GUARDRAIL:
                 yield self._guardrail(step, rows, context)
             elif kind is StepKind.EXECUTE_TOOL:
@@ -142,7 +144,6 @@ class SpanBuilder:
             "steward.planner": rows.run.planner,
             "steward.cost_usd": float(extra.get("cost_usd") or 0.0),
             "steward.turn": int((step["input"] or {}).get("turn") or 0),
-            "steward.proposed_calls": len(output.get("calls") or []),
         }
         if failed:
             attributes["error.type"] = _error_class(step)
