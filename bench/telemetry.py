@@ -37,6 +37,8 @@ RUNS = int(os.environ.get("STEWARD_BENCH_RUNS", "400"))
 CHUNK = 25
 INTERVAL_S = 0.25
 TARGET_COST = 0.05
+if not (RUNS % (2 * CHUNK) == 0 and 2 * CHUNK <= RUNS <= 3000):
+    raise SystemExit(f"STEWARD_BENCH_RUNS must be a multiple of {2 * CHUNK} up to 3000")
 
 
 def _free_port() -> int:

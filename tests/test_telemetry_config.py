@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
 
 from agent.errors import ConfigurationError
 from agent.settings import check_settings
 from agent.telemetry import config
+from tests.support.cli import refused, steward
 
 
 def _env(tmp_path: Path, **settings: str) -> dict[str, str]:
@@ -79,3 +82,22 @@ def test_the_service_is_named_steward_unless_the_standard_variables_name_it(
     assert config.resource().attributes["service.name"] == "steward"
     monkeypatch.setenv("OTEL_SERVICE_NAME", "steward-eu")
     assert config.resource().attributes["service.name"] == "steward-eu"
+
+
+def test_a_worker_whose_metrics_port_is_taken_stops_with_one_line(migrated: Engine) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = steward(migrated, "worker", "--drain", env={"STEWARD_METRICS_PORT": str(port)})
+    # The worker logs at INFO from its start (the database check's lines come first).
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"steward: STEWARD_METRICS_PORT: /metrics cannot be served on 127.0.0.1:{port} "
+        "(Address already in use); choose a free port."
+    )
+
+
+def test_a_bad_log_format_stops_every_command_with_one_line(migrated: Engine) -> None:
+    refused(steward(migrated, "runs", "list", env={"STEWARD_LOG_FORMAT": "xml"}), "text or json")

@@ -306,10 +306,11 @@ class SpanBuilder:
             attributes["steward.review.rule_id"] = review["rule_id"]
         if review["sla_due_at"] is not None:
             attributes["steward.review.sla_due_at"] = review["sla_due_at"].isoformat()
+        # Steward's own names: a backend reading ``gen_ai.tool.*`` would show a tool call.
         if review["call_id"]:
-            attributes["gen_ai.tool.call.id"] = review["call_id"]
+            attributes["steward.review.call_id"] = review["call_id"]
         if review["tool"]:
-            attributes["gen_ai.tool.name"] = review["tool"]
+            attributes["steward.review.tool"] = review["tool"]
         if self.content and decision is not None and decision["reason"]:
             attributes["steward.review.reason"] = decision["reason"]
         refused = not status.authorizes
