@@ -15,12 +15,13 @@ import logging
 import math
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from apscheduler.executors.pool import ProcessPoolExecutor as ChildExecutor
 from apscheduler.executors.pool import ThreadPoolExecutor as JobExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -35,7 +36,7 @@ from agent.runtime.claims import (
 from agent.runtime.runner import RunProcessor
 from agent.runtime.state import Claim
 from agent.telemetry import config as telemetry
-from agent.telemetry.export import TraceExport, export_turn
+from agent.telemetry.export import TraceExport
 from agent.telemetry.logs import run_context
 from storage.engine import write_session
 from storage.models import Worker as WorkerRow
@@ -83,6 +84,7 @@ class Worker:
         # Given by tests; otherwise the environment decides (see ``start``).
         self.trace_export = trace_export
         self.export_interval_s = export_interval_s
+        self._export_child: subprocess.Popen[bytes] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -98,14 +100,8 @@ class Worker:
                 )
             )
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="steward-run")
-        executors = {"default": JobExecutor(4)}
-        # The trace export: given (tests, benchmarks), it runs in a thread; from the
-        # environment, in a child process of its own.
-        exporting = self.trace_export is None and telemetry.export_enabled()
-        if exporting:
-            executors["export"] = ChildExecutor(1)
         scheduler = BackgroundScheduler(
-            executors=executors,
+            executors={"default": JobExecutor(4)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
             timezone="UTC",
         )
@@ -135,14 +131,15 @@ class Worker:
         scheduler.add_job(
             self._guarded(self.scheduled_evaluations), "interval", seconds=60, id="evaluations"
         )
-        if exporting:
+        # The trace export: given (tests), a job in a thread; from the environment, a child
+        # process of its own (agent.telemetry.child), which this job restarts if it died.
+        if self.trace_export is None and telemetry.export_enabled():
             scheduler.add_job(
-                export_turn,
+                self._guarded(self.watch_export),
                 "interval",
-                seconds=self.export_interval_s,
+                seconds=max(self.export_interval_s, 1.0),
                 id="traces",
-                executor="export",
-                args=[self.engine.url.render_as_string(hide_password=False), self.id],
+                next_run_time=utcnow(),
             )
         elif self.trace_export is not None:
             scheduler.add_job(
@@ -159,6 +156,7 @@ class Worker:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=wait)
             self._scheduler = None
+        self._stop_export_child()
         if self._pool is not None:
             self._pool.shutdown(wait=wait)
             self._pool = None
@@ -191,6 +189,11 @@ class Worker:
         finally:
             self.stop()
         return self.processed
+
+    @property
+    def export_process(self) -> subprocess.Popen[bytes] | None:
+        """The trace export's process, while this worker runs one."""
+        return self._export_child
 
     @property
     def busy(self) -> bool:
@@ -243,6 +246,40 @@ class Worker:
         """Send the trace segments committed since the last turn (never on a run's path)."""
         if self.trace_export is not None:
             self.trace_export.run_once()
+
+    def watch_export(self) -> None:
+        """Start the export's child process, or start it again if it stopped."""
+        child = self._export_child
+        if child is not None and child.poll() is None:
+            return
+        if child is not None:
+            log.warning(
+                "the trace export process stopped (%s); starting it again", child.returncode
+            )
+        url = self.engine.url.render_as_string(hide_password=False)
+        self._export_child = subprocess.Popen(  # noqa: S603 - this interpreter, our module
+            [
+                sys.executable,
+                "-m",
+                "agent.telemetry.child",
+                "--owner",
+                self.id,
+                "--interval",
+                str(self.export_interval_s),
+            ],
+            env={**os.environ, "STEWARD_DATABASE_URL": url},
+        )
+
+    def _stop_export_child(self) -> None:
+        child, self._export_child = self._export_child, None
+        if child is None or child.poll() is not None:
+            return
+        child.terminate()
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
     def scheduled_evaluations(self) -> None:
         """Run the evaluation suites whose schedule is due (one worker takes each turn)."""

@@ -94,8 +94,7 @@ def process_telemetry() -> None:
 def _telemetry_for(
     url: str, synchronous: str, address: tuple[str, int] | None, export: bool
 ) -> bool:
-    configure_logging(logging.INFO)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    configure_logging(logging.WARNING)
     if address is None:
         return False
     try:

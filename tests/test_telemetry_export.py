@@ -224,3 +224,17 @@ def test_evaluation_runs_and_running_runs_wait_or_stay_out(
     with read_session(engine) as session:
         proposals = session.exec(select(Step).where(col(Step.kind) == StepKind.PROPOSAL)).all()
     assert len(_named(receiver.received(), "chat ")) == len(proposals) == 2
+
+
+def test_one_process_exports_at_a_time(engine: Engine, receiver: OtlpReceiver) -> None:
+    approved_refund(engine)
+    first = otlp_export(engine, receiver.url, owner="worker-a")
+    second = otlp_export(engine, receiver.url, owner="worker-b")
+    first.builder  # noqa: B018 - creates the cursor
+    assert cursor.take_turn(engine, "worker-a", lease_s=60)  # worker-a is mid-turn
+
+    assert second.run_once().skipped
+    assert receiver.received() == []
+    cursor.end_turn(engine, "worker-a")
+    assert second.run_once().sent_segments == 1
+    assert first.run_once().sent_spans == 0  # nothing left for the other

@@ -94,14 +94,59 @@ def take_turn(engine: Engine, owner: str, *, lease_s: float) -> bool:
     return taken == 1
 
 
-def end_turn(engine: Engine, owner: str) -> None:
+def end_turn(engine: Engine, owner: str, *, moved: bool = False) -> None:
+    """Give the turn back; after a turn that sent something (``moved``), move the low-water
+    mark on (read outside the write transaction: only the turn's holder moves it)."""
+    values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
+    if moved:
+        with read_session(engine) as session:
+            values["low_water_run_id"] = _next_low_water(session.connection(), utcnow())
     with write_connection(engine) as connection:
         connection.execute(
             sa.update(CURSORS)
             .where(CURSORS.c.name == TRACES)
             .where(CURSORS.c.lease_owner == owner)
-            .values(lease_owner=None, lease_expires_at=None)
+            .values(**values)
         )
+
+
+def has_work(engine: Engine) -> bool:
+    """Whether a segment waits to be sent (read only: an idle turn writes nothing)."""
+    with read_session(engine) as session:
+        connection = session.connection()
+        low = _low_water(connection)
+        pending = connection.execute(
+            sa.select(EXPORTS.c.run_id)
+            .where(EXPORTS.c.run_id >= low)
+            .where(EXPORTS.c.planned_seq > EXPORTS.c.sent_seq)
+            .limit(1)
+        ).first()
+        if pending is not None:
+            return True
+        fresh = connection.execute(_fresh_runs(low).with_only_columns(RUNS.c.id).limit(1)).first()
+    return fresh is not None
+
+
+def _fresh_runs(low: int) -> sa.Select[Any]:
+    """Stopped production runs with committed steps not yet planned."""
+    return (
+        sa.select(
+            RUNS.c.id,
+            RUNS.c.status,
+            RUNS.c.step_count,
+            EXPORTS.c.run_id.label("known"),
+            EXPORTS.c.sent_seq,
+            EXPORTS.c.segment_seq,
+            EXPORTS.c.segments,
+        )
+        .select_from(RUNS.outerjoin(EXPORTS, EXPORTS.c.run_id == RUNS.c.id))
+        .where(RUNS.c.id >= low)
+        .where(RUNS.c.eval_run_id.is_(None))
+        .where(RUNS.c.status.in_(STOPPED))
+        .where(RUNS.c.step_count > sa.func.coalesce(EXPORTS.c.sent_seq, 0))
+        .where(sa.or_(EXPORTS.c.run_id.is_(None), EXPORTS.c.planned_seq == EXPORTS.c.sent_seq))
+        .order_by(RUNS.c.id)
+    )
 
 
 def plan(engine: Engine, *, limit: int) -> list[Segment]:
@@ -125,27 +170,7 @@ def plan(engine: Engine, *, limit: int) -> list[Segment]:
         )
         fresh: Sequence[sa.Row[Any, Any, Any, Any, Any, Any, Any]] = ()
         if len(pending) < limit:
-            fresh = connection.execute(
-                sa.select(
-                    RUNS.c.id,
-                    RUNS.c.status,
-                    RUNS.c.step_count,
-                    EXPORTS.c.run_id.label("known"),
-                    EXPORTS.c.sent_seq,
-                    EXPORTS.c.segment_seq,
-                    EXPORTS.c.segments,
-                )
-                .select_from(RUNS.outerjoin(EXPORTS, EXPORTS.c.run_id == RUNS.c.id))
-                .where(RUNS.c.id >= low)
-                .where(RUNS.c.eval_run_id.is_(None))
-                .where(RUNS.c.status.in_(STOPPED))
-                .where(RUNS.c.step_count > sa.func.coalesce(EXPORTS.c.sent_seq, 0))
-                .where(
-                    sa.or_(EXPORTS.c.run_id.is_(None), EXPORTS.c.planned_seq == EXPORTS.c.sent_seq)
-                )
-                .order_by(RUNS.c.id)
-                .limit(limit - len(pending))
-            ).all()
+            fresh = connection.execute(_fresh_runs(low).limit(limit - len(pending))).all()
     segments = [
         Segment(
             run_id=row.run_id,
@@ -205,7 +230,7 @@ _SENT_UPDATE = (
 
 
 def mark_sent(engine: Engine, segments: list[Segment]) -> None:
-    """Record that the collector accepted ``segments``, and move the low-water mark on."""
+    """Record that the collector accepted ``segments``."""
     now = utcnow()
     with write_connection(engine) as connection:
         connection.execute(
@@ -219,13 +244,6 @@ def mark_sent(engine: Engine, segments: list[Segment]) -> None:
             sa.update(CURSORS)
             .where(CURSORS.c.name == TRACES)
             .values(failures=0, last_error="", retry_at=None, sent_at=now, updated_at=now)
-        )
-    # Read outside the write transaction (only the turn's holder moves the mark).
-    with read_session(engine) as session:
-        low = _next_low_water(session.connection(), now)
-    with write_connection(engine) as connection:
-        connection.execute(
-            sa.update(CURSORS).where(CURSORS.c.name == TRACES).values(low_water_run_id=low)
         )
 
 

@@ -11,7 +11,6 @@ spans with the same ids, once the collector answers. Delivery is at least once.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,7 +29,6 @@ from storage.engine import create_engine, sqlite_synchronous
 
 log = logging.getLogger(__name__)
 _EXPORTS: dict[str, TraceExport] = {}
-NICENESS = 10
 
 
 @dataclass(frozen=True)
@@ -101,7 +99,9 @@ class TraceExport:
     def run_once(self, *, max_batches: int = 50) -> ExportTick:
         """Send what has stopped since the last turn (up to ``max_batches`` requests)."""
         builder = self.builder
-        if not cursor.take_turn(self.engine, self.owner, lease_s=self.lease_s):
+        if not cursor.has_work(self.engine) or not cursor.take_turn(
+            self.engine, self.owner, lease_s=self.lease_s
+        ):
             return ExportTick(skipped=True)
         segments_sent = spans_sent = 0
         try:
@@ -117,7 +117,7 @@ class TraceExport:
                 spans_sent += len(spans)
                 self.spans_sent += len(spans)
         finally:
-            cursor.end_turn(self.engine, self.owner)
+            cursor.end_turn(self.engine, self.owner, moved=segments_sent > 0)
         return ExportTick(segments_sent, spans_sent)
 
     def _send(self, spans: Sequence[ReadableSpan]) -> bool:
@@ -149,18 +149,10 @@ class TraceExport:
 
 
 def export_turn(url: str, owner: str) -> ExportTick:
-    """One turn of the export in this process, built once from the environment.
-
-    A worker runs it in a child process of its own (an APScheduler process pool): building and
-    encoding spans is Python work that would otherwise take the interpreter lock from the
-    threads that drive runs. The child lowers its own scheduling priority: where the CPUs are
-    busy, the export falls behind (the backlog gauge shows by how much) rather than slowing runs.
-    """
+    """One turn of the export for the database at ``url``, built once per process from the
+    environment (``agent.telemetry.child`` runs it in a worker's export process)."""
     export = _EXPORTS.get(url)
     if export is None:
-        if hasattr(os, "nice"):
-            # Background work: where CPUs are short, runs go first and the export catches up.
-            os.nice(NICENESS)
         configure_logging(logging.WARNING)
         engine = create_engine(url, synchronous=sqlite_synchronous())
         export = _EXPORTS[url] = TraceExport.from_environment(engine, owner=owner)

@@ -7,10 +7,11 @@ the rows read here are the same however often it is sent.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -64,6 +65,9 @@ class SegmentRows:
     segment: Segment
     run: RunInfo
     steps: list[Mapping[str, Any]] = field(default_factory=list)
+    # When the segment's work started (a review's waiting before it aside) and ended.
+    start: datetime | None = None
+    end: datetime | None = None
 
 
 @dataclass
@@ -92,7 +96,7 @@ def load(engine: Engine, segments: Sequence[Segment], *, content: bool = False) 
                 version_id=row.version_id,
                 version=row.version,
                 policy_hash=row.policy_hash,
-                planner=_planner(row.spec),
+                planner=row.planner or "",
                 error_class=row.error_class.value if row.error_class else None,
                 created_at=row.created_at,
                 finished_at=row.finished_at,
@@ -109,7 +113,7 @@ def load(engine: Engine, segments: Sequence[Segment], *, content: bool = False) 
                     AGENTS.c.name.label("agent"),
                     AGENT_VERSIONS.c.number.label("version"),
                     AGENT_VERSIONS.c.policy_hash,
-                    AGENT_VERSIONS.c.spec,
+                    AGENT_VERSIONS.c.spec[("planner", "kind")].as_string().label("planner"),
                 )
                 .join(AGENTS, AGENTS.c.id == RUNS.c.agent_id)
                 .join(AGENT_VERSIONS, AGENT_VERSIONS.c.id == RUNS.c.version_id)
@@ -122,14 +126,34 @@ def load(engine: Engine, segments: Sequence[Segment], *, content: bool = False) 
                 for s in segments
             )
         )
+        # The spans' steps; the others (observations, final outputs, the root) only bound
+        # the segment's time, read as aggregates.
+        kinds = _SPAN_KINDS + ((StepKind.OBSERVATION,) if content else ())
         steps = [
             _step(dict(row._mapping), content)
             for row in connection.execute(
                 sa.select(*(_FULL if content else _LEAN))
                 .where(bounds)
+                .where(STEPS.c.kind.in_(kinds))
                 .order_by(STEPS.c.run_id, STEPS.c.seq)
             )
         ]
+        working = sa.case((STEPS.c.kind != StepKind.HUMAN_APPROVAL, STEPS.c.started_at))
+        times = {
+            row.run_id: (_moment(row.working_start) or _moment(row.start), _moment(row.end))
+            for row in connection.execute(
+                sa.select(
+                    STEPS.c.run_id,
+                    sa.func.min(working).label("working_start"),
+                    sa.func.min(STEPS.c.started_at).label("start"),
+                    sa.func.max(sa.func.coalesce(STEPS.c.ended_at, STEPS.c.started_at)).label(
+                        "end"
+                    ),
+                )
+                .where(bounds)
+                .group_by(STEPS.c.run_id)
+            )
+        }
         review_ids = sorted(
             {
                 int(rid)
@@ -172,7 +196,8 @@ def load(engine: Engine, segments: Sequence[Segment], *, content: bool = False) 
         mine = [
             s for s in by_run[segment.run_id] if segment.first_seq <= s["seq"] <= segment.last_seq
         ]
-        batch.append(SegmentRows(segment, info, mine))
+        start, end = times.get(segment.run_id, (None, None))
+        batch.append(SegmentRows(segment, info, mine, start, end))
     return BatchRows(batch, reviews, decisions, dict(reviewed))
 
 
@@ -199,8 +224,8 @@ _LEAN = (
     STEPS.c.output["stage"].as_string().label("stage"),
     STEPS.c.output["rule_id"].as_string().label("rule_id"),
     STEPS.c.output[("policy", "policy_hash")].as_string().label("policy_hash"),
-    STEPS.c.output[("policy", "matched")].label("matched"),
-    STEPS.c.output["usage"].label("usage"),
+    STEPS.c.output[("policy", "matched")].as_string().label("matched"),
+    STEPS.c.output["usage"].as_string().label("usage"),
     STEPS.c.output["error"].as_string().label("error"),
     STEPS.c.attributes["authorized"].as_boolean().label("authorized"),
     STEPS.c.attributes["attempt"].as_integer().label("attempt"),
@@ -208,6 +233,12 @@ _LEAN = (
     STEPS.c.attributes["review_id"].as_integer().label("review_id"),
     STEPS.c.attributes["cost_usd"].as_float().label("cost_usd"),
     STEPS.c.attributes["model"].as_string().label("model"),
+)
+_SPAN_KINDS = (
+    StepKind.PROPOSAL,
+    StepKind.APPLY_GUARDRAIL,
+    StepKind.EXECUTE_TOOL,
+    StepKind.HUMAN_APPROVAL,
 )
 _ATTRIBUTES = ("authorized", "attempt", "health", "review_id", "cost_usd", "model")
 
@@ -218,18 +249,25 @@ def _step(row: dict[str, Any], content: bool) -> dict[str, Any]:
         return row
     row["attributes"] = {name: row.pop(name) for name in _ATTRIBUTES}
     row["input"] = {"turn": row.pop("turn")}
-    policy = {"policy_hash": row.pop("policy_hash"), "matched": row.pop("matched")}
+    policy = {"policy_hash": row.pop("policy_hash"), "matched": _document(row.pop("matched"))}
     row["output"] = {
         "reason": row.pop("reason"),
         "stage": row.pop("stage"),
         "rule_id": row.pop("rule_id"),
-        "usage": row.pop("usage"),
+        "usage": _document(row.pop("usage")),
         "error": row.pop("error"),
         "policy": policy,
     }
     return row
 
 
-def _planner(spec: Any) -> str:
-    planner = spec.get("planner") if isinstance(spec, Mapping) else None
-    return str(planner.get("kind", "")) if isinstance(planner, Mapping) else ""
+def _document(text: str | None) -> Any:
+    """A JSON document the database extracted as text (decoded only where there is one)."""
+    return json.loads(text) if text else None
+
+
+def _moment(value: datetime | str | None) -> datetime | None:
+    # SQLite hands aggregates back as the stored text: naive UTC.
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)

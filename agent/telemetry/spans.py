@@ -39,6 +39,7 @@ REVIEW_SPAN = "steward.review"
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _VERDICT = {StepStatus.OK: "allow", StepStatus.ESCALATED: "escalate", StepStatus.DENIED: "deny"}
 _ACTION = {"allow": "allow", "escalate": "escalate", "deny": "block"}
+_TERMINAL = {status.value for status in RunStatus if status.is_terminal}
 _FAILED = {RunStatus.FAILED.value, RunStatus.ESCALATED.value, RunStatus.CANCELLED.value}
 
 
@@ -70,22 +71,18 @@ class SpanBuilder:
         trace_id = self.ids.trace(run.run_id)
         context = self._context(trace_id, self.ids.segment(run.run_id, segment.first_seq))
         root = self._context(trace_id, self.ids.segment(run.run_id, 1))
-        working = [s for s in rows.steps if s["kind"] is not StepKind.HUMAN_APPROVAL]
-        starts = [s["started_at"] for s in working] or [s["started_at"] for s in rows.steps]
-        ends = [s["ended_at"] or s["started_at"] for s in rows.steps]
-        final = segment.status in {status.value for status in RunStatus if status.is_terminal}
+        final = segment.status in _TERMINAL
+        start = rows.start or run.created_at
+        ends = [moment for moment in (rows.end, start) if moment is not None]
         if final and run.finished_at is not None:
             ends.append(run.finished_at)
-        start = min(starts, default=run.created_at)
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "invoke_agent",
             "gen_ai.agent.name": run.agent,
-            "gen_ai.agent.id": str(run.agent_id),
             "gen_ai.agent.version": str(run.version),
             "gen_ai.conversation.id": f"task-{run.task_id}",
             "steward.run.id": run.run_id,
             "steward.task.id": run.task_id,
-            "steward.version.id": run.version_id,
             "steward.run.segment": segment.index,
             "steward.run.status": segment.status,
         }
