@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import sqlalchemy as sa
 from _table import print_table
-from runtime import _PLATFORMS, prepare, refunds_paid, steward_governed
+from runtime import prepare, refunds_paid, steward_governed
 from sqlalchemy.engine import Engine
 
 from agent.telemetry import cursor
@@ -133,9 +133,6 @@ def main() -> None:
             again = export_turn(beside.url, "bench")
             export_cpu = time.process_time() - cpu
             assert again.sent_segments == RUNS
-            for platform in _PLATFORMS.values():
-                platform.close()
-            _PLATFORMS.clear()
             engine.dispose()
     finally:
         sink.terminate()
