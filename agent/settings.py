@@ -13,12 +13,13 @@ variable                        checked
 ``STEWARD_PRICING_FILE``        a readable price table (``agent.pricing``)
 ``STEWARD_EMBEDDED_WORKER``     a yes or no
 ``STEWARD_USER``                a user name
-``STEWARD_OTEL_EXPORT``         a yes or no; when yes, a known OTLP protocol
-                                (``agent.telemetry.config``)
-``STEWARD_METRICS_PORT``        a port, or HOST:PORT
-``STEWARD_LOG_FORMAT``          text or json
-``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``  a yes or no
+``STEWARD_OTEL_EXPORT``         a yes or no; if yes, a known OTLP protocol (``telemetry``)
+``STEWARD_METRICS_PORT``        a port, or HOST:PORT (``agent.telemetry.config``)
+``STEWARD_LOG_FORMAT``          text or json (``agent.telemetry.config``)
 =============================== ============================================================
+
+``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``, the standard switch for message
+contents in traces, is checked here too.
 """
 
 from __future__ import annotations

@@ -101,3 +101,16 @@ def test_a_worker_whose_metrics_port_is_taken_stops_with_one_line(migrated: Engi
 
 def test_a_bad_log_format_stops_every_command_with_one_line(migrated: Engine) -> None:
     refused(steward(migrated, "runs", "list", env={"STEWARD_LOG_FORMAT": "xml"}), "text or json")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("SPAN_ONLY", True), ("span_and_event", True), ("EVENT_ONLY", False), ("NO_CONTENT", False)],
+)
+def test_the_content_modes_of_newer_instrumentations_are_understood(
+    value: str, expected: bool
+) -> None:
+    assert (
+        config.content_enabled({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": value})
+        is expected
+    )

@@ -55,9 +55,22 @@ def export_enabled(environ: Mapping[str, str] | None = None) -> bool:
     return enabled
 
 
+# The values OpenTelemetry's newer GenAI instrumentations give the same variable: contents on
+# spans or not (Steward sends no log events).
+_CONTENT_MODES = {
+    "span_only": True,
+    "span_and_event": True,
+    "event_only": False,
+    "no_content": False,
+}
+
+
 def content_enabled(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether message contents leave in span attributes (opt-in)."""
-    return _switch(_env(environ), CONTENT_VARIABLE)
+    """Whether message contents leave in span attributes (opt-in): ``true`` (or
+    ``SPAN_ONLY`` / ``SPAN_AND_EVENT``, as newer instrumentations spell it)."""
+    env = _env(environ)
+    mode = _CONTENT_MODES.get(env.get(CONTENT_VARIABLE, "").strip().lower())
+    return mode if mode is not None else _switch(env, CONTENT_VARIABLE)
 
 
 def otlp_protocol(environ: Mapping[str, str] | None = None) -> str:

@@ -32,6 +32,7 @@ from agent.telemetry import cursor
 from storage.engine import read_session
 from storage.enums import CircuitState, ReviewStatus, ToolCallStatus
 from storage.models import CircuitBreaker
+from storage.queries.kpi_sections import DECIDED_BY_PEOPLE
 from storage.queries.stats import seconds_between
 from storage.tables import AGENT_VERSIONS, AGENTS, REVIEWS, RUNS, TOOL_CALLS, table
 from storage.types import utcnow
@@ -151,7 +152,7 @@ class StewardCollector(Collector):
         decided = connection.execute(
             sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(waited), 0.0), *columns)
             .where(REVIEWS.c.decided_at.is_not(None))
-            .where(REVIEWS.c.decided_by.is_not(None))
+            .where(REVIEWS.c.status.in_(DECIDED_BY_PEOPLE))  # as the KPIs count it
             .where(production)
         ).one()
         count, total = int(decided[0]), float(decided[1])
@@ -161,7 +162,7 @@ class StewardCollector(Collector):
         buckets.append(("+Inf", float(count)))
         yield HistogramMetricFamily(
             "steward_review_decision_seconds",
-            "Time from a review's creation to a person's decision.",
+            "Time from a review's creation to a person's decision (expiries aside).",
             buckets=buckets,
             sum_value=total,
         )

@@ -111,8 +111,9 @@ class SpanBuilder:
         for step in rows.steps:
             kind = step["kind"]
             if kind is StepKind.PROPOSAL:
-                # A model call: a planner that calls no model (playbook) has no chat to show.
-                if (step["output"] or {}).get("usage"):
+                # A model call (a failed one has no usage): a planner that calls no model
+                # (playbook) has no chat to show.
+                if (step["output"] or {}).get("usage") or rows.run.planner == "chat":
                     yield self._chat(step, rows, context)
             elif kind is StepKind.APPLY_GUARDRAIL:
                 yield self._guardrail(step, rows, context)
