@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.steward-installed
 BENCH_STAMP := $(VENV)/.steward-bench-installed
 PORT   ?= 8501
 
-.PHONY: run test lint typecheck pytest bench worker clean
+.PHONY: run test lint typecheck pytest bench worker clean phoenix
 
 # The virtual environment is rebuilt only when pyproject.toml changes, so a second call with
 # nothing changed starts in seconds.
@@ -36,9 +36,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Arize Phoenix in a virtual environment of its own (its dependencies pin versions Steward
+# outgrew); the end-to-end trace export test starts it (tests/test_telemetry_phoenix.py).
+PHOENIX_STAMP := .venv-phoenix/.phoenix-installed
+phoenix: $(PHOENIX_STAMP)
+$(PHOENIX_STAMP):
+	@test -x .venv-phoenix/bin/python || $(PYTHON) -m venv .venv-phoenix
+	.venv-phoenix/bin/python -m pip install --quiet --disable-pip-version-check 'arize-phoenix>=20.26,<21'
+	@touch $@
+
 # Two test processes, each test file kept whole in one (its module fixtures built once); every
 # process has its own PostgreSQL database and temporary files.
-pytest: $(STAMP)
+pytest: $(STAMP) $(PHOENIX_STAMP)
 	$(BIN)/pytest -n 2 --dist loadfile
 
 test: lint typecheck pytest
@@ -47,4 +56,4 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .venv-phoenix .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -18,7 +18,13 @@ variable                        checked
 ``STEWARD_SESSION_IDLE_MINUTES`` a positive number, not above the absolute timeout
 ``STEWARD_SESSION_MAX_HOURS``   a positive number (``agent.sessions``)
 ``STEWARD_SESSION_SECRET``      at least 32 characters when set
+``STEWARD_OTEL_EXPORT``         a yes or no; if yes, a known OTLP protocol (``telemetry``)
+``STEWARD_METRICS_PORT``        a port, or HOST:PORT (``agent.telemetry.config``)
+``STEWARD_LOG_FORMAT``          text or json (``agent.telemetry.config``)
 =============================== ============================================================
+
+``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``, the standard switch for message
+contents in traces, is checked here too.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from agent.mediation.ratelimit import configured_storage
 from agent.pricing import PRICING_FILE_VARIABLE, price_table
 from agent.reviews.assignment import hold_minutes
 from agent.sessions import SessionPolicy
+from agent.telemetry import config as telemetry
 from agent.users import NAME_PATTERN
 from storage.engine import database_url, sqlite_synchronous
 from storage.errors import StorageError
@@ -59,6 +66,10 @@ class Settings:
         review_hold_minutes: how long a review an operator took stays theirs.
         notify_file: the notification channels and routes, if any.
         sessions: how long console sessions live, and the key that signs their cookies.
+        otel_export: whether workers send traces to an OTLP collector.
+        otel_content: whether message contents leave with the traces (opt-in).
+        metrics_address: where ``/metrics`` is served, if anywhere.
+        log_format: ``text`` or ``json``.
     """
 
     database_url: URL
@@ -70,6 +81,10 @@ class Settings:
     sessions: SessionPolicy
     review_hold_minutes: float = 15.0
     notify_file: Path | None = None
+    otel_export: bool = False
+    otel_content: bool = False
+    metrics_address: tuple[str, int] | None = None
+    log_format: str = "text"
 
 
 def check_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -95,6 +110,10 @@ def check_settings(environ: Mapping[str, str] | None = None) -> Settings:
         review_hold_minutes=hold_minutes(env),
         notify_file=_notify_file(env),
         sessions=SessionPolicy.from_env(env),
+        otel_export=telemetry.export_enabled(env),
+        otel_content=telemetry.content_enabled(env),
+        metrics_address=telemetry.metrics_address(env),
+        log_format=telemetry.log_format(env),
     )
 
 

@@ -4,8 +4,10 @@ Jobs: ``dispatch`` (claim ready runs and queued tasks up to the concurrency), ``
 (extend the leases of runs in progress, report liveness), ``expire`` (reviews past their SLA),
 ``release`` (runs whose worker stopped heart-beating become claimable), ``evaluations``
 (suites whose schedule is due run on their agent's active version), ``canaries`` (each running
-canary's guard; a significant breach rolls it back) and ``notify`` (messages about reviews,
-circuits and canaries, queued and sent with retries; see ``agent.notify``). The same class runs
+canary's guard; a significant breach rolls it back), ``notify`` (messages about reviews,
+circuits and canaries, queued and sent with retries; see ``agent.notify``) and ``traces``
+(committed trace segments out to an OTLP collector, when ``STEWARD_OTEL_EXPORT`` is on, in a
+child process so that it takes no time from the threads that drive runs). The same class runs
 as ``steward worker`` or embedded in the console process.
 """
 
@@ -15,6 +17,8 @@ import logging
 import math
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -33,6 +37,9 @@ from agent.runtime.claims import (
 )
 from agent.runtime.runner import RunProcessor
 from agent.runtime.state import Claim
+from agent.telemetry import config as telemetry
+from agent.telemetry.export import TraceExport
+from agent.telemetry.logs import run_context
 from storage.engine import write_session
 from storage.models import Worker as WorkerRow
 from storage.types import utcnow
@@ -58,6 +65,8 @@ class Worker:
         heartbeat_s: float | None = None,
         embedded: bool = False,
         inline_tools: bool = False,
+        trace_export: TraceExport | None = None,
+        export_interval_s: float = 5.0,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -81,6 +90,10 @@ class Worker:
         self.processed = 0
         self._canaries_running = False
         self._canary_check = threading.Lock()
+        # Given by tests; otherwise the environment decides (see ``start``).
+        self.trace_export = trace_export
+        self.export_interval_s = export_interval_s
+        self._export_child: subprocess.Popen[bytes] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -135,6 +148,23 @@ class Worker:
             next_run_time=utcnow(),
         )
         scheduler.add_job(self._guarded(self.notify), "interval", seconds=5, id="notify")
+        # The trace export: given (tests), a job in a thread; from the environment, a child
+        # process of its own (agent.telemetry.child), which this job restarts if it died.
+        if self.trace_export is None and telemetry.export_enabled():
+            scheduler.add_job(
+                self._guarded(self.watch_export),
+                "interval",
+                seconds=max(self.export_interval_s, 1.0),
+                id="traces",
+                next_run_time=utcnow(),
+            )
+        elif self.trace_export is not None:
+            scheduler.add_job(
+                self._guarded(self.export_traces),
+                "interval",
+                seconds=self.export_interval_s,
+                id="traces",
+            )
         scheduler.start()
         self._scheduler = scheduler
         log.info("worker %s started (concurrency %d)", self.id, self.concurrency)
@@ -143,6 +173,7 @@ class Worker:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=wait)
             self._scheduler = None
+        self._stop_export_child()
         if self._pool is not None:
             self._pool.shutdown(wait=wait)
             self._pool = None
@@ -179,6 +210,11 @@ class Worker:
         return self.processed
 
     @property
+    def export_process(self) -> subprocess.Popen[bytes] | None:
+        """The trace export's process, while this worker runs one."""
+        return self._export_child
+
+    @property
     def busy(self) -> bool:
         with self._lock:
             return bool(self._active)
@@ -200,7 +236,8 @@ class Worker:
 
     def _process(self, claim: Claim) -> None:
         try:
-            self.processor.process(claim)
+            with run_context(self.engine, claim.run_id, claim.task_id):
+                self.processor.process(claim)
         except Exception:
             log.exception(
                 "run %s failed in worker %s; its lease will expire and another "
@@ -226,6 +263,45 @@ class Worker:
 
     def release_leases(self) -> None:
         release_expired_leases(self.engine)
+
+    def export_traces(self) -> None:
+        """Send the trace segments committed since the last turn (never on a run's path)."""
+        if self.trace_export is not None:
+            self.trace_export.run_once()
+
+    def watch_export(self) -> None:
+        """Start the export's child process, or start it again if it stopped."""
+        child = self._export_child
+        if child is not None and child.poll() is None:
+            return
+        if child is not None:
+            log.warning(
+                "the trace export process stopped (%s); starting it again", child.returncode
+            )
+        url = self.engine.url.render_as_string(hide_password=False)
+        self._export_child = subprocess.Popen(  # noqa: S603 - this interpreter, our module
+            [
+                sys.executable,
+                "-m",
+                "agent.telemetry.child",
+                "--owner",
+                self.id,
+                "--interval",
+                str(self.export_interval_s),
+            ],
+            env={**os.environ, "STEWARD_DATABASE_URL": url},
+        )
+
+    def _stop_export_child(self) -> None:
+        child, self._export_child = self._export_child, None
+        if child is None or child.poll() is not None:
+            return
+        child.terminate()
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
     def scheduled_evaluations(self) -> None:
         """Run the evaluation suites whose schedule is due (one worker takes each turn)."""

@@ -10,7 +10,7 @@ import streamlit as st
 
 from agent.actors import Actor
 from agent.reads.queue import waiting_count
-from console.resources import embedded_worker, platform, startup_problem
+from console.resources import embedded_worker, platform, process_telemetry, startup_problem
 from console.session import (
     current_user,
     deliver_session_cookie,
@@ -72,6 +72,7 @@ if problem is not None:
     st.title("Steward")
     st.error(problem)
     st.stop()
+process_telemetry()
 embedded_worker()
 
 

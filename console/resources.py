@@ -13,6 +13,8 @@ from agent.errors import ConfigurationError
 from agent.platform import Platform
 from agent.plugins import installed_registry
 from agent.settings import check_settings, embedded_worker_enabled
+from agent.telemetry.logs import configure_logging
+from agent.telemetry.metrics import serve_metrics
 from agent.worker import Worker
 from storage.engine import check_connection, create_engine, database_url, sqlite_synchronous
 from storage.errors import StorageError
@@ -113,3 +115,27 @@ def _worker_for(url: str, synchronous: str) -> Worker:
     atexit.register(worker.stop, wait=False)
     log.info("embedded worker %s started", worker.id)
     return worker
+
+
+def process_telemetry() -> None:
+    """Log lines as ``STEWARD_LOG_FORMAT`` asks, and ``/metrics`` on ``STEWARD_METRICS_PORT``
+    (once per console process)."""
+    settings = check_settings()
+    _telemetry_for(*_settings(), settings.metrics_address, settings.otel_export)
+
+
+@st.cache_resource(show_spinner=False)
+def _telemetry_for(
+    url: str, synchronous: str, address: tuple[str, int] | None, export: bool
+) -> bool:
+    configure_logging(logging.WARNING)
+    if address is None:
+        return False
+    try:
+        server, _ = serve_metrics(_engine_for(url, synchronous), address, export_backlog=export)
+    except OSError:
+        # The console goes on without metrics: people review and read whatever a scrape says.
+        log.exception("STEWARD_METRICS_PORT: /metrics cannot be served on %s:%d", *address)
+        return False
+    atexit.register(server.shutdown)
+    return True

@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from agent.errors import ServiceError
 from agent.settings import check_settings
+from agent.telemetry.logs import configure_logging
 from console.cli import (
     audit,
     brake,
@@ -74,11 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"steward: {problem}", file=sys.stderr)
         return EXIT_USAGE
     args = build_parser().parse_args(arguments)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     try:
+        # Text or JSON lines (STEWARD_LOG_FORMAT), carrying run, task and trace ids.
+        configure_logging(logging.INFO if args.verbose else logging.WARNING)
         # Every command opens the database: a bad setting stops it here, before any work.
         check_settings()
         code: int = args.handler(args)

@@ -17,9 +17,11 @@ from typing import Any
 from agent.reads.queue import QueueFilter, QueueItem, open_reviews
 from agent.reads.runs import RunFilter, RunSummary, find_runs, run_details
 from agent.reads.tasks import WorkItem, work_overview
+from agent.settings import check_settings
 from agent.tasks import submit_task
 from console.cli import args as argtypes
 from console.cli.common import (
+    CommandError,
     acting_user,
     add_actor_argument,
     add_paging,
@@ -314,9 +316,20 @@ def _worker(args: argparse.Namespace) -> int:
     # The scheduler logs every job execution at INFO, several times a second.
     if not args.verbose:
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    worker = Worker(
-        open_platform(), concurrency=args.concurrency, lease_s=args.lease, poll_s=args.poll
-    )
+    platform = open_platform()
+    settings = check_settings()
+    if settings.metrics_address is not None:
+        from agent.telemetry.metrics import serve_metrics
+
+        host, port = settings.metrics_address
+        try:
+            serve_metrics(platform.engine, (host, port), export_backlog=settings.otel_export)
+        except OSError as exc:
+            raise CommandError(
+                f"STEWARD_METRICS_PORT: /metrics cannot be served on {host}:{port} "
+                f"({exc.strerror or exc}); choose a free port."
+            ) from exc
+    worker = Worker(platform, concurrency=args.concurrency, lease_s=args.lease, poll_s=args.poll)
     if args.drain:
         processed = worker.drain()
         print(f"worker {worker.id} drained: {processed} runs processed.")
@@ -325,10 +338,11 @@ def _worker(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     worker.start()
-    print(
-        f"worker {worker.id} running (concurrency {args.concurrency}); Ctrl-C stops it.",
-        file=sys.stderr,
-    )
+    running = f"worker {worker.id} running (concurrency {args.concurrency}); Ctrl-C stops it."
+    if settings.log_format == "json":  # standard error carries JSON lines only
+        logging.getLogger(__name__).info(running)
+    else:
+        print(running, file=sys.stderr)
     stop.wait()
     worker.stop()
     return EXIT_OK

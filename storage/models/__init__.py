@@ -38,6 +38,7 @@ from storage.models.operations import CircuitBreaker, RateLimitEntry, Worker  # 
 from storage.models.people import User, UserSession  # noqa: E402
 from storage.models.release import Canary, PolicyReplay  # noqa: E402
 from storage.models.reviews import Review, ReviewDecision  # noqa: E402
+from storage.models.telemetry import TelemetryCursor, TelemetryRun  # noqa: E402
 from storage.models.work import Compensation, Run, Step, Task, ToolCall  # noqa: E402
 
 metadata = SQLModel.metadata
@@ -75,6 +76,8 @@ __all__ = [
     "SupportRefund",
     "SupportTicket",
     "Task",
+    "TelemetryCursor",
+    "TelemetryRun",
     "ToolCall",
     "User",
     "UserSession",

@@ -9,7 +9,7 @@
 - notify_settings: the channels and routes an admin saved in the console.
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-11-29 12:30:00.000000
 """
 
@@ -21,7 +21,7 @@ from alembic import op
 import storage.types
 
 revision: str = '0014'
-down_revision: str | None = '0012'
+down_revision: str | None = '0013'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
