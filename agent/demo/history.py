@@ -2,12 +2,13 @@
 
 A history made by running a month of tasks through the runtime would take minutes; this one takes
 seconds and is still made of real runs. The demo's tasks run once each, for real, on version 1
-and then on version 2 of both agents (every decision, tool attempt and review in their traces is
+and then support's on version 2 (every decision, tool attempt and review in their traces is
 what the runtime did), and the reviews they raise are decided by the demo's operators through the
 review service. Those runs are the *templates*: each day of the month is then filled with copies
 of them (tasks, runs, trace steps, ledger rows, limit reservations, reviews and decisions, with
 new ids and idempotency keys), moved to that day's working hours, a person's decision arriving
-minutes to an hour after the review was raised. The month tells a story the pages can show:
+two minutes to an hour and a half after the review was raised (most within a quarter of an
+hour, about one in eight after its one-hour SLA). The month tells a story the pages can show:
 
 - version 2 of the support agent went live eight days into the month and was rolled back a
   week later (its stricter policy escalated more; the deployment history and the KPI trend
@@ -350,7 +351,7 @@ class _Copier:
         """A new task and run like ``run_id``'s, started ``at``."""
         graph = self._graph(run_id)
         self.copies += 1
-        wait = timedelta(minutes=self.rng.uniform(2, 75)) if delay else timedelta(0)
+        wait = timedelta(minutes=self.rng.triangular(2, 90, 12)) if delay else timedelta(0)
         shift = _Shift(at - graph.run["created_at"], graph.first_review, wait)
         suffix = f":h{self.copies}"
         connection = self.connection
@@ -419,7 +420,7 @@ class _Copier:
     def move(self, run_id: int, at: datetime) -> None:
         """Move a template run itself (and everything it wrote) to ``at``."""
         graph = self._graph(run_id)
-        wait = timedelta(minutes=self.rng.uniform(2, 75))
+        wait = timedelta(minutes=self.rng.triangular(2, 90, 12))
         shift = _Shift(at - graph.run["created_at"], graph.first_review, wait)
         connection = self.connection
         for name, rows in (
