@@ -17,7 +17,7 @@ from agent.demo.seed import seed_demo
 from agent.reads.kpis import KpiFilter, kpi_comparison, kpi_report
 from storage.audit import verify_chain
 from storage.engine import read_session
-from storage.enums import DeploymentAction, RunStatus
+from storage.enums import DeploymentAction, RunStatus, StepKind
 from storage.models import (
     Agent,
     AuditEvent,
@@ -26,6 +26,7 @@ from storage.models import (
     Review,
     ReviewDecision,
     Run,
+    Step,
     SupportRefund,
     Task,
     ToolCall,
@@ -105,6 +106,15 @@ def test_a_month_of_history_tells_its_story(migrated: Engine) -> None:
             .where(col(AuditEvent.action).startswith("review."))
         ).one()
         assert audited >= people
+        # A person's wait is the human-approval step's duration, as in a run that waited.
+        approvals = session.exec(
+            select(Step).where(col(Step.kind) == StepKind.HUMAN_APPROVAL)
+        ).all()
+        assert approvals
+        for step in approvals:
+            assert step.ended_at is not None and step.duration_ms is not None
+            spanned = (step.ended_at - step.started_at).total_seconds() * 1000
+            assert abs(step.duration_ms - spanned) < 1000, step.id
         assert verify_chain(session).ok
         # Running the templates paid refunds; the records are back to their seed state.
         assert session.exec(select(func.count()).select_from(SupportRefund)).one() == 0

@@ -46,7 +46,7 @@ from agent.users import actor_for
 from agent.versions import activate_version, rollback
 from storage.audit import append_event
 from storage.engine import read_session, write_connection, write_session
-from storage.enums import CircuitState, ErrorClass, ReviewStatus
+from storage.enums import CircuitState, ErrorClass, ReviewStatus, StepKind
 from storage.models import (
     Agent,
     CircuitBreaker,
@@ -434,7 +434,10 @@ class _Copier:
         ):
             handle = _TABLES[name]
             for row in rows:
-                moved = {column: shift.time(row[column]) for column in _TIMES[name]}
+                full = shift.row(name, row)
+                moved = {column: full[column] for column in _TIMES[name]}
+                if name == "steps":
+                    moved["duration_ms"] = full["duration_ms"]
                 connection.execute(
                     sa.update(handle).where(handle.c.id == row["id"]).values(**moved)
                 )
@@ -476,7 +479,22 @@ class _Shift:
                 moved[name] = self.time(moved[name])
         if table == "reviews" and moved.get("sla_due_at") is not None and row.get("sla_due_at"):
             moved["sla_due_at"] = row["sla_due_at"] + self.offset  # the due time does not wait
+        if table == "steps" and row.get("kind") == StepKind.HUMAN_APPROVAL and self._spans(row):
+            # The person's wait is the step's duration: it grows by the added wait.
+            moved["duration_ms"] = (row.get("duration_ms") or 0.0) + self.wait / timedelta(
+                milliseconds=1
+            )
         return moved
+
+    def _spans(self, row: Mapping[str, Any]) -> bool:
+        """Whether a step began before the first review and ended after it."""
+        started, ended = row.get("started_at"), row.get("ended_at")
+        return (
+            self.review_at is not None
+            and started is not None
+            and ended is not None
+            and started <= self.review_at < ended
+        )
 
 
 def _tables() -> dict[str, sa.Table]:
