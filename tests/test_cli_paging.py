@@ -1,7 +1,7 @@
 """List commands page and say when there is more; reads are role-checked like the console's.
 
 Run on a copy of the seeded and drained demo (SQLite): dozens of runs, open reviews and audit
-events, five users, two agents with two versions each.
+events, six users, two agents with two versions each.
 """
 
 from __future__ import annotations
@@ -81,11 +81,11 @@ def test_reviews_list_is_no_longer_cut_at_200_without_notice(demo: Engine) -> No
 @pytest.mark.parametrize(
     ("arguments", "noun_total"),
     [
-        (("users", "list", "--as", "ada"), 5),
+        (("users", "list", "--as", "ada"), 6),
         (("agents", "list", "--as", "erin"), 2),
         (("versions", "list", "support", "--as", "erin"), 2),
         (("versions", "history", "support", "--as", "mona"), 1),
-        (("audit", "list", "--as", "mona", "--action", "user.add"), 4),
+        (("audit", "list", "--as", "mona", "--action", "user.add"), 5),
     ],
 )
 def test_every_list_command_pages(

@@ -147,7 +147,7 @@ def test_undo_from_the_run_page_starts_a_linked_undo(
         ).first()
     assert grant is not None and grant.id is not None
     at = open_console(
-        monkeypatch, demo_url, user="oscar", page="runs.py", query={"run": str(grant.run_id)}
+        monkeypatch, demo_url, user="oscar", page="run.py", query={"run": str(grant.run_id)}
     )
     assert at.selectbox(key="runs.undo.call").value == grant.id
     at.text_input(key="runs.undo.reason").input("granted by mistake")
@@ -165,18 +165,18 @@ def test_undo_from_the_run_page_starts_a_linked_undo(
     with read_session(db) as session:
         undo_run = session.exec(select(Run).where(col(Run.task_id) == link.task_id)).one()
     back = open_console(
-        monkeypatch, demo_url, user="olga", page="runs.py", query={"run": str(undo_run.id)}
+        monkeypatch, demo_url, user="olga", page="run.py", query={"run": str(undo_run.id)}
     )
     assert f"attempted undo of call {grant.id} of run {grant.run_id}" in _texts(back.info)
     forth = open_console(
-        monkeypatch, demo_url, user="olga", page="runs.py", query={"run": str(grant.run_id)}
+        monkeypatch, demo_url, user="olga", page="run.py", query={"run": str(grant.run_id)}
     )
     attempts = _frame(forth, "undo of call")
     assert attempts.iloc[0]["undo with"] == "revoke_access"
     assert attempts.iloc[0]["task status"] == "waiting_review"
     # An engineer reads the run but is offered no Undo.
     erin = open_console(
-        monkeypatch, demo_url, user="erin", page="runs.py", query={"run": str(grant.run_id)}
+        monkeypatch, demo_url, user="erin", page="run.py", query={"run": str(grant.run_id)}
     )
     assert "runs.undo.reason" not in {t.key for t in erin.text_input}
 
