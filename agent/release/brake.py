@@ -19,6 +19,7 @@ from sqlmodel import col, select
 from agent.actors import READ_ROLES, Actor, require
 from agent.errors import InvalidInput
 from agent.platform import Platform
+from agent.release.reasons import required_reason
 from agent.versions.rows import agent_row
 from storage.audit import append_event
 from storage.engine import read_session, write_session
@@ -28,7 +29,6 @@ from storage.types import utcnow
 
 PAUSE_ROLES = frozenset({Role.OPERATOR, Role.MANAGER, Role.ENGINEER})
 RESUME_ROLES = frozenset({Role.OPERATOR, Role.ENGINEER})
-MAX_REASON = 2000
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def pause_agent(platform: Platform, actor: Actor, agent_name: str, *, reason: st
         InvalidInput: no reason, or the agent is already paused (the message says by whom).
     """
     require(actor, PAUSE_ROLES, f"pause agent {agent_name!r}")
-    reason = _reason(reason, "pause")
+    reason = required_reason(reason, "pause an agent")
     with write_session(platform.engine) as session:
         agent = agent_row(session, agent_name, lock=True)
         if agent.paused_at is not None:
@@ -89,7 +89,7 @@ def resume_agent(platform: Platform, actor: Actor, agent_name: str, *, reason: s
         InvalidInput: no reason, or the agent is not paused.
     """
     require(actor, RESUME_ROLES, f"resume agent {agent_name!r}")
-    reason = _reason(reason, "resume")
+    reason = required_reason(reason, "resume an agent")
     with write_session(platform.engine) as session:
         agent = agent_row(session, agent_name, lock=True)
         if agent.paused_at is None:
@@ -128,12 +128,3 @@ def _state(agent: Agent) -> PauseState:
         paused_by=agent.paused_by,
         reason=agent.pause_reason,
     )
-
-
-def _reason(reason: str, action: str) -> str:
-    reason = (reason or "").strip()
-    if not reason:
-        raise InvalidInput(f"a reason is required to {action} an agent.")
-    if len(reason) > MAX_REASON:
-        raise InvalidInput(f"the reason is limited to {MAX_REASON} characters.")
-    return reason

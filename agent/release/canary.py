@@ -36,6 +36,7 @@ from agent.errors import GateRefused, InvalidInput, NotFound
 from agent.evals.gate import verdict_for
 from agent.platform import Platform
 from agent.release.guard import CanaryGuard, Comparison, compare
+from agent.release.reasons import required_reason
 from agent.versions.canaries import end_canary, running_canary
 from agent.versions.rows import agent_row, row_id, version_numbers, version_row
 from agent.versions.service import gate_record, move_pointer, require_override_role
@@ -49,7 +50,6 @@ log = logging.getLogger(__name__)
 
 MIN_SHARE = 1
 MAX_SHARE = 50
-MAX_REASON = 2000
 GUARD_ACTOR = "canary-guard"
 
 
@@ -123,7 +123,7 @@ def start_canary(
     """
     if not override:
         require(actor, VERSION_ROLES, f"start a canary of {agent_name!r} version {number}")
-    reason = _reason(reason, "start a canary")
+    reason = required_reason(reason, "start a canary")
     if isinstance(share, bool) or not isinstance(share, int) or not MIN_SHARE <= share <= MAX_SHARE:
         raise InvalidInput(
             f"a canary's share is a whole percentage from {MIN_SHARE} to {MAX_SHARE} of new "
@@ -215,7 +215,7 @@ def promote_canary(
     """
     if not override:
         require(actor, VERSION_ROLES, f"promote the canary of {agent_name!r}")
-    reason = _reason(reason, "promote a canary")
+    reason = required_reason(reason, "promote a canary")
     with write_session(platform.engine) as session:
         agent = agent_row(session, agent_name, lock=True)
         canary = _running(session, agent)
@@ -266,7 +266,7 @@ def abort_canary(platform: Platform, actor: Actor, agent_name: str, *, reason: s
         InvalidInput: no reason, or no canary is running.
     """
     require(actor, ROLLBACK_ROLES, f"abort the canary of {agent_name!r}")
-    reason = _reason(reason, "abort a canary")
+    reason = required_reason(reason, "abort a canary")
     with write_session(platform.engine) as session:
         agent = agent_row(session, agent_name, lock=True)
         canary = _running(session, agent)
@@ -479,15 +479,6 @@ def _info(
         gate=dict(canary.gate),
         comparison=compared,
     )
-
-
-def _reason(reason: str, action: str) -> str:
-    reason = (reason or "").strip()
-    if not reason:
-        raise InvalidInput(f"a reason is required to {action}.")
-    if len(reason) > MAX_REASON:
-        raise InvalidInput(f"the reason is limited to {MAX_REASON} characters.")
-    return reason
 
 
 __all__ = [
